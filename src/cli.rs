@@ -1,0 +1,275 @@
+//! The command line: argument parsing, logging set-up, and the exit-code contract.
+//!
+//! Each subcommand is a thin sink on the one pipeline (config → read → rules → plan → guard →
+//! apply); this module only wires arguments to it and turns outcomes into exit codes.
+//! Results go to stdout, logs to stderr.
+
+use crate::config::{Config, ConfigError};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success: nothing to change, or the changes were applied
+  1  runtime failure: LDAP, ftrack, I/O, or a rule module failing under on_error = \"abort\"
+  2  usage or configuration error
+  3  refused by a guard (nothing was written); --force overrides
+  4  `plan --check` found pending changes";
+
+/// Sync users, groups and security roles from LDAP / Active Directory into ftrack.
+#[derive(Debug, Parser)]
+#[command(name = "ldap2ftrack", version, after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, default_value = "sync.toml", value_name = "FILE")]
+    pub config: PathBuf,
+    /// How results are printed on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+    /// How logs are printed on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// More log detail (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less log detail (-q errors only, -qq nothing).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Dry run: read LDAP and ftrack, run the rules and print what would change.
+    Plan(PlanArgs),
+    /// Apply the changes (freshly planned, or a saved plan).
+    Apply(ApplyArgs),
+    /// Run rule test cases (directory + ftrack state + expected plan) offline.
+    Test(TestArgs),
+    /// Validate the configuration and report what LDAP, ftrack and the rule modules look like.
+    Check,
+    /// Show each change for one user with the rule and LDAP values behind it.
+    Explain(ExplainArgs),
+    /// Rule module tools.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Save the plan, bound to hashes of its inputs, for `apply --plan`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 4 when changes are pending, 0 when not (for monitoring).
+    #[arg(long)]
+    pub check: bool,
+    /// Also write the directory (LDIF) and ftrack state that were read into DIR, as a test case.
+    #[arg(long, value_name = "DIR")]
+    pub snapshot: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Apply exactly this saved plan; refused if the live state drifted since.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// Apply even when a guard refuses (the refusal is logged as a warning).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// A folder of test cases (each a sub-folder), or one case.
+    pub dir: PathBuf,
+    /// Rewrite each case's expected.json with the actual plan.
+    #[arg(long)]
+    pub update: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The ftrack (or LDAP) username.
+    pub username: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Show a module's metadata, hooks, configuration schema and hash.
+    Inspect {
+        /// The module file (.wasm).
+        module: PathBuf,
+    },
+    /// Create a new rule crate from the SDK template.
+    New {
+        /// The crate name.
+        name: String,
+    },
+}
+
+/// Why a command did not succeed, carrying its exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// Exit 1.
+    Runtime(String),
+    /// Exit 2.
+    Config(ConfigError),
+    /// Exit 2, for arguments that make no sense together.
+    Usage(String),
+    /// Exit 3.
+    Guard(String),
+    /// Exit 4: `plan --check` found changes. Not an error, but not "in sync" either.
+    PendingChanges,
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Runtime(_) => 1,
+            Failure::Config(_) | Failure::Usage(_) => 2,
+            Failure::Guard(_) => 3,
+            Failure::PendingChanges => 4,
+        }
+    }
+
+    /// A stage of the pipeline that is not built yet: exit 1, saying so, never inventing output.
+    pub fn not_built(what: &str) -> Failure {
+        Failure::Runtime(format!(
+            "{what} is not implemented in this version of ldap2ftrack yet; nothing was read or written"
+        ))
+    }
+}
+
+/// Parses arguments, runs the command, and returns the process exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    match dispatch(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            match &failure {
+                Failure::Runtime(m) | Failure::Usage(m) | Failure::Guard(m) => {
+                    tracing::error!("{m}");
+                    eprintln!("error: {m}");
+                }
+                Failure::Config(e) => {
+                    tracing::error!("configuration error");
+                    eprintln!("error: {e}");
+                }
+                Failure::PendingChanges => {}
+            }
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (cli.quiet, cli.verbose) {
+        (q, _) if q >= 2 => "off",
+        (1, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info,ldap2ftrack=debug",
+        _ => "trace",
+    };
+    let filter =
+        EnvFilter::try_from_env("LDAP2FTRACK_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests calling run twice) is harmless; ignore it.
+    let _ = match cli.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn dispatch(cli: &Cli) -> Result<(), Failure> {
+    match &cli.command {
+        Command::Rules(RulesCommand::New { .. }) => Err(Failure::not_built("`rules new`")),
+        Command::Rules(RulesCommand::Inspect { .. }) => {
+            Err(Failure::not_built("the rule module host (`rules inspect`)"))
+        }
+        Command::Test(_) => Err(Failure::not_built("the rule test runner (`test`)")),
+        command => {
+            let config = load_config(cli)?;
+            match command {
+                Command::Check => crate::check::run(&config, cli.output),
+                Command::Plan(_) => Err(Failure::not_built("the planner (`plan`)")),
+                Command::Apply(_) => Err(Failure::not_built("apply")),
+                Command::Explain(_) => Err(Failure::not_built("`explain`")),
+                Command::Rules(_) | Command::Test(_) => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config, Failure> {
+    let config = Config::load(&cli.config).map_err(Failure::Config)?;
+    for warning in &config.warnings {
+        tracing::warn!("{}: {warning}", config.file.display());
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn exit_codes_are_distinct_and_documented() {
+        let failures = [
+            Failure::Runtime(String::new()),
+            Failure::Usage(String::new()),
+            Failure::Guard(String::new()),
+            Failure::PendingChanges,
+        ];
+        let codes: Vec<u8> = failures.iter().map(Failure::exit_code).collect();
+        assert_eq!(codes, vec![1, 2, 3, 4]);
+        for code in 0..=4 {
+            assert!(EXIT_CODES_HELP.contains(&format!("  {code}  ")));
+        }
+    }
+
+    #[test]
+    fn global_flags_parse_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "ldap2ftrack",
+            "plan",
+            "--config",
+            "x.toml",
+            "--output",
+            "json",
+            "--check",
+            "-vv",
+        ])
+        .unwrap();
+        assert_eq!(cli.config, PathBuf::from("x.toml"));
+        assert_eq!(cli.output, OutputFormat::Json);
+        assert_eq!(cli.verbose, 2);
+        assert!(matches!(
+            cli.command,
+            Command::Plan(PlanArgs { check: true, .. })
+        ));
+    }
+}

@@ -1,0 +1,115 @@
+//! Configuration errors that tell a sysadmin which file, which key and what to write instead.
+//!
+//! Every problem found in `sync.toml` becomes one [`ConfigProblem`]; loading collects all
+//! problems it can find in one pass so the admin fixes the file once, not once per run.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One thing wrong with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Dotted key path, e.g. `ldap.user_base_dn` or `rules[0].sha256`; empty for whole-file problems.
+    pub key: String,
+    /// 1-based line in the file, when the TOML parser knows it.
+    pub line: Option<usize>,
+    /// What is wrong and what to do about it.
+    pub message: String,
+}
+
+impl ConfigProblem {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> ConfigProblem {
+        ConfigProblem {
+            key: key.into(),
+            line: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// The configuration could not be used. Maps to exit code 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl ConfigError {
+    pub fn single(file: &Path, problem: ConfigProblem) -> ConfigError {
+        ConfigError {
+            file: file.to_path_buf(),
+            problems: vec![problem],
+        }
+    }
+
+    /// True when some problem names exactly this key; used by tests and by `check`.
+    pub fn mentions_key(&self, key: &str) -> bool {
+        self.problems.iter().any(|p| p.key == key)
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self.file.display();
+        if self.problems.len() > 1 {
+            writeln!(f, "{file}: {} problems:", self.problems.len())?;
+        }
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            if self.problems.len() > 1 {
+                write!(f, "  ")?;
+            }
+            write!(f, "{file}")?;
+            if let Some(line) = p.line {
+                write!(f, ":{line}")?;
+            }
+            if !p.key.is_empty() {
+                write!(f, ": key `{}`", p.key)?;
+            }
+            write!(f, ": {}", p.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// "did you mean" for a mistyped key: the closest known name, if it is close enough to be a typo.
+pub fn did_you_mean<'a>(
+    unknown: &str,
+    known: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let unknown = unknown.to_ascii_lowercase();
+    known
+        .into_iter()
+        .map(|k| (strsim::jaro_winkler(&unknown, &k.to_ascii_lowercase()), k))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_names_only() {
+        let known = ["user_base_dn", "group_base_dn", "page_size"];
+        assert_eq!(did_you_mean("user_bse_dn", known), Some("user_base_dn"));
+        assert_eq!(did_you_mean("PAGE_SIZE", known), Some("page_size"));
+        assert_eq!(did_you_mean("colour", known), None);
+    }
+
+    #[test]
+    fn display_names_file_line_and_key() {
+        let mut p = ConfigProblem::new("ldap.url", "expected a string");
+        p.line = Some(3);
+        let e = ConfigError::single(Path::new("/etc/sync.toml"), p);
+        assert_eq!(
+            e.to_string(),
+            "/etc/sync.toml:3: key `ldap.url`: expected a string"
+        );
+    }
+}

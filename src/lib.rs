@@ -1,0 +1,9 @@
+//! ldap2ftrack: converge ftrack's users, groups and security roles to what an LDAP directory
+//! and sandboxed WebAssembly rule modules say they should be.
+//!
+//! Data flows one way: [`config`] → read (directory, ftrack) → rules → plan → guard → apply.
+//! See ARCHITECTURE.md at the repository root for the map.
+
+pub mod check;
+pub mod cli;
+pub mod config;

@@ -1,0 +1,84 @@
+//! The command-line contract: subcommands, exit codes, and errors that name what is wrong.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn ldap2ftrack(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ldap2ftrack"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("FTRACK_SERVER")
+        .env_remove("FTRACK_API_USER")
+        .env_remove("FTRACK_API_KEY")
+        .output()
+        .expect("the ldap2ftrack binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn help_lists_every_subcommand_and_the_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ldap2ftrack(&["--help"], dir.path());
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for sub in ["plan", "apply", "test", "check", "explain", "rules"] {
+        assert!(
+            help.contains(&format!("  {sub}")),
+            "{sub} missing from:\n{help}"
+        );
+    }
+    assert!(help.contains("Exit codes"), "{help}");
+    let out = ldap2ftrack(&["rules", "--help"], dir.path());
+    let help = text(&out.stdout);
+    assert!(help.contains("inspect") && help.contains("new"), "{help}");
+}
+
+#[test]
+fn mistyped_key_exits_2_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[ldap]\nurl = \"ldap://x.example\"\nuser_base_dn = \"dc=x\"\nuser_filtr = \"(uid=*)\"\n",
+    )
+    .unwrap();
+    let out = ldap2ftrack(&["check", "--config", "bad.toml"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("bad.toml:4"), "{err}");
+    assert!(err.contains("ldap.user_filtr"), "{err}");
+    assert!(err.contains("did you mean `ldap.user_filter`?"), "{err}");
+    assert!(out.stdout.is_empty(), "nothing on stdout for an error");
+}
+
+#[test]
+fn missing_config_file_exits_2_and_says_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ldap2ftrack(&["plan", "--config", "nope.toml"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("nope.toml"));
+}
+
+#[test]
+fn plaintext_secret_exits_2_without_echoing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.toml"),
+        "[ldap]\nurl = \"ldap://x.example\"\nuser_base_dn = \"dc=x\"\n[ftrack]\napi_key = \"k-123-secret\"\n",
+    )
+    .unwrap();
+    let out = ldap2ftrack(&["check", "--config", "s.toml"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("ftrack.api_key_env"), "{err}");
+    assert!(!err.contains("k-123-secret") && !text(&out.stdout).contains("k-123-secret"));
+}
+
+#[test]
+fn unknown_subcommand_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ldap2ftrack(&["sync"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine (Debian + rustup) to the last assertion.
+#
+# Installs what the tests need, idempotently: OpenLDAP's slapd and ldap-utils (apt), the
+# wasm32-wasip2 Rust target, and a Python venv (.venv) with the official ftrack-python-api
+# client and pytest. Then runs every test in the workspace. Run it as root or with sudo
+# available for the apt step; everything else stays inside the checkout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+
+# --- system packages --------------------------------------------------------------------
+missing=()
+command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || missing+=(slapd)
+command -v ldapsearch >/dev/null 2>&1 || missing+=(ldap-utils)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]} (apt)"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  # The packaged slapd service is not used: the tests start their own slapd on a free port.
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- Rust -------------------------------------------------------------------------------
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  log "adding the wasm32-wasip2 target (rustup)"
+  rustup target add wasm32-wasip2
+fi
+
+# --- Python venv for the official ftrack client -------------------------------------------
+venv="$root/.venv"
+stamp="$venv/.ldap2ftrack-requirements"
+requirements="ftrack-python-api==3.1.0 pytest==8.3.5"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$requirements" ]; then
+  log "creating $venv with: $requirements"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check $requirements
+  echo "$requirements" > "$stamp"
+fi
+export LDAP2FTRACK_PYTHON="$venv/bin/python"
+
+# --- the tests ----------------------------------------------------------------------------
+log "cargo test --workspace"
+cargo test --workspace --all-targets "$@"
