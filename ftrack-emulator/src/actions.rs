@@ -1,0 +1,705 @@
+//! Executes a batch of API operations atomically: each action (query, create, update,
+//! delete, the security-role actions, server information and schemas) works on the
+//! store inside one transaction that is rolled back if any operation fails.
+
+use crate::counters::Counters;
+use crate::error::ApiError;
+use crate::query::{execute, parse, QueryCache};
+use crate::schema::{entity, wire_schemas, EntityDef, Kind, METADATA};
+use crate::state::{check_scalar, dangling, fill_defaults, full, missing_required};
+use crate::store::{key_str, pk_from_parts, Record, Store};
+use serde_json::{json, Map, Value};
+
+/// The server version reported by `query_server_information`.
+pub const SERVER_VERSION: &str = "4.13.8";
+
+/// The data plus everything needed to run operations against it.
+#[derive(Debug)]
+pub struct Engine {
+    pub store: Store,
+    pub cache: QueryCache,
+    pub api_user: String,
+}
+
+type Obj = Map<String, Value>;
+
+fn str_field<'a>(op: &'a Obj, key: &str) -> Result<&'a str, ApiError> {
+    op.get(key).and_then(Value::as_str).ok_or_else(|| {
+        ApiError::validation(format!("missing or non-string \"{key}\" in the operation"))
+    })
+}
+
+impl Engine {
+    pub fn new(api_user: &str) -> Engine {
+        let mut e = Engine {
+            store: Store::new(),
+            cache: QueryCache::default(),
+            api_user: api_user.to_string(),
+        };
+        e.ensure_guarantees();
+        e
+    }
+
+    /// Replace the data with `store`, then apply the start-up guarantees.
+    pub fn replace_store(&mut self, store: Store) {
+        self.store = store;
+        self.cache = QueryCache::default();
+        self.ensure_guarantees();
+    }
+
+    /// A UserType "ftrack" exists and the API user exists and is active.
+    pub fn ensure_guarantees(&mut self) {
+        let ut_def = entity("UserType").ok();
+        let user_def = entity("User").ok();
+        let (Some(ut_def), Some(user_def)) = (ut_def, user_def) else {
+            return;
+        };
+        let ut = self.store.table("UserType");
+        let ut_id = match ut
+            .single_unique("name")
+            .and_then(|u| ut.by_unique(u, "ftrack"))
+        {
+            Some(seq) => ut.get(seq).and_then(|r| r.get("id")).cloned(),
+            None => {
+                let mut rec = Record::new();
+                rec.insert("name".into(), json!("ftrack"));
+                fill_defaults(ut_def, &mut rec);
+                let id = rec.get("id").cloned();
+                let _ = self.store.insert("UserType", rec);
+                id
+            }
+        };
+        let users = self.store.table("User");
+        let existing = users
+            .single_unique("username")
+            .and_then(|u| users.by_unique(u, &self.api_user));
+        match existing {
+            Some(seq) => {
+                if let Some(rec) = users.get(seq) {
+                    if rec.get("is_active") != Some(&Value::Bool(true)) {
+                        let mut rec = rec.clone();
+                        rec.insert("is_active".into(), Value::Bool(true));
+                        let _ = self.store.replace("User", seq, rec);
+                    }
+                }
+            }
+            None => {
+                let mut rec = Record::new();
+                rec.insert("username".into(), json!(self.api_user));
+                rec.insert("is_active".into(), json!(true));
+                rec.insert("user_type_id".into(), ut_id.unwrap_or(Value::Null));
+                fill_defaults(user_def, &mut rec);
+                let _ = self.store.insert("User", rec);
+            }
+        }
+    }
+
+    /// Run a batch atomically; on error nothing is changed.
+    pub fn execute_batch(
+        &mut self,
+        ops: &[Value],
+        counters: &mut Counters,
+    ) -> Result<Vec<Value>, ApiError> {
+        self.store.begin();
+        let mut results = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            match self.operation(op, counters) {
+                Ok(r) => results.push(r),
+                Err(e) => {
+                    self.store.rollback();
+                    let action = op.get("action").and_then(Value::as_str).unwrap_or("?");
+                    let what = match op.get("entity_type").and_then(Value::as_str) {
+                        Some(t) => format!("{action} {t}"),
+                        None => action.to_string(),
+                    };
+                    let hint = if ops.len() > 1 {
+                        "; the whole batch was rolled back"
+                    } else {
+                        ""
+                    };
+                    let mut e = e.context(format!("operation {i} ({what})"));
+                    e.content.push_str(hint);
+                    return Err(e);
+                }
+            }
+        }
+        self.store.commit();
+        Ok(results)
+    }
+
+    fn operation(&mut self, op: &Value, counters: &mut Counters) -> Result<Value, ApiError> {
+        let op = op.as_object().ok_or_else(|| {
+            ApiError::validation(format!(
+                "each operation must be an object with an \"action\", got {op}"
+            ))
+        })?;
+        let action = str_field(op, "action")?;
+        counters.count_operation(action);
+        match action {
+            "query_server_information" => Ok(json!({
+                "version": SERVER_VERSION,
+                "storage_scenario": {"scenario": "ftrack.automatic", "data": {}},
+                "is_timezone_support_enabled": true,
+            })),
+            "query_schemas" => Ok(wire_schemas()),
+            "query" => {
+                let expr = str_field(op, "expression")?;
+                if let Ok(q) = parse(expr) {
+                    counters.count_query(&q.entity);
+                }
+                let page = execute(&self.store, &mut self.cache, expr)?;
+                Ok(json!({
+                    "action": "query",
+                    "data": page.data,
+                    "metadata": {"next": {"offset": page.next_offset}},
+                }))
+            }
+            "create" => self.create(op),
+            "update" => self.update(op),
+            "delete" => self.delete(op),
+            "add_user_security_role" => self.add_role(op),
+            "revoke_user_security_role" | "remove_user_security_role" => {
+                self.revoke_role(op, action)
+            }
+            "update_user_security_role" => self.update_role(op),
+            "grant_user_security_role_project" => self.grant_project(op, true),
+            "revoke_user_security_role_project" => self.grant_project(op, false),
+            other => Err(ApiError::new(
+                "ValueError",
+                400,
+                format!("Invalid action u'{other}'"),
+            )),
+        }
+    }
+
+    fn def_of(op: &Obj) -> Result<&'static EntityDef, ApiError> {
+        entity(str_field(op, "entity_type")?).map_err(ApiError::validation)
+    }
+
+    /// `entity_key` as key parts (a list of strings, or a bare string).
+    fn key_parts(op: &Obj) -> Option<Vec<String>> {
+        match op.get("entity_key")? {
+            Value::String(s) => Some(vec![s.clone()]),
+            Value::Array(a) => Some(a.iter().map(key_str).collect()),
+            _ => None,
+        }
+    }
+
+    /// Primary-key string from `entity_key`, or from the pk attributes in `entity_data`.
+    fn target_key(def: &EntityDef, op: &Obj) -> Result<String, ApiError> {
+        if let Some(parts) = Self::key_parts(op) {
+            if parts.len() != def.primary_key.len() {
+                return Err(ApiError::validation(format!(
+                    "entity_key for {} must have {} value(s) ({}), got {}",
+                    def.name,
+                    def.primary_key.len(),
+                    def.primary_key.join(", "),
+                    parts.len()
+                )));
+            }
+            return Ok(pk_from_parts(&parts));
+        }
+        let data = op.get("entity_data").and_then(Value::as_object);
+        let parts: Option<Vec<String>> = def
+            .primary_key
+            .iter()
+            .map(|k| {
+                data.and_then(|d| d.get(*k))
+                    .filter(|v| !v.is_null())
+                    .map(key_str)
+            })
+            .collect();
+        parts
+            .map(|p| pk_from_parts(&p))
+            .ok_or_else(|| ApiError::validation(format!("no entity_key given for {}", def.name)))
+    }
+
+    /// Split `entity_data` into column writes and collection assignments.
+    fn apply_data(
+        def: &'static EntityDef,
+        data: &Obj,
+        rec: &mut Record,
+        old: Option<&Record>,
+    ) -> Result<Vec<(&'static str, Vec<Value>)>, ApiError> {
+        let mut colls = Vec::new();
+        for (k, v) in data {
+            if k == "__entity_type__" {
+                continue;
+            }
+            let attr = def.attr(k).ok_or_else(|| {
+                ApiError::validation(format!(
+                    "{} has no attribute \"{k}\"; known attributes: {}",
+                    def.name,
+                    def.attrs
+                        .iter()
+                        .map(|a| a.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+            let (col, val) = match attr.kind {
+                Kind::Str | Kind::Bool => {
+                    check_scalar(def, k, v).map_err(ApiError::validation)?;
+                    (attr.alias_of.unwrap_or(attr.name), v.clone())
+                }
+                Kind::Ref { target, fk } => (fk, ref_id(def, k, target, v)?),
+                Kind::Coll { .. } | Kind::Meta => {
+                    let list = match v {
+                        Value::Array(a) => a.clone(),
+                        Value::Null => Vec::new(),
+                        other => {
+                            return Err(ApiError::validation(format!(
+                                "{}.{k} is a collection and must be a list of entity references, got {other}",
+                                def.name
+                            )))
+                        }
+                    };
+                    colls.push((attr.name, list));
+                    continue;
+                }
+            };
+            if let Some(old) = old {
+                let immutable =
+                    def.attr(col).is_some_and(|a| a.immutable) || def.primary_key.contains(&col);
+                let prev = old.get(col).unwrap_or(&Value::Null);
+                if immutable && prev != &val {
+                    return Err(ApiError::validation(format!(
+                        "{}.{col} is immutable and cannot be changed (from {prev} to {val})",
+                        def.name
+                    )));
+                }
+            }
+            rec.insert(col.to_string(), val);
+        }
+        Ok(colls)
+    }
+
+    fn validate(&self, def: &EntityDef, rec: &Record) -> Result<(), ApiError> {
+        let missing = missing_required(def, rec);
+        if !missing.is_empty() {
+            return Err(ApiError::validation(format!(
+                "{} requires {}; set it in entity_data",
+                def.name,
+                missing.join(", ")
+            )));
+        }
+        if let Some(msg) = dangling(&self.store, def, rec) {
+            return Err(ApiError::validation(msg));
+        }
+        Ok(())
+    }
+
+    fn create(&mut self, op: &Obj) -> Result<Value, ApiError> {
+        let def = Self::def_of(op)?;
+        let empty = Obj::new();
+        let data = match op.get("entity_data") {
+            Some(Value::Object(d)) => d,
+            None | Some(Value::Null) => &empty,
+            Some(other) => {
+                return Err(ApiError::validation(format!(
+                    "entity_data must be an object, got {other}"
+                )))
+            }
+        };
+        let mut rec = Record::new();
+        let colls = Self::apply_data(def, data, &mut rec, None)?;
+        if let Some(parts) = Self::key_parts(op) {
+            for (col, part) in def.primary_key.iter().zip(parts) {
+                if rec.get(*col).is_none_or(Value::is_null) {
+                    rec.insert(col.to_string(), Value::String(part));
+                }
+            }
+        }
+        fill_defaults(def, &mut rec);
+        if def.name == "User" && rec.get("user_type_id").is_none_or(Value::is_null) {
+            // Server-side default, as a real server fills in the default user type.
+            let ut = self.store.table("UserType");
+            if let Some(id) = ut
+                .single_unique("name")
+                .and_then(|u| ut.by_unique(u, "ftrack"))
+                .and_then(|s| ut.get(s))
+                .and_then(|r| r.get("id"))
+            {
+                rec.insert("user_type_id".into(), id.clone());
+            }
+        }
+        self.validate(def, &rec)?;
+        let seq = self
+            .store
+            .insert(def.name, rec)
+            .map_err(ApiError::duplicate)?;
+        self.assign_collections(def, seq, colls)?;
+        let rec = self
+            .store
+            .table(def.name)
+            .get(seq)
+            .ok_or_else(|| ApiError::server("created entity vanished"))?;
+        Ok(json!({"action": "create", "data": full(def, rec)}))
+    }
+
+    fn update(&mut self, op: &Obj) -> Result<Value, ApiError> {
+        let def = Self::def_of(op)?;
+        let key = Self::target_key(def, op)?;
+        let table = self.store.table(def.name);
+        let seq = table.seq_by_key(&key).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "cannot update {} {}: it does not exist",
+                def.name,
+                key.replace('\u{1f}', ", ")
+            ))
+        })?;
+        let old = table
+            .get(seq)
+            .cloned()
+            .ok_or_else(|| ApiError::server("row vanished"))?;
+        let mut rec = old.clone();
+        let empty = Obj::new();
+        let data = op
+            .get("entity_data")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let colls = Self::apply_data(def, data, &mut rec, Some(&old))?;
+        self.validate(def, &rec)?;
+        self.store
+            .replace(def.name, seq, rec)
+            .map_err(ApiError::duplicate)?;
+        self.assign_collections(def, seq, colls)?;
+        let rec = self
+            .store
+            .table(def.name)
+            .get(seq)
+            .ok_or_else(|| ApiError::server("updated entity vanished"))?;
+        Ok(json!({"action": "update", "data": full(def, rec)}))
+    }
+
+    /// One-to-many assignment: each listed child gets its foreign key pointed at the
+    /// parent. For `metadata`, rows of the parent that are not listed are deleted.
+    fn assign_collections(
+        &mut self,
+        def: &'static EntityDef,
+        seq: u64,
+        colls: Vec<(&'static str, Vec<Value>)>,
+    ) -> Result<(), ApiError> {
+        if colls.is_empty() {
+            return Ok(());
+        }
+        let parent_id = self
+            .store
+            .table(def.name)
+            .get(seq)
+            .and_then(|r| r.get("id"))
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::validation(format!("{} has no id to relate children to", def.name))
+            })?;
+        for (name, list) in colls {
+            let Some(attr) = def.attr(name) else { continue };
+            match attr.kind {
+                Kind::Coll { target, fk } => {
+                    let tdef = entity(target).map_err(ApiError::server)?;
+                    for item in list {
+                        let key = ref_key(tdef, &item).ok_or_else(|| {
+                            ApiError::validation(format!(
+                                "{}.{name} entries must be {target} references like {{\"__entity_type__\": \"{target}\", \"id\": \"...\"}}, got {item}",
+                                def.name
+                            ))
+                        })?;
+                        let table = self.store.table(target);
+                        let cseq = table.seq_by_key(&key).ok_or_else(|| {
+                            ApiError::validation(format!(
+                                "{}.{name} lists {target} \"{key}\", which does not exist",
+                                def.name
+                            ))
+                        })?;
+                        let mut child = table
+                            .get(cseq)
+                            .cloned()
+                            .ok_or_else(|| ApiError::server("row vanished"))?;
+                        if child.get(fk) != Some(&parent_id) {
+                            child.insert(fk.to_string(), parent_id.clone());
+                            self.store
+                                .replace(target, cseq, child)
+                                .map_err(ApiError::duplicate)?;
+                        }
+                    }
+                }
+                Kind::Meta => {
+                    let mdef = entity(METADATA).map_err(ApiError::server)?;
+                    let keep: Vec<String> = list
+                        .iter()
+                        .filter_map(|i| i.get("key").map(key_str))
+                        .collect();
+                    let table = self.store.table(METADATA);
+                    let doomed: Vec<u64> = table
+                        .by_fk("parent_id", &key_str(&parent_id))
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|s| {
+                            table.get(*s).is_some_and(|r| {
+                                !keep.contains(&r.get("key").map(key_str).unwrap_or_default())
+                            })
+                        })
+                        .collect();
+                    for s in doomed {
+                        self.store.remove(mdef.name, s);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn delete(&mut self, op: &Obj) -> Result<Value, ApiError> {
+        let def = Self::def_of(op)?;
+        let key = Self::target_key(def, op)?;
+        match self.store.table(def.name).seq_by_key(&key) {
+            Some(seq) => self.delete_cascade(def, seq)?,
+            // A metadata row may already have been removed by an earlier update of its
+            // parent's metadata list in the same batch (the official client does this).
+            None if def.is_metadata() => {}
+            None => {
+                return Err(ApiError::not_found(format!(
+                    "cannot delete {} {}: it does not exist",
+                    def.name,
+                    key.replace('\u{1f}', ", ")
+                )))
+            }
+        }
+        Ok(json!({"action": "delete", "data": true}))
+    }
+
+    /// Delete a row; dependents with a required foreign key are deleted too, optional
+    /// foreign keys pointing at it are cleared.
+    fn delete_cascade(&mut self, def: &'static EntityDef, seq: u64) -> Result<(), ApiError> {
+        let Some(rec) = self.store.table(def.name).get(seq).cloned() else {
+            return Ok(());
+        };
+        if let Some(id) = rec.get("id").filter(|v| !v.is_null()) {
+            let id = key_str(id);
+            for a in &def.attrs {
+                let (target, fk) = match a.kind {
+                    Kind::Coll { target, fk } => (target, fk),
+                    Kind::Meta => (METADATA, "parent_id"),
+                    _ => continue,
+                };
+                let tdef = entity(target).map_err(ApiError::server)?;
+                let required = tdef.attr(fk).is_some_and(|f| f.required);
+                let kids = self.store.table(target).by_fk(fk, &id).unwrap_or_default();
+                for k in kids {
+                    if required {
+                        self.delete_cascade(tdef, k)?;
+                    } else if let Some(mut child) = self.store.table(target).get(k).cloned() {
+                        child.insert(fk.to_string(), Value::Null);
+                        self.store
+                            .replace(target, k, child)
+                            .map_err(ApiError::duplicate)?;
+                    }
+                }
+            }
+        }
+        self.store.remove(def.name, seq);
+        Ok(())
+    }
+
+    fn must_exist(&self, etype: &str, id: &str, field: &str) -> Result<u64, ApiError> {
+        self.store.table(etype).seq_by_key(id).ok_or_else(|| {
+            ApiError::validation(format!("{field} \"{id}\" is not an existing {etype}"))
+        })
+    }
+
+    /// The UserSecurityRole of `user_id` with `role_id`, if any.
+    fn find_usr(&self, user_id: &str, role_id: &str) -> Option<u64> {
+        let t = self.store.table("UserSecurityRole");
+        t.by_fk("user_id", user_id)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|s| t.get(*s).and_then(|r| r.get("security_role_id")) == Some(&json!(role_id)))
+    }
+
+    fn role_args<'a>(&self, op: &'a Obj) -> Result<(&'a str, &'a str), ApiError> {
+        let user_id = str_field(op, "user_id")?;
+        let role_id = str_field(op, "role_id")?;
+        self.must_exist("User", user_id, "user_id")?;
+        self.must_exist("SecurityRole", role_id, "role_id")?;
+        Ok((user_id, role_id))
+    }
+
+    fn usr_result(&self, action: &str, seq: u64) -> Result<Value, ApiError> {
+        let def = entity("UserSecurityRole").map_err(ApiError::server)?;
+        let rec = self
+            .store
+            .table(def.name)
+            .get(seq)
+            .ok_or_else(|| ApiError::server("row vanished"))?;
+        Ok(json!({"action": action, "data": full(def, rec)}))
+    }
+
+    fn insert_usr(&mut self, user_id: &str, role_id: &str) -> Result<u64, ApiError> {
+        let def = entity("UserSecurityRole").map_err(ApiError::server)?;
+        let mut rec = Record::new();
+        rec.insert("user_id".into(), json!(user_id));
+        rec.insert("security_role_id".into(), json!(role_id));
+        fill_defaults(def, &mut rec);
+        self.store
+            .insert(def.name, rec)
+            .map_err(ApiError::duplicate)
+    }
+
+    fn add_role(&mut self, op: &Obj) -> Result<Value, ApiError> {
+        let (user_id, role_id) = self.role_args(op)?;
+        if self.find_usr(user_id, role_id).is_some() {
+            return Err(ApiError::validation(format!(
+                "user \"{user_id}\" already has security role \"{role_id}\"; use grant_user_security_role_project to widen it"
+            )));
+        }
+        let seq = self.insert_usr(user_id, role_id)?;
+        self.usr_result("add_user_security_role", seq)
+    }
+
+    fn revoke_role(&mut self, op: &Obj, action: &str) -> Result<Value, ApiError> {
+        let (user_id, role_id) = self.role_args(op)?;
+        let seq = self.find_usr(user_id, role_id).ok_or_else(|| {
+            ApiError::validation(format!(
+                "user \"{user_id}\" does not have security role \"{role_id}\""
+            ))
+        })?;
+        let def = entity("UserSecurityRole").map_err(ApiError::server)?;
+        self.delete_cascade(def, seq)?;
+        Ok(json!({"action": action, "data": true}))
+    }
+
+    fn update_role(&mut self, op: &Obj) -> Result<Value, ApiError> {
+        let (user_id, role_id) = self.role_args(op)?;
+        let new_role = str_field(op, "new_role_id")?;
+        self.must_exist("SecurityRole", new_role, "new_role_id")?;
+        let seq = self.find_usr(user_id, role_id).ok_or_else(|| {
+            ApiError::validation(format!(
+                "user \"{user_id}\" does not have security role \"{role_id}\" to update"
+            ))
+        })?;
+        let mut rec = self
+            .store
+            .table("UserSecurityRole")
+            .get(seq)
+            .cloned()
+            .ok_or_else(|| ApiError::server("row vanished"))?;
+        rec.insert("security_role_id".into(), json!(new_role));
+        self.store
+            .replace("UserSecurityRole", seq, rec)
+            .map_err(ApiError::duplicate)?;
+        self.usr_result("update_user_security_role", seq)
+    }
+
+    /// grant (`grant = true`) or revoke a role on a project or on all open projects.
+    /// Granting creates the user's role assignment if it does not exist yet.
+    fn grant_project(&mut self, op: &Obj, grant: bool) -> Result<Value, ApiError> {
+        let action = if grant {
+            "grant_user_security_role_project"
+        } else {
+            "revoke_user_security_role_project"
+        };
+        let (user_id, role_id) = self.role_args(op)?;
+        let all = op
+            .get("all_open_projects")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let project = op.get("project_id").and_then(Value::as_str);
+        if !all && project.is_none() {
+            return Err(ApiError::validation(format!(
+                "{action} needs \"project_id\" or \"all_open_projects\": true"
+            )));
+        }
+        if let Some(p) = project {
+            self.must_exist("Project", p, "project_id")?;
+        }
+        let seq = match (self.find_usr(user_id, role_id), grant) {
+            (Some(s), _) => s,
+            (None, true) => self.insert_usr(user_id, role_id)?,
+            (None, false) => {
+                return Err(ApiError::validation(format!(
+                    "user \"{user_id}\" does not have security role \"{role_id}\""
+                )))
+            }
+        };
+        if all {
+            let mut rec = self
+                .store
+                .table("UserSecurityRole")
+                .get(seq)
+                .cloned()
+                .ok_or_else(|| ApiError::server("row vanished"))?;
+            rec.insert("is_all_open_projects".into(), Value::Bool(grant));
+            self.store
+                .replace("UserSecurityRole", seq, rec)
+                .map_err(ApiError::duplicate)?;
+        }
+        if let Some(p) = project {
+            let usr_id = self
+                .store
+                .table("UserSecurityRole")
+                .get(seq)
+                .and_then(|r| r.get("id"))
+                .map(key_str)
+                .unwrap_or_default();
+            let t = self.store.table("UserSecurityRoleProject");
+            let existing = t
+                .by_fk("user_security_role_id", &usr_id)
+                .unwrap_or_default()
+                .into_iter()
+                .find(|s| t.get(*s).and_then(|r| r.get("project_id")) == Some(&json!(p)));
+            match (existing, grant) {
+                (None, true) => {
+                    let def = entity("UserSecurityRoleProject").map_err(ApiError::server)?;
+                    let mut rec = Record::new();
+                    rec.insert("user_security_role_id".into(), json!(usr_id));
+                    rec.insert("project_id".into(), json!(p));
+                    fill_defaults(def, &mut rec);
+                    self.store
+                        .insert(def.name, rec)
+                        .map_err(ApiError::duplicate)?;
+                }
+                (Some(s), false) => {
+                    self.store.remove("UserSecurityRoleProject", s);
+                }
+                _ => {}
+            }
+        }
+        self.usr_result(action, seq)
+    }
+}
+
+/// The foreign-key value for a reference written as `{"__entity_type__": T, "id": …}`.
+fn ref_id(def: &EntityDef, attr: &str, target: &str, v: &Value) -> Result<Value, ApiError> {
+    match v {
+        Value::Null => Ok(Value::Null),
+        Value::String(s) => Ok(Value::String(s.clone())),
+        Value::Object(m) => match m.get("id") {
+            Some(Value::String(s)) => Ok(Value::String(s.clone())),
+            _ => Err(ApiError::validation(format!(
+                "{}.{attr} must reference a {target} with an \"id\", got {v}",
+                def.name
+            ))),
+        },
+        other => Err(ApiError::validation(format!(
+            "{}.{attr} must be a {target} reference, got {other}",
+            def.name
+        ))),
+    }
+}
+
+/// The primary-key string of a reference object.
+fn ref_key(def: &EntityDef, v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(m) => {
+            let parts: Option<Vec<String>> = def
+                .primary_key
+                .iter()
+                .map(|k| m.get(*k).filter(|v| !v.is_null()).map(key_str))
+                .collect();
+            parts.map(|p| pk_from_parts(&p))
+        }
+        _ => None,
+    }
+}
