@@ -82,3 +82,51 @@ fn unknown_subcommand_is_a_usage_error() {
     let out = ldap2ftrack(&["sync"], dir.path());
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn check_reports_the_demo_directory_exactly() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = ldap2ftrack(&["check", "--output", "json"], root);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", text(&out.stdout)));
+    assert_eq!(report["config"], "ok");
+    assert_eq!(
+        report["ldap"],
+        serde_json::json!({"users": 8, "disabled_users": 1, "groups": 4, "memberships": 10})
+    );
+    // The ftrack side is not checked by this version: it says so and exits 1, inventing nothing.
+    assert_eq!(report["ftrack"], serde_json::Value::Null);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("not implemented"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn check_fails_closed_on_a_missing_base_dn() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(
+        root.join("tests/demo/directory.ldif"),
+        dir.path().join("d.ldif"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("s.toml"),
+        "[ldap]\nurl = \"ldif:d.ldif\"\nuser_base_dn = \"ou=staff,dc=studio,dc=example\"\ngroup_base_dn = \"ou=groups,dc=studio,dc=example\"\n",
+    )
+    .unwrap();
+    let out = ldap2ftrack(
+        &["check", "--config", "s.toml", "--output", "json"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "no report from a failed read");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("ou=staff,dc=studio,dc=example") && err.contains("noSuchObject"),
+        "{err}"
+    );
+}

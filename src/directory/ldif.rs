@@ -1,0 +1,284 @@
+//! An LDIF file (RFC 2849) as a directory source: for the demo, for rule-test fixtures, and
+//! for anyone trying ldap2ftrack without a server.
+//!
+//! The file plays the server's part: entries are selected with the configured base DNs and
+//! filters, so an `ldif:` source and a server holding the same data give the same snapshot.
+//! Parse errors carry the line number.
+
+use super::dn::NormalizedDn;
+use super::entry::{Entry, Value};
+use super::filter::Filter;
+use super::{DirectoryError, EntrySet, ReadStats};
+use crate::config::LdapSettings;
+use base64::Engine;
+use std::collections::HashSet;
+use std::path::Path;
+
+/// Reads `path` and selects users and groups as a server would for `settings`.
+pub fn read_entries(path: &Path, settings: &LdapSettings) -> Result<EntrySet, DirectoryError> {
+    let text = std::fs::read(path).map_err(|cause| DirectoryError::LdifIo {
+        path: path.to_path_buf(),
+        cause,
+    })?;
+    let entries = parse(&text).map_err(|(line, message)| DirectoryError::Ldif {
+        path: path.to_path_buf(),
+        line,
+        message,
+    })?;
+    select(entries, settings)
+}
+
+/// Picks the entries a search of each base DN with each filter would return.
+pub fn select(entries: Vec<Entry>, settings: &LdapSettings) -> Result<EntrySet, DirectoryError> {
+    let search = |base: &str, filter: &str| -> Result<(NormalizedDn, Filter), DirectoryError> {
+        let fail = |cause: String| DirectoryError::Search {
+            base_dn: base.to_string(),
+            cause,
+        };
+        let base_dn = NormalizedDn::parse(base).map_err(|e| fail(e.to_string()))?;
+        let filter = Filter::parse(filter).map_err(|e| fail(e.to_string()))?;
+        Ok((base_dn, filter))
+    };
+    let (user_base, user_filter) = search(&settings.user_base_dn, &settings.user_filter)?;
+    let (group_base, group_filter) = search(&settings.group_base_dn, &settings.group_filter)?;
+    let mut set = EntrySet {
+        stats: ReadStats {
+            pages: 1,
+            entries: entries.len() as u64,
+            range_requests: 0,
+        },
+        ..EntrySet::default()
+    };
+    // A server answers noSuchObject for a base DN it does not hold: so does the file.
+    for (base, key, text) in [
+        (&user_base, "ldap.user_base_dn", &settings.user_base_dn),
+        (&group_base, "ldap.group_base_dn", &settings.group_base_dn),
+    ] {
+        let present = entries
+            .iter()
+            .any(|e| NormalizedDn::parse(&e.dn).is_ok_and(|dn| &dn == base));
+        if !present {
+            return Err(DirectoryError::Incomplete {
+                base_dn: text.clone(),
+                reason: format!("the base DN is not in the LDIF file (noSuchObject); check {key}"),
+            });
+        }
+    }
+    for entry in entries {
+        let Ok(dn) = NormalizedDn::parse(&entry.dn) else {
+            continue; // parse() has already rejected invalid DNs
+        };
+        if dn.is_within(&group_base) && group_filter.matches(&entry) {
+            set.groups.push(entry);
+        } else if dn.is_within(&user_base) && user_filter.matches(&entry) {
+            set.users.push(entry);
+        }
+    }
+    Ok(set)
+}
+
+/// Parses LDIF content records. Errors are `(line, message)`.
+pub fn parse(bytes: &[u8]) -> Result<Vec<Entry>, (usize, String)> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        (
+            line,
+            "the file is not valid UTF-8; encode binary values with `attr:: base64`".to_string(),
+        )
+    })?;
+    let mut entries = Vec::new();
+    let mut seen = HashSet::new();
+    let mut current: Option<(usize, Entry)> = None;
+    for (line_no, line) in logical_lines(text) {
+        if line.is_empty() {
+            if let Some((start, entry)) = current.take() {
+                finish(&mut entries, &mut seen, start, entry)?;
+            }
+            continue;
+        }
+        let (name, value) = attribute_line(&line).map_err(|m| (line_no, m))?;
+        match &mut current {
+            None => {
+                if name.eq_ignore_ascii_case("version") {
+                    if value != Value::Text("1".into()) {
+                        return Err((line_no, "only LDIF version 1 is supported".into()));
+                    }
+                    continue;
+                }
+                if !name.eq_ignore_ascii_case("dn") {
+                    return Err((
+                        line_no,
+                        format!("a record must start with `dn:`, found `{name}:`"),
+                    ));
+                }
+                let Value::Text(dn) = value else {
+                    return Err((line_no, "the DN is not valid UTF-8".into()));
+                };
+                NormalizedDn::parse(&dn).map_err(|e| (line_no, e.to_string()))?;
+                current = Some((line_no, Entry::new(dn)));
+            }
+            Some((_, entry)) => {
+                if name.eq_ignore_ascii_case("changetype") {
+                    return Err((
+                        line_no,
+                        "change records are not supported; write the entries as plain content records".into(),
+                    ));
+                }
+                if name.eq_ignore_ascii_case("dn") {
+                    return Err((line_no, "a new `dn:` needs a blank line before it".into()));
+                }
+                entry.push(&name, value);
+            }
+        }
+    }
+    if let Some((start, entry)) = current.take() {
+        finish(&mut entries, &mut seen, start, entry)?;
+    }
+    Ok(entries)
+}
+
+fn finish(
+    entries: &mut Vec<Entry>,
+    seen: &mut HashSet<NormalizedDn>,
+    start: usize,
+    entry: Entry,
+) -> Result<(), (usize, String)> {
+    let dn = NormalizedDn::parse(&entry.dn).map_err(|e| (start, e.to_string()))?;
+    if !seen.insert(dn) {
+        return Err((start, format!("the entry `{}` appears twice", entry.dn)));
+    }
+    entries.push(entry);
+    Ok(())
+}
+
+/// Joins folded lines and drops comments, yielding (first line number, logical line).
+fn logical_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out: Vec<(usize, String)> = Vec::new();
+    let mut in_comment = false;
+    for (i, raw) in text.split('\n').enumerate() {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        if let Some(continued) = line.strip_prefix(' ') {
+            if in_comment {
+                continue;
+            }
+            if let Some((_, last)) = out.last_mut() {
+                if !last.is_empty() {
+                    last.push_str(continued);
+                    continue;
+                }
+            }
+        }
+        in_comment = line.starts_with('#');
+        if !in_comment {
+            out.push((i + 1, line.to_string()));
+        }
+    }
+    out
+}
+
+fn attribute_line(line: &str) -> Result<(String, Value), String> {
+    let (name, rest) = line
+        .split_once(':')
+        .ok_or_else(|| format!("`{line}` is not `attribute: value`"))?;
+    let valid_name = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';' || c == '.');
+    if !valid_name {
+        return Err(format!("`{name}` is not an attribute name"));
+    }
+    if let Some(encoded) = rest.strip_prefix(':') {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|e| format!("the base64 value of `{name}` does not decode: {e}"))?;
+        return Ok((name.to_string(), Value::from_bytes(name, bytes)));
+    }
+    if rest.starts_with('<') {
+        return Err(format!(
+            "`{name}:<` (a value from a URL) is not supported; inline the value with `{name}::` and base64"
+        ));
+    }
+    let value = rest.trim_start_matches(' ');
+    Ok((
+        name.to_string(),
+        Value::from_bytes(name, value.as_bytes().to_vec()),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_folding_comments_base64_and_binary() {
+        let ldif = "version: 1\n\
+# a comment\n\
+#  folded comment\n\
+dn: cn=Doe\\, Jane,ou=people,\n dc=example\n\
+cn: Doe, Jane\n\
+description:: w6lsw6huZQ==\n\
+objectGUID:: AAECAwQFBgcICQoLDA0ODw==\n\
+mail: jane@\n example.com\n\
+\n\
+\n\
+dn: uid=b,dc=example\r\n\
+uid:  b\r\n";
+        let entries = parse(ldif.as_bytes()).unwrap();
+        assert_eq!(entries.len(), 2);
+        let jane = &entries[0];
+        assert_eq!(jane.dn, "cn=Doe\\, Jane,ou=people,dc=example");
+        assert_eq!(jane.first_text("description"), Some("élène"));
+        assert_eq!(jane.first_text("mail"), Some("jane@example.com"));
+        assert_eq!(
+            jane.values("objectGUID"),
+            &[Value::Binary((0u8..16).collect())]
+        );
+        assert_eq!(entries[1].first_text("uid"), Some("b"));
+    }
+
+    #[test]
+    fn errors_carry_line_numbers() {
+        let cases: &[(&str, usize, &str)] = &[
+            ("dn: uid=a,dc=x\nuid a\n", 2, "attribute: value"),
+            ("uid: a\n", 1, "must start with `dn:`"),
+            ("dn: uid=a,dc=x\nphoto:: !!!\n", 2, "base64"),
+            ("dn: uid=a,dc=x\nchangetype: add\n", 2, "change records"),
+            ("dn: uid=a,dc=x\n\ndn: UID=A,dc=x\n", 3, "appears twice"),
+            ("dn: uid=a,dc=x\nuid: a\n\ndn: cn=\"open\n", 4, "invalid DN"),
+            (
+                "dn: uid=a,dc=x\njpegPhoto:< file:///etc/passwd\n",
+                2,
+                "not supported",
+            ),
+            ("version: 2\n", 1, "version 1"),
+        ];
+        for (text, line, needle) in cases {
+            let (got_line, message) = parse(text.as_bytes()).unwrap_err();
+            assert_eq!(got_line, *line, "{text:?}: {message}");
+            assert!(message.contains(needle), "{text:?}: {message}");
+        }
+        let (line, _) = parse(b"dn: uid=a,dc=x\nuid: a\ncn: \xff\n").unwrap_err();
+        assert_eq!(line, 3);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut seed: u64 = 0x9e3779b97f4a7c15;
+        for _ in 0..2000 {
+            let len = (seed % 64) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    b"dn: =,\\\n :#x\"+;A"[(seed % 16) as usize]
+                })
+                .collect();
+            let _ = parse(&bytes);
+        }
+    }
+}

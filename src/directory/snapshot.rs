@@ -1,0 +1,469 @@
+//! From raw entries to the [`DirectorySnapshot`] the rules and the planner read: stable ids,
+//! disabled state, and each user's direct and flattened (nested) groups.
+//!
+//! Membership comes from the groups' own member lists (`member`, `uniqueMember`,
+//! `memberUid`), compared by normalised DN, so it is the same whether or not the server keeps
+//! `memberOf`. Members that are not users (contacts, unknown DNs, a `memberUid` nobody has)
+//! are skipped and counted, never guessed.
+
+use super::dn::NormalizedDn;
+use super::entry::{Entry, Value};
+use super::{DirectoryError, EntrySet, ReadStats};
+use std::collections::{HashMap, VecDeque};
+
+/// Index of a group in [`DirectorySnapshot::groups`].
+pub type GroupId = u32;
+
+/// Everything the directory says, complete.
+#[derive(Debug, Clone, Default)]
+pub struct DirectorySnapshot {
+    /// Users, sorted by normalised DN.
+    pub users: Vec<DirectoryUser>,
+    /// Groups, sorted by normalised DN.
+    pub groups: Vec<DirectoryGroup>,
+    pub skipped: SkippedMembers,
+    pub stats: ReadStats,
+}
+
+#[derive(Debug, Clone)]
+pub struct DirectoryUser {
+    pub entry: Entry,
+    pub dn: NormalizedDn,
+    /// entryUUID, nsUniqueId, or objectGUID in canonical GUID form; lower case.
+    pub stable_id: Option<String>,
+    /// Disabled or locked in the directory (AD userAccountControl, nsAccountLock, ppolicy).
+    pub disabled: bool,
+    /// Groups that list this user directly.
+    pub direct_groups: Vec<GroupId>,
+    /// Direct groups and every group containing them, sorted, without repeats.
+    pub groups: Vec<GroupId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DirectoryGroup {
+    /// The group entry, without its member values (they are resolved into ids).
+    pub entry: Entry,
+    pub dn: NormalizedDn,
+    /// The group's cn (or its DN's leaf value), as written.
+    pub name: String,
+    /// Groups listed as members of this one.
+    pub subgroups: Vec<GroupId>,
+    /// True when the group (indirectly) contains itself.
+    pub in_cycle: bool,
+}
+
+/// Member values that did not name a user or a group of the snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SkippedMembers {
+    /// `member`/`uniqueMember` DNs that are neither a selected user nor a selected group.
+    pub unknown_dn: u64,
+    /// Member values that are not valid DNs.
+    pub invalid_dn: u64,
+    /// `memberUid` values that no selected user has as `uid`.
+    pub missing_uid: u64,
+    /// A few examples, for the log.
+    pub examples: Vec<String>,
+}
+
+impl SkippedMembers {
+    pub fn total(&self) -> u64 {
+        self.unknown_dn + self.invalid_dn + self.missing_uid
+    }
+
+    fn note(&mut self, example: impl FnOnce() -> String) {
+        if self.examples.len() < 5 {
+            self.examples.push(example());
+        }
+    }
+}
+
+impl DirectorySnapshot {
+    pub fn disabled_users(&self) -> usize {
+        self.users.iter().filter(|u| u.disabled).count()
+    }
+
+    /// (user, group) pairs after flattening nested groups.
+    pub fn memberships(&self) -> usize {
+        self.users.iter().map(|u| u.groups.len()).sum()
+    }
+
+    pub fn group(&self, id: GroupId) -> &DirectoryGroup {
+        &self.groups[id as usize]
+    }
+}
+
+const MEMBER_DN_ATTRIBUTES: [&str; 2] = ["member", "uniqueMember"];
+
+/// Derives the snapshot. Fails only on a user or group entry whose own DN is invalid, which a
+/// server never sends: better no run than a run that silently drops someone.
+pub fn assemble(set: EntrySet) -> Result<DirectorySnapshot, DirectoryError> {
+    let invalid = |dn: &str, e: super::dn::DnError| DirectoryError::Incomplete {
+        base_dn: dn.to_string(),
+        reason: format!("the directory returned an entry with an invalid DN: {e}"),
+    };
+    let mut users: Vec<DirectoryUser> = set
+        .users
+        .into_iter()
+        .map(|entry| {
+            let dn = NormalizedDn::parse(&entry.dn).map_err(|e| invalid(&entry.dn, e))?;
+            Ok(DirectoryUser {
+                stable_id: stable_id(&entry),
+                disabled: is_disabled(&entry),
+                dn,
+                entry,
+                direct_groups: Vec::new(),
+                groups: Vec::new(),
+            })
+        })
+        .collect::<Result<_, DirectoryError>>()?;
+    users.sort_by(|a, b| a.dn.cmp(&b.dn));
+    users.dedup_by(|a, b| a.dn == b.dn);
+
+    let mut raw_groups: Vec<(NormalizedDn, Entry)> = set
+        .groups
+        .into_iter()
+        .map(|entry| {
+            Ok((
+                NormalizedDn::parse(&entry.dn).map_err(|e| invalid(&entry.dn, e))?,
+                entry,
+            ))
+        })
+        .collect::<Result<_, DirectoryError>>()?;
+    raw_groups.sort_by(|a, b| a.0.cmp(&b.0));
+    raw_groups.dedup_by(|a, b| a.0 == b.0);
+
+    let user_by_dn: HashMap<&NormalizedDn, usize> =
+        users.iter().enumerate().map(|(i, u)| (&u.dn, i)).collect();
+    let group_by_dn: HashMap<&NormalizedDn, GroupId> = raw_groups
+        .iter()
+        .enumerate()
+        .map(|(i, (dn, _))| (dn, i as GroupId))
+        .collect();
+    let mut user_by_uid: HashMap<String, usize> = HashMap::new();
+    for (i, u) in users.iter().enumerate() {
+        for uid in u.entry.texts("uid") {
+            user_by_uid.entry(uid.trim().to_lowercase()).or_insert(i);
+        }
+    }
+
+    let mut skipped = SkippedMembers::default();
+    let mut direct: Vec<Vec<GroupId>> = vec![Vec::new(); users.len()];
+    let mut subgroups: Vec<Vec<GroupId>> = vec![Vec::new(); raw_groups.len()];
+    for (gid, (group_dn, entry)) in raw_groups.iter().enumerate() {
+        let gid = gid as GroupId;
+        for attr in MEMBER_DN_ATTRIBUTES {
+            for value in entry.values(attr) {
+                let Value::Text(text) = value else {
+                    skipped.invalid_dn += 1;
+                    continue;
+                };
+                let Ok(member) = NormalizedDn::parse(strip_unique_member_uid(text)) else {
+                    skipped.invalid_dn += 1;
+                    skipped.note(|| format!("{group_dn}: invalid member DN `{text}`"));
+                    continue;
+                };
+                if let Some(&u) = user_by_dn.get(&member) {
+                    direct[u].push(gid);
+                } else if let Some(&g) = group_by_dn.get(&member) {
+                    subgroups[gid as usize].push(g);
+                } else {
+                    skipped.unknown_dn += 1;
+                    skipped.note(|| {
+                        format!("{group_dn}: member `{text}` is not a selected user or group")
+                    });
+                }
+            }
+        }
+        for uid in entry.texts("memberUid") {
+            match user_by_uid.get(&uid.trim().to_lowercase()) {
+                Some(&u) => direct[u].push(gid),
+                None => {
+                    skipped.missing_uid += 1;
+                    skipped.note(|| format!("{group_dn}: memberUid `{uid}` has no user"));
+                }
+            }
+        }
+    }
+    drop(user_by_dn);
+    drop(group_by_dn);
+
+    let ancestors = ancestors_of_every_group(&subgroups);
+    for (user, mut groups) in users.iter_mut().zip(direct) {
+        groups.sort_unstable();
+        groups.dedup();
+        let mut all: Vec<GroupId> = groups
+            .iter()
+            .flat_map(|&g| std::iter::once(g).chain(ancestors[g as usize].iter().copied()))
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        user.direct_groups = groups;
+        user.groups = all;
+    }
+
+    let groups = raw_groups
+        .into_iter()
+        .zip(subgroups)
+        .enumerate()
+        .map(|(gid, ((dn, mut entry), mut subs))| {
+            entry.attributes.retain(|a| {
+                !MEMBER_DN_ATTRIBUTES.iter().chain(&["memberUid"]).any(|m| {
+                    a.name
+                        .split(';')
+                        .next()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(m))
+                })
+            });
+            subs.sort_unstable();
+            subs.dedup();
+            let name = entry
+                .first_text("cn")
+                .map(str::to_string)
+                .or_else(|| dn.leaf_value())
+                .unwrap_or_default();
+            DirectoryGroup {
+                in_cycle: ancestors[gid].contains(&(gid as GroupId)),
+                entry,
+                dn,
+                name,
+                subgroups: subs,
+            }
+        })
+        .collect();
+
+    Ok(DirectorySnapshot {
+        users,
+        groups,
+        skipped,
+        stats: set.stats,
+    })
+}
+
+/// For each group, every group that contains it directly or through nesting (cycle-safe).
+fn ancestors_of_every_group(subgroups: &[Vec<GroupId>]) -> Vec<Vec<GroupId>> {
+    let mut parents: Vec<Vec<GroupId>> = vec![Vec::new(); subgroups.len()];
+    for (parent, children) in subgroups.iter().enumerate() {
+        for &child in children {
+            parents[child as usize].push(parent as GroupId);
+        }
+    }
+    let mut seen = vec![u32::MAX; subgroups.len()];
+    let mut queue = VecDeque::new();
+    (0..subgroups.len())
+        .map(|start| {
+            let mut found = Vec::new();
+            queue.clear();
+            queue.push_back(start as GroupId);
+            while let Some(g) = queue.pop_front() {
+                for &p in &parents[g as usize] {
+                    if seen[p as usize] != start as u32 {
+                        seen[p as usize] = start as u32;
+                        found.push(p);
+                        queue.push_back(p);
+                    }
+                }
+            }
+            found.sort_unstable();
+            found
+        })
+        .collect()
+}
+
+/// `uniqueMember` may carry an optional `#'0101'B` unique identifier after the DN.
+fn strip_unique_member_uid(value: &str) -> &str {
+    if let Some(at) = value.rfind("#'") {
+        if value.ends_with("'B")
+            && value[at + 2..value.len() - 2]
+                .chars()
+                .all(|c| c == '0' || c == '1')
+        {
+            return &value[..at];
+        }
+    }
+    value
+}
+
+fn stable_id(entry: &Entry) -> Option<String> {
+    if let Some(id) = entry
+        .first_text("entryUUID")
+        .or_else(|| entry.first_text("nsUniqueId"))
+    {
+        return Some(id.trim().to_ascii_lowercase());
+    }
+    match entry.values("objectGUID").first()? {
+        Value::Binary(bytes) => guid_string(bytes),
+        Value::Text(text) => Some(text.trim().trim_matches(['{', '}']).to_ascii_lowercase()),
+    }
+}
+
+/// AD's objectGUID bytes as the canonical GUID string: the first three fields little-endian.
+pub fn guid_string(bytes: &[u8]) -> Option<String> {
+    let b: &[u8; 16] = bytes.try_into().ok()?;
+    Some(format!(
+        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]
+    ))
+}
+
+/// AD `userAccountControl` bit 2 (ACCOUNTDISABLE), 389/FreeIPA `nsAccountLock`, OpenLDAP
+/// ppolicy `pwdAccountLockedTime`.
+fn is_disabled(entry: &Entry) -> bool {
+    let uac_disabled = entry
+        .texts("userAccountControl")
+        .any(|v| v.trim().parse::<i64>().is_ok_and(|n| n & 2 != 0));
+    let ns_locked = entry
+        .texts("nsAccountLock")
+        .any(|v| v.trim().eq_ignore_ascii_case("true"));
+    let ppolicy_locked = !entry.values("pwdAccountLockedTime").is_empty();
+    uac_disabled || ns_locked || ppolicy_locked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(dn: &str, pairs: &[(&str, &str)]) -> Entry {
+        let mut e = Entry::new(dn);
+        for (k, v) in pairs {
+            e.push(k, Value::Text(v.to_string()));
+        }
+        e
+    }
+
+    fn names(snapshot: &DirectorySnapshot, ids: &[GroupId]) -> Vec<String> {
+        ids.iter()
+            .map(|&g| snapshot.group(g).name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn nested_groups_flatten_through_cycles_and_diamonds() {
+        let users = vec![
+            entry("uid=a,ou=p,dc=x", &[("uid", "a")]),
+            entry("uid=b,ou=p,dc=x", &[("uid", "b")]),
+        ];
+        // a ∈ leaf; leaf ⊂ mid1, mid2 (diamond) ⊂ top; top ⊂ leaf (cycle); b via memberUid.
+        let groups = vec![
+            entry(
+                "cn=leaf,ou=g,dc=x",
+                &[
+                    ("cn", "leaf"),
+                    ("member", "UID=A,OU=P,DC=X"),
+                    ("member", "cn=top,ou=g,dc=x"),
+                ],
+            ),
+            entry(
+                "cn=mid1,ou=g,dc=x",
+                &[("cn", "mid1"), ("member", "cn=leaf,ou=g,dc=x")],
+            ),
+            entry(
+                "cn=mid2,ou=g,dc=x",
+                &[
+                    ("cn", "mid2"),
+                    ("uniqueMember", "cn=leaf,ou=g,dc=x#'0101'B"),
+                ],
+            ),
+            entry(
+                "cn=top,ou=g,dc=x",
+                &[
+                    ("cn", "top"),
+                    ("member", "cn=mid1,ou=g,dc=x"),
+                    ("member", "cn=mid2,ou=g,dc=x"),
+                ],
+            ),
+            entry(
+                "cn=posix,ou=g,dc=x",
+                &[("cn", "posix"), ("memberUid", "B"), ("memberUid", "ghost")],
+            ),
+            entry(
+                "cn=odd,ou=g,dc=x",
+                &[
+                    ("cn", "odd"),
+                    ("member", "cn=contact,ou=c,dc=x"),
+                    ("member", "not a dn"),
+                ],
+            ),
+        ];
+        let s = assemble(EntrySet {
+            users,
+            groups,
+            ..EntrySet::default()
+        })
+        .unwrap();
+        let a = &s.users[0];
+        assert_eq!(names(&s, &a.direct_groups), vec!["leaf"]);
+        assert_eq!(names(&s, &a.groups), vec!["leaf", "mid1", "mid2", "top"]);
+        let b = &s.users[1];
+        assert_eq!(names(&s, &b.groups), vec!["posix"]);
+        assert_eq!(s.memberships(), 5);
+        assert!(s.groups.iter().filter(|g| g.in_cycle).count() == 4);
+        assert!(
+            !s.groups
+                .iter()
+                .find(|g| g.name == "posix")
+                .unwrap()
+                .in_cycle
+        );
+        assert_eq!(s.skipped.unknown_dn, 1);
+        assert_eq!(s.skipped.invalid_dn, 1);
+        assert_eq!(s.skipped.missing_uid, 1);
+        assert!(s.groups.iter().all(|g| g.entry.values("member").is_empty()));
+    }
+
+    #[test]
+    fn stable_ids_and_disabled_state_from_every_directory_kind() {
+        let mut ad = entry("cn=ad,dc=x", &[("userAccountControl", "514")]);
+        ad.push("objectGUID", Value::Binary((0u8..16).collect()));
+        let s = assemble(EntrySet {
+            users: vec![
+                ad,
+                entry(
+                    "cn=ol,dc=x",
+                    &[
+                        ("entryUUID", "6F1C1C1E-3D1A-4A53-9A51-0B3F0F7E0001"),
+                        ("pwdAccountLockedTime", "000001010000Z"),
+                    ],
+                ),
+                entry(
+                    "cn=ipa,dc=x",
+                    &[("nsUniqueId", "abc-DEF"), ("nsAccountLock", "TRUE")],
+                ),
+                entry(
+                    "cn=ok,dc=x",
+                    &[("userAccountControl", "512"), ("nsAccountLock", "false")],
+                ),
+            ],
+            ..EntrySet::default()
+        })
+        .unwrap();
+        let by = |cn: &str| {
+            s.users
+                .iter()
+                .find(|u| u.entry.dn == format!("cn={cn},dc=x"))
+                .unwrap()
+        };
+        assert_eq!(
+            by("ad").stable_id.as_deref(),
+            Some("03020100-0504-0706-0809-0a0b0c0d0e0f")
+        );
+        assert_eq!(
+            by("ol").stable_id.as_deref(),
+            Some("6f1c1c1e-3d1a-4a53-9a51-0b3f0f7e0001")
+        );
+        assert_eq!(by("ipa").stable_id.as_deref(), Some("abc-def"));
+        assert_eq!(by("ok").stable_id, None);
+        assert!(by("ad").disabled && by("ol").disabled && by("ipa").disabled);
+        assert!(!by("ok").disabled);
+        assert_eq!(s.disabled_users(), 3);
+    }
+
+    #[test]
+    fn an_invalid_user_dn_fails_the_read() {
+        let err = assemble(EntrySet {
+            users: vec![entry("cn=\"broken", &[])],
+            ..EntrySet::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("invalid DN"), "{err}");
+    }
+}
