@@ -1,0 +1,223 @@
+"""Drives the official ftrack-python-api client against the emulator.
+
+Run by ftrack-emulator/tests/official_client.rs, which starts an emulator in-process and
+passes FTRACK_SERVER / FTRACK_API_USER / FTRACK_API_KEY. The emulator must behave like
+an ftrack server for everything the sync relies on; these tests use the client exactly
+as an ftrack user would, with no emulator-specific calls except the admin reset/counters.
+"""
+
+import os
+
+import ftrack_api
+import ftrack_api.exception
+import pytest
+import requests
+
+SERVER = os.environ["FTRACK_SERVER"]
+API_USER = os.environ["FTRACK_API_USER"]
+API_KEY = os.environ["FTRACK_API_KEY"]
+
+
+def new_session(api_key=API_KEY, **kwargs):
+    return ftrack_api.Session(
+        server_url=SERVER,
+        api_user=API_USER,
+        api_key=api_key,
+        plugin_paths=[],
+        auto_connect_event_hub=False,
+        schema_cache_path=False,
+        **kwargs,
+    )
+
+
+def counters():
+    return requests.get(SERVER + "/_emulator/counters", timeout=10).json()
+
+
+@pytest.fixture
+def session():
+    requests.post(SERVER + "/_emulator/reset", timeout=10).raise_for_status()
+    s = new_session()
+    yield s
+    s.close()
+
+
+def test_startup_and_api_user(session):
+    assert session.server_information["version"]
+    me = session.query('User where username is "{0}"'.format(API_USER)).one()
+    assert me["is_active"] is True
+    assert me["user_type"]["name"] == "ftrack"
+
+
+def build_studio(session):
+    alice = session.create("User", {"username": "alice", "email": "alice@studio.test",
+                                    "first_name": "Alice", "last_name": "A"})
+    bob = session.create("User", {"username": "bob", "email": "bob@studio.test"})
+    carol = session.create("User", {"username": "carol", "is_active": False})
+    artists = session.create("Group", {"name": "artists", "local": False})
+    leads = session.create("Group", {"name": "leads", "local": False, "parent": artists})
+    session.commit()
+    session.create("Membership", {"user": alice, "group": artists})
+    session.create("Membership", {"user": bob, "group": artists})
+    session.create("Membership", {"user_id": alice["id"], "group_id": leads["id"]})
+    supervisor = session.create("SecurityRole", {"name": "Supervisor", "type": "PROJECT"})
+    api_role = session.create("SecurityRole", {"name": "API Runner", "type": "API"})
+    show = session.create("Project", {"name": "show1", "full_name": "Show One"})
+    session.commit()
+    usr_all = session.create("UserSecurityRole", {
+        "user": alice, "security_role": supervisor, "is_all_open_projects": True})
+    usr_proj = session.create("UserSecurityRole", {"user": bob, "security_role": supervisor})
+    session.commit()
+    session.create("UserSecurityRoleProject", {
+        "user_security_role": usr_proj, "project": show})
+    alice["metadata"]["ldap2ftrack.id"] = "guid-alice"
+    session.commit()
+    return dict(alice=alice, bob=bob, carol=carol, artists=artists, leads=leads,
+                supervisor=supervisor, api_role=api_role, show=show,
+                usr_all=usr_all, usr_proj=usr_proj)
+
+
+def test_create_and_read_back_in_a_fresh_session(session):
+    w = build_studio(session)
+    s2 = new_session()
+    alice = s2.query('User where username is "alice"').one()
+    assert alice["email"] == "alice@studio.test"
+    assert dict(alice["metadata"]) == {"ldap2ftrack.id": "guid-alice"}
+    groups = sorted(m["group"]["name"] for m in alice["memberships"])
+    assert groups == ["artists", "leads"]
+    leads = s2.get("Group", w["leads"]["id"])
+    assert leads["parent"]["name"] == "artists"
+    artists = s2.query('Group where name is "artists"').one()
+    assert [c["name"] for c in artists["children"]] == ["leads"]
+    roles = s2.query(
+        "select user.username, security_role.name, is_all_open_projects, "
+        "user_security_role_projects.project.name from UserSecurityRole").all()
+    by_user = {r["user"]["username"]: r for r in roles}
+    assert by_user["alice"]["is_all_open_projects"] is True
+    assert by_user["alice"]["security_role"]["name"] == "Supervisor"
+    assert by_user["bob"]["is_all_open_projects"] is False
+    assert [p["project"]["name"] for p in by_user["bob"]["user_security_role_projects"]] == ["show1"]
+    # Metadata queried directly, as the sync reads it.
+    md = s2.query('select key, value, parent_id from Metadata where parent_id in ({0})'.format(
+        alice["id"])).all()
+    assert [(m["key"], m["value"]) for m in md] == [("ldap2ftrack.id", "guid-alice")]
+    s2.close()
+
+
+def test_queries_with_filters_paths_has_and_any(session):
+    build_studio(session)
+    q = lambda e: sorted(u["username"] for u in session.query(e).all())
+    assert q('select username from User where is_active is False') == ["carol"]
+    assert q("select username from User where email like '%@studio.test'") == ["alice", "bob"]
+    assert q('select username from User where memberships any (group.name is "leads")') == ["alice"]
+    assert q('select username from User where memberships.group.name is "artists"') == ["alice", "bob"]
+    assert q('select username from User where user_security_roles any '
+             '(security_role.name is "Supervisor" and is_all_open_projects is True)') == ["alice"]
+    assert q('select username from User where metadata any (key is "ldap2ftrack.id")') == ["alice"]
+    assert q('select username from User where not memberships any () and username != "{0}"'.format(
+        API_USER)) == ["carol"]
+    assert q('select username from User where username in ("alice", "carol")') == ["alice", "carol"]
+    groups = session.query('select name from Group where parent has (name is "artists")').all()
+    assert [g["name"] for g in groups] == ["leads"]
+    first = session.query(
+        'select username from User where username in ("bob", "alice") order by username').first()
+    assert first["username"] == "alice"
+
+
+def test_paging_over_more_than_500_rows(session):
+    for i in range(650):
+        session.create("User", {"username": "bulk{0:04d}".format(i)})
+    session.commit()
+    before = counters()
+    users = session.query('select username from User where username like "bulk%"').all()
+    after = counters()
+    assert len(users) == 650
+    assert len({u["username"] for u in users}) == 650
+    assert after["queries"]["User"] - before["queries"].get("User", 0) == 2  # pages of 500
+    it = session.query('select username from User where username like "bulk%" order by username desc')
+    assert next(iter(it))["username"] == "bulk0649"
+
+
+def test_update_is_active_and_delete_membership(session):
+    w = build_studio(session)
+    w["bob"]["is_active"] = False
+    session.commit()
+    membership = session.query(
+        'Membership where user.username is "alice" and group.name is "leads"').one()
+    session.delete(membership)
+    session.commit()
+    s2 = new_session()
+    assert s2.query('User where username is "bob"').one()["is_active"] is False
+    alice = s2.query('User where username is "alice"').one()
+    assert [m["group"]["name"] for m in alice["memberships"]] == ["artists"]
+    del alice["metadata"]["ldap2ftrack.id"]
+    s2.commit()
+    assert s2.query('Metadata where parent_id is "{0}"'.format(alice["id"])).all() == []
+    s2.close()
+
+
+def test_security_role_actions_through_call(session):
+    w = build_studio(session)
+    result = session.call([
+        {"action": "add_user_security_role", "user_id": w["carol"]["id"],
+         "role_id": w["api_role"]["id"]},
+        {"action": "grant_user_security_role_project", "user_id": w["carol"]["id"],
+         "role_id": w["supervisor"]["id"], "project_id": w["show"]["id"]},
+    ])
+    assert result[0]["action"] == "add_user_security_role"
+    names = sorted(r["security_role"]["name"] for r in session.query(
+        'UserSecurityRole where user.username is "carol"').all())
+    assert names == ["API Runner", "Supervisor"]
+    session.call([{"action": "revoke_user_security_role", "user_id": w["carol"]["id"],
+                   "role_id": w["api_role"]["id"]}])
+    assert len(session.query('UserSecurityRole where user.username is "carol"').all()) == 1
+
+
+def test_duplicate_username_is_rejected(session):
+    session.create("User", {"username": "dave"})
+    session.commit()
+    session.create("User", {"username": "dave"})
+    with pytest.raises(ftrack_api.exception.ServerError) as err:
+        session.commit()
+    assert "DuplicateEntryError" in str(err.value)
+    session.rollback()
+
+
+def test_bad_query_is_a_server_error(session):
+    with pytest.raises(ftrack_api.exception.ServerError):
+        session.query("User where (username is").all()
+    with pytest.raises(ftrack_api.exception.ServerError):
+        session.query("select shoe_size from User").all()
+    # The session still works afterwards.
+    assert session.query("User").first() is not None
+
+
+def test_wrong_key_is_refused():
+    with pytest.raises(ftrack_api.exception.ServerError) as err:
+        new_session(api_key="not-the-key")
+    assert "InvalidCredentialsError" in str(err.value)
+
+
+def test_failed_commit_rolls_back_the_whole_batch(session):
+    session.create("User", {"username": "erin"})
+    session.commit()
+    session.create("User", {"username": "frank"})
+    session.create("Group", {"name": "editors"})
+    session.create("User", {"username": "erin"})  # duplicate: the batch must fail whole
+    with pytest.raises(ftrack_api.exception.ServerError):
+        session.commit()
+    session.rollback()
+    s2 = new_session()
+    assert s2.query('User where username is "frank"').first() is None
+    assert s2.query('Group where name is "editors"').first() is None
+    s2.close()
+
+
+def test_strict_mode_gets_error_status():
+    s = new_session(strict_api=True)
+    s.create("User", {"username": API_USER})
+    with pytest.raises(ftrack_api.exception.ServerError) as err:
+        s.commit()
+    assert "DuplicateEntryError" in str(err.value)
+    s.rollback()
+    s.close()
