@@ -7,6 +7,7 @@
 use crate::cli::{Failure, OutputFormat};
 use crate::config::Config;
 use crate::directory::{self, DirectorySnapshot};
+use crate::ftrack::{Connection, OpenError};
 use serde::Serialize;
 
 /// The `--output json` document.
@@ -14,7 +15,6 @@ use serde::Serialize;
 pub struct CheckReport {
     pub config: &'static str,
     pub ldap: LdapReport,
-    /// `null` while the ftrack side cannot be checked by this version.
     pub ftrack: Option<FtrackReport>,
     pub rules: Vec<RuleReport>,
 }
@@ -58,9 +58,12 @@ pub fn run(config: &Config, output: OutputFormat) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
-    let snapshot = runtime
-        .block_on(directory::read(&config.ldap))
-        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    let env = |name: &str| std::env::var(name).ok();
+    let (snapshot, ftrack) = runtime.block_on(async {
+        tokio::join!(directory::read(&config.ldap), ftrack_report(config, &env))
+    });
+    let snapshot = snapshot.map_err(|e| Failure::Runtime(e.to_string()))?;
+    let ftrack = ftrack?;
     if snapshot.skipped.total() > 0 {
         tracing::info!(
             unknown_dn = snapshot.skipped.unknown_dn,
@@ -73,7 +76,7 @@ pub fn run(config: &Config, output: OutputFormat) -> Result<(), Failure> {
     let report = CheckReport {
         config: "ok",
         ldap: LdapReport::of(&snapshot),
-        ftrack: None,
+        ftrack: Some(ftrack),
         rules: Vec::new(),
     };
     match output {
@@ -95,14 +98,47 @@ pub fn run(config: &Config, output: OutputFormat) -> Result<(), Failure> {
                     snapshot.skipped.total()
                 );
             }
-            println!("ftrack   not checked");
-            println!(
-                "rules    {} module(s) configured, not loaded",
-                config.rules.len()
-            );
+            if let Some(f) = &report.ftrack {
+                println!(
+                    "ftrack   server {}, {} users, {} groups",
+                    f.server_version, f.users, f.groups
+                );
+            }
         }
     }
-    Err(Failure::not_built(
-        "checking the ftrack side and loading rule modules",
-    ))
+    if config.rules.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::not_built("loading rule modules"))
+    }
+}
+
+/// Server version and counts, read with a few paged queries.
+async fn ftrack_report(
+    config: &Config,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<FtrackReport, Failure> {
+    let connection = Connection::open(&config.ftrack, env)
+        .await
+        .map_err(|e| match e {
+            OpenError::Config(m) => Failure::Usage(m),
+            other => Failure::Runtime(other.to_string()),
+        })?;
+    let session = &connection.session;
+    let runtime_error = |e: crate::ftrack::FtrackError| Failure::Runtime(e.to_string());
+    let info = session.server_information().await.map_err(runtime_error)?;
+    let (users, groups) = tokio::try_join!(
+        session.query_all("select id from User"),
+        session.query_all("select id from Group"),
+    )
+    .map_err(runtime_error)?;
+    Ok(FtrackReport {
+        server_version: info
+            .get("version")
+            .and_then(|v| v.as_str())
+            .unwrap_or("unknown")
+            .to_string(),
+        users: users.len(),
+        groups: groups.len(),
+    })
 }

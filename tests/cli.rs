@@ -94,13 +94,36 @@ fn check_reports_the_demo_directory_exactly() {
         report["ldap"],
         serde_json::json!({"users": 8, "disabled_users": 1, "groups": 4, "memberships": 10})
     );
-    // The ftrack side is not checked by this version: it says so and exits 1, inventing nothing.
-    assert_eq!(report["ftrack"], serde_json::Value::Null);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        report["ftrack"]["users"], 3,
+        "admin, ada and the API user from the seed"
+    );
+    assert_eq!(report["ftrack"]["groups"], 1);
+    assert!(report["ftrack"]["server_version"].is_string());
+    assert_eq!(report["rules"], serde_json::json!([]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn check_without_ftrack_settings_names_the_key_and_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(
+        root.join("tests/demo/directory.ldif"),
+        dir.path().join("d.ldif"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("s.toml"),
+        "[ldap]\nurl = \"ldif:d.ldif\"\nuser_base_dn = \"ou=people,dc=studio,dc=example\"\n",
+    )
+    .unwrap();
+    let out = ldap2ftrack(&["check", "--config", "s.toml"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
     assert!(
-        text(&out.stderr).contains("not implemented"),
-        "{}",
-        text(&out.stderr)
+        err.contains("ftrack.api_user") && err.contains("FTRACK_API_USER"),
+        "{err}"
     );
 }
 

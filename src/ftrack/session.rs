@@ -1,0 +1,411 @@
+//! The authenticated ftrack `Session`: every call to the ftrack API goes through here.
+//!
+//! It mirrors the official Python client's contract (ftrack-api.md §1, §6): one `POST /api`
+//! per batch with the `ftrack-user` / `ftrack-api-key` headers on every request, error
+//! objects turned into typed errors, queries paged with `metadata.next.offset`. On top of it:
+//! retries with exponential backoff and jitter for connection errors, 5xx and 429 (honouring
+//! `Retry-After`), bounded in attempts and total time. The API key is a [`Secret`]: it is
+//! never in a log line, an error or `Debug` output.
+
+use crate::config::Secret;
+use serde_json::{json, Value};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// What went wrong talking to ftrack. Messages never contain the API key.
+#[derive(Debug, thiserror::Error)]
+pub enum FtrackError {
+    /// The server answered with an error object (`{exception, content, error_code}`).
+    #[error("ftrack refused the request: {exception}: {content}")]
+    Server {
+        exception: String,
+        content: String,
+        status: u16,
+    },
+    #[error("ftrack answered HTTP {status} without an error object: {body}")]
+    Http { status: u16, body: String },
+    #[error("cannot reach ftrack at {url}: {cause}; check ftrack.server_url and the network")]
+    Transport { url: String, cause: String },
+    #[error(
+        "ftrack still failing after {attempts} attempts over {elapsed_s:.1} s; last error: {last}"
+    )]
+    GaveUp {
+        attempts: u32,
+        elapsed_s: f64,
+        last: Box<FtrackError>,
+    },
+    #[error("unexpected answer from ftrack: {0}")]
+    Protocol(String),
+}
+
+impl FtrackError {
+    /// The server's exception name, for callers that react to one (e.g. "already exists").
+    pub fn exception(&self) -> Option<&str> {
+        match self {
+            FtrackError::Server { exception, .. } => Some(exception),
+            FtrackError::GaveUp { last, .. } => last.exception(),
+            _ => None,
+        }
+    }
+
+    fn retryable(&self) -> bool {
+        match self {
+            FtrackError::Transport { .. } => true,
+            FtrackError::Http { status, .. } | FtrackError::Server { status, .. } => {
+                *status == 429 || *status >= 500
+            }
+            _ => false,
+        }
+    }
+}
+
+/// How hard to try before giving up on one request.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+    /// No new attempt starts after this much time since the first.
+    pub max_total: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            first_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(15),
+            max_total: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Everything needed to open a session.
+#[derive(Clone)]
+pub struct SessionSettings {
+    pub server_url: String,
+    pub api_user: String,
+    pub api_key: Secret,
+    pub ca_file: Option<std::path::PathBuf>,
+    pub timeout: Duration,
+    pub batch_size: usize,
+    /// Rows per query page.
+    pub page_size: usize,
+    pub retry: RetryPolicy,
+}
+
+pub struct Session {
+    http: reqwest::Client,
+    server_url: String,
+    api_user: String,
+    api_key: Secret,
+    batch_size: usize,
+    page_size: usize,
+    retry: RetryPolicy,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("server_url", &self.server_url)
+            .field("api_user", &self.api_user)
+            .field("api_key", &self.api_key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    pub fn new(settings: SessionSettings) -> Result<Session, FtrackError> {
+        // reqwest is built without a bundled crypto provider; rustls uses the process default.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .user_agent(concat!("ldap2ftrack/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = &settings.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| FtrackError::Transport {
+                url: settings.server_url.clone(),
+                cause: format!("cannot read ftrack.ca_file {}: {e}", ca.display()),
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                FtrackError::Transport {
+                    url: settings.server_url.clone(),
+                    cause: format!(
+                        "ftrack.ca_file {} is not a PEM certificate: {e}",
+                        ca.display()
+                    ),
+                }
+            })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().map_err(|e| FtrackError::Transport {
+            url: settings.server_url.clone(),
+            cause: format!("cannot set up the HTTP client: {e}"),
+        })?;
+        Ok(Session {
+            http,
+            server_url: settings.server_url.trim_end_matches('/').to_string(),
+            api_user: settings.api_user,
+            api_key: settings.api_key,
+            batch_size: settings.batch_size.max(1),
+            page_size: settings.page_size.max(1),
+            retry: settings.retry,
+        })
+    }
+
+    pub fn server_url(&self) -> &str {
+        &self.server_url
+    }
+
+    pub fn api_user(&self) -> &str {
+        &self.api_user
+    }
+
+    /// Sends `operations`, split into requests of at most `batch_size`, and returns one result
+    /// per operation in order. Each request is atomic on the server; a failure stops here.
+    pub async fn call(&self, operations: &[Value]) -> Result<Vec<Value>, FtrackError> {
+        let mut results = Vec::with_capacity(operations.len());
+        for batch in operations.chunks(self.batch_size) {
+            let answer = self.send_with_retries(batch).await?;
+            if answer.len() != batch.len() {
+                return Err(FtrackError::Protocol(format!(
+                    "{} operations sent, {} results received",
+                    batch.len(),
+                    answer.len()
+                )));
+            }
+            results.extend(answer);
+        }
+        Ok(results)
+    }
+
+    /// `query_server_information`: the server's version and settings.
+    pub async fn server_information(&self) -> Result<Value, FtrackError> {
+        let mut r = self
+            .call(&[json!({"action": "query_server_information"})])
+            .await?;
+        Ok(r.pop().unwrap_or(Value::Null))
+    }
+
+    /// Runs `expression` (without offset/limit) and returns every row, page by page.
+    pub async fn query_all(&self, expression: &str) -> Result<Vec<Value>, FtrackError> {
+        let mut rows = Vec::new();
+        let mut offset: u64 = 0;
+        loop {
+            let op = json!({
+                "action": "query",
+                "expression": format!("{expression} offset {offset} limit {}", self.page_size),
+            });
+            let mut answer = self.call(std::slice::from_ref(&op)).await?;
+            let page = answer.pop().unwrap_or(Value::Null);
+            let data = page.get("data").and_then(Value::as_array).ok_or_else(|| {
+                FtrackError::Protocol(format!("query `{expression}` answered without a data list"))
+            })?;
+            rows.extend(data.iter().cloned());
+            match page
+                .pointer("/metadata/next/offset")
+                .and_then(Value::as_u64)
+            {
+                Some(next) if next > offset && !data.is_empty() => offset = next,
+                _ => return Ok(rows),
+            }
+        }
+    }
+
+    async fn send_with_retries(&self, batch: &[Value]) -> Result<Vec<Value>, FtrackError> {
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (result, retry_after) = self.send_once(batch).await;
+            let error = match result {
+                Ok(results) => return Ok(results),
+                Err(e) if !e.retryable() => return Err(e),
+                Err(e) => e,
+            };
+            let delay = retry_after.unwrap_or_else(|| self.backoff(attempt));
+            let out_of_time = started.elapsed() + delay > self.retry.max_total;
+            if attempt >= self.retry.max_attempts || out_of_time {
+                return Err(FtrackError::GaveUp {
+                    attempts: attempt,
+                    elapsed_s: started.elapsed().as_secs_f64(),
+                    last: Box::new(error),
+                });
+            }
+            tracing::warn!(
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                "ftrack request failed ({error}); retrying"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Exponential backoff with full jitter: a random delay up to first_delay × 2^(attempt-1).
+    fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .retry
+            .first_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .min(self.retry.max_delay);
+        let millis = ceiling.as_millis() as u64;
+        Duration::from_millis(millis / 2 + fastrand::u64(0..=millis / 2))
+    }
+
+    async fn send_once(
+        &self,
+        batch: &[Value],
+    ) -> (Result<Vec<Value>, FtrackError>, Option<Duration>) {
+        let body = match serde_json::to_vec(batch) {
+            Ok(b) => b,
+            Err(e) => {
+                return (
+                    Err(FtrackError::Protocol(format!(
+                        "cannot encode the request: {e}"
+                    ))),
+                    None,
+                )
+            }
+        };
+        let response = self
+            .http
+            .post(format!("{}/api", self.server_url))
+            .header("content-type", "application/json")
+            .header("accept", "application/json")
+            .header("ftrack-user", &self.api_user)
+            .header("ftrack-api-key", self.api_key.expose())
+            .header("ftrack-strict-api", "true")
+            .body(body)
+            .send()
+            .await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                return (
+                    Err(FtrackError::Transport {
+                        url: self.server_url.clone(),
+                        cause: describe_transport_error(&e),
+                    }),
+                    None,
+                )
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s.min(300)));
+        let bytes = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                return (
+                    Err(FtrackError::Transport {
+                        url: self.server_url.clone(),
+                        cause: describe_transport_error(&e),
+                    }),
+                    retry_after,
+                )
+            }
+        };
+        (decode_answer(status, &bytes), retry_after)
+    }
+}
+
+/// Turns an HTTP answer into results or a typed error, in the official client's order.
+fn decode_answer(status: u16, bytes: &[u8]) -> Result<Vec<Value>, FtrackError> {
+    let body: Result<Value, _> = serde_json::from_slice(bytes);
+    if let Ok(Value::Object(map)) = &body {
+        if let Some(exception) = map.get("exception") {
+            return Err(FtrackError::Server {
+                exception: exception.as_str().unwrap_or("Error").to_string(),
+                content: map
+                    .get("content")
+                    .map(|c| {
+                        c.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| c.to_string())
+                    })
+                    .unwrap_or_default(),
+                status,
+            });
+        }
+    }
+    if status >= 400 {
+        return Err(FtrackError::Http {
+            status,
+            body: String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned(),
+        });
+    }
+    match body {
+        Ok(Value::Array(results)) => Ok(results),
+        Ok(other) => Err(FtrackError::Protocol(format!(
+            "expected a list of results, got {}",
+            truncate(&other.to_string())
+        ))),
+        Err(e) => Err(FtrackError::Protocol(format!(
+            "the answer is not JSON: {e}"
+        ))),
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(200).collect()
+}
+
+/// reqwest's error text, with its source chain (where "connection refused" lives).
+fn describe_transport_error(e: &reqwest::Error) -> String {
+    let mut text = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "connection failed".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_results_and_error_objects_like_the_official_client() {
+        assert_eq!(
+            decode_answer(200, b"[{\"a\":1}]").unwrap(),
+            vec![json!({"a": 1})]
+        );
+        let e = decode_answer(
+            401,
+            br#"{"exception":"InvalidCredentialsError","content":"bad key","error_code":null}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.exception(), Some("InvalidCredentialsError"));
+        assert!(!e.retryable());
+        // Non-strict servers answer 200 with the error object.
+        let e =
+            decode_answer(200, br#"{"exception":"ValidationError","content":"x"}"#).unwrap_err();
+        assert_eq!(e.exception(), Some("ValidationError"));
+        assert!(decode_answer(503, b"<html>busy</html>")
+            .unwrap_err()
+            .retryable());
+        assert!(decode_answer(429, b"").unwrap_err().retryable());
+        assert!(matches!(
+            decode_answer(200, b"nope"),
+            Err(FtrackError::Protocol(_))
+        ));
+        assert!(matches!(
+            decode_answer(200, b"{}"),
+            Err(FtrackError::Protocol(_))
+        ));
+    }
+}

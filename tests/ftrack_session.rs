@@ -1,0 +1,212 @@
+//! The ftrack `Session` against the real emulator: auth, batching, paging, retries under
+//! injected faults, query escaping, and the API key never showing up in any output.
+
+use ftrack_emulator::{EmulatorConfig, Faults, RunningEmulator, StateDump};
+use ldap2ftrack::config::Secret;
+use ldap2ftrack::ftrack::{query, FtrackError, RetryPolicy, Session, SessionSettings};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const USER: &str = "sync-bot";
+const KEY: &str = "k-9f8e7d6c5b4a-secret";
+
+async fn emulator(state: Option<StateDump>) -> RunningEmulator {
+    let mut config = EmulatorConfig::new(USER, KEY);
+    if let Some(s) = state {
+        config = config.state(s);
+    }
+    ftrack_emulator::spawn(config).await.unwrap()
+}
+
+fn session(url: &str, key: &str, batch_size: usize, page_size: usize) -> Session {
+    Session::new(SessionSettings {
+        server_url: url.to_string(),
+        api_user: USER.to_string(),
+        api_key: Secret::new(key),
+        ca_file: None,
+        timeout: Duration::from_secs(10),
+        batch_size,
+        page_size,
+        retry: RetryPolicy {
+            max_attempts: 6,
+            first_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(100),
+            max_total: Duration::from_secs(20),
+        },
+    })
+    .unwrap()
+}
+
+fn create_user(username: &str) -> Value {
+    let id = uuid::Uuid::new_v4().to_string();
+    json!({
+        "action": "create",
+        "entity_type": "User",
+        "entity_key": [id],
+        "entity_data": {"__entity_type__": "User", "id": id, "username": username, "is_active": true}
+    })
+}
+
+async fn usernames(s: &Session) -> Vec<String> {
+    let mut names: Vec<String> = s
+        .query_all("select username from User")
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["username"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn wrong_key_is_a_server_error_that_never_shows_the_key() {
+    let emu = emulator(None).await;
+    let wrong = "wrong-key-must-not-leak-42";
+    let s = session(&emu.url(), wrong, 100, 100);
+    let err = s.server_information().await.unwrap_err();
+    assert_eq!(err.exception(), Some("InvalidCredentialsError"), "{err}");
+    for text in [err.to_string(), format!("{err:?}"), format!("{s:?}")] {
+        assert!(!text.contains(wrong), "key leaked: {text}");
+    }
+    let ok = session(&emu.url(), KEY, 100, 100);
+    let info = ok.server_information().await.unwrap();
+    assert!(info["version"].is_string(), "{info}");
+}
+
+#[tokio::test]
+async fn batches_split_at_batch_size_and_results_keep_their_order() {
+    let emu = emulator(None).await;
+    let s = session(&emu.url(), KEY, 10, 100);
+    let ops: Vec<Value> = (0..25).map(|i| create_user(&format!("u{i:02}"))).collect();
+    emu.reset_counters();
+    let results = s.call(&ops).await.unwrap();
+    assert_eq!(emu.counters().requests, 3);
+    assert_eq!(results.len(), 25);
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r["action"], "create");
+        assert_eq!(r["data"]["username"], format!("u{i:02}"));
+    }
+}
+
+#[tokio::test]
+async fn paging_takes_users_over_page_size_requests() {
+    let users: Vec<Value> = (0..2500)
+        .map(|i| json!({"id": uuid::Uuid::new_v4().to_string(), "username": format!("user{i:05}"), "is_active": true}))
+        .collect();
+    let emu = emulator(Some(
+        StateDump::from_json(&json!({"User": users}).to_string()).unwrap(),
+    ))
+    .await;
+    let s = session(&emu.url(), KEY, 100, 1000);
+    emu.reset_counters();
+    let rows = s.query_all("select id, username from User").await.unwrap();
+    assert_eq!(rows.len(), 2501, "2,500 users and the API user");
+    let requests = emu.counters().requests;
+    assert!(requests <= 4, "{requests} requests for 3 pages");
+    let mut ids: Vec<&str> = rows.iter().filter_map(|r| r["id"].as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 2501, "no row twice, none missing");
+}
+
+#[tokio::test]
+async fn every_operation_lands_exactly_once_through_500s_429s_and_latency() {
+    let emu = emulator(None).await;
+    let s = session(&emu.url(), KEY, 1, 100);
+    emu.set_faults(Faults {
+        error_every_nth: Some(3),
+        ..Faults::none()
+    });
+    for i in 0..12 {
+        s.call(&[create_user(&format!("five{i:02}"))])
+            .await
+            .unwrap();
+    }
+    emu.set_faults(Faults {
+        rate_limit_every_nth: Some(2),
+        retry_after_secs: 1,
+        latency_ms: 200,
+        ..Faults::none()
+    });
+    let started = Instant::now();
+    s.call(&[create_user("limited-a")]).await.unwrap();
+    s.call(&[create_user("limited-b")]).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(1400),
+        "Retry-After (1 s) and latency (200 ms) honoured: {:?}",
+        started.elapsed()
+    );
+    emu.set_faults(Faults::none());
+    let names = usernames(&s).await;
+    let expected: Vec<String> = ["limited-a", "limited-b", USER]
+        .iter()
+        .map(|s| s.to_string())
+        .chain((0..12).map(|i| format!("five{i:02}")))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(names, expected);
+}
+
+#[tokio::test]
+async fn a_server_that_keeps_failing_is_given_up_on_with_the_last_error() {
+    let emu = emulator(None).await;
+    emu.set_faults(Faults {
+        fail_after_requests: Some(0),
+        ..Faults::none()
+    });
+    let s = session(&emu.url(), KEY, 10, 10);
+    let err = s.server_information().await.unwrap_err();
+    assert!(
+        matches!(err, FtrackError::GaveUp { attempts: 6, .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_server_is_a_transport_error_naming_the_url() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let err = session(&url, KEY, 10, 10)
+        .server_information()
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&url) && text.contains("after 6 attempts"),
+        "{text}"
+    );
+    assert!(!text.contains(KEY));
+}
+
+#[tokio::test]
+async fn hostile_usernames_round_trip_exactly() {
+    let emu = emulator(None).await;
+    let s = session(&emu.url(), KEY, 100, 100);
+    let hostile = [
+        "o'neil",
+        "say \"hi\"",
+        "back\\slash\\",
+        "x and username is \"admin\"",
+        "y\" or username like \"%",
+        "z' or username like '%",
+        "ünïcødé",
+    ];
+    let ops: Vec<Value> = hostile.iter().map(|u| create_user(u)).collect();
+    s.call(&ops).await.unwrap();
+    for name in hostile {
+        let expr = format!(
+            "select username from User where {}",
+            query::equals("username", name).unwrap()
+        );
+        let rows = s.query_all(&expr).await.unwrap();
+        let got: Vec<&str> = rows.iter().filter_map(|r| r["username"].as_str()).collect();
+        assert_eq!(got, vec![name], "query for {name:?}");
+    }
+    assert!(query::equals("username", "both ' and \"").is_err());
+}
