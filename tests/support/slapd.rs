@@ -1,0 +1,305 @@
+//! A real OpenLDAP `slapd` for integration tests: its own config, database and certificates in
+//! a temporary directory, on free loopback ports, killed when the [`Slapd`] is dropped.
+//!
+//! Why real: the fail-closed behaviour of the reader (size limits, paging, referrals, TLS
+//! verification) is only worth something against the server admins actually run. The
+//! directory is loaded with `slapadd` before slapd starts, so a 2,500-user directory is ready
+//! in well under a second.
+//!
+//! What it sets up:
+//! * `mdb` database for [`SUFFIX`], with the `memberof` and `ppolicy` overlays;
+//! * `ldap://127.0.0.1:PORT` (StartTLS available) and `ldaps://127.0.0.1:PORT2`, with a server
+//!   certificate for `localhost` / `127.0.0.1` signed by a CA generated per test process
+//!   ([`Slapd::ca_file`]); [`wrong_ca_file`] is an unrelated CA;
+//! * [`SYNC_DN`]: the sync account, size limit 1000 (soft and hard), so reading more than
+//!   1000 entries needs paging, with pages of at most 1000;
+//! * [`LIMITED_DN`]: an account whose paged searches stop after 1200 entries in total, so a
+//!   read past that must fail instead of truncating.
+//!
+//! If slapd is not installed the harness panics, telling to run `bash tests/run.sh`: a test
+//! that silently skips proves nothing.
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const SLAPD: &str = "/usr/sbin/slapd";
+pub const SLAPADD: &str = "/usr/sbin/slapadd";
+pub const SUFFIX: &str = "dc=example,dc=org";
+pub const SYNC_DN: &str = "cn=sync,dc=example,dc=org";
+pub const LIMITED_DN: &str = "cn=limited,dc=example,dc=org";
+/// Password of both service accounts.
+pub const SYNC_PASSWORD: &str = "S3cret-sync-pw";
+
+/// A running slapd. Dropping it kills the process and removes its directory.
+pub struct Slapd {
+    /// `ldap://127.0.0.1:PORT` (plain, or StartTLS).
+    pub url: String,
+    /// `ldaps://127.0.0.1:PORT`.
+    pub ldaps_url: String,
+    /// The CA that signed the server certificate (PEM).
+    pub ca_file: PathBuf,
+    /// How long starting took (slapadd + slapd until it accepts connections).
+    pub start_time: Duration,
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+/// Certificates shared by every slapd of this test process.
+struct Certs {
+    _dir: tempfile::TempDir,
+    ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+    wrong_ca: PathBuf,
+}
+
+fn certs() -> &'static Certs {
+    static CERTS: OnceLock<Certs> = OnceLock::new();
+    CERTS.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir for certificates");
+        let p = |name: &str| dir.path().join(name);
+        std::fs::write(
+            p("server.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("write server.ext");
+        for ca in ["ca", "wrong-ca"] {
+            openssl(
+                dir.path(),
+                &[
+                    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", &format!("{ca}.key"), "-out", &format!("{ca}.pem"),
+                    "-days", "2", "-subj", &format!("/CN=ldap2ftrack test {ca}"),
+                    "-addext", "basicConstraints=critical,CA:TRUE",
+                    "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                ],
+            );
+        }
+        openssl(
+            dir.path(),
+            &[
+                "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost",
+            ],
+        );
+        openssl(
+            dir.path(),
+            &[
+                "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-set_serial", "2", "-days", "2", "-out", "server.pem", "-extfile", "server.ext",
+            ],
+        );
+        Certs {
+            ca: p("ca.pem"),
+            server_cert: p("server.pem"),
+            server_key: p("server.key"),
+            wrong_ca: p("wrong-ca.pem"),
+            _dir: dir,
+        }
+    })
+}
+
+/// A CA certificate that did not sign the server certificate.
+pub fn wrong_ca_file() -> PathBuf {
+    certs().wrong_ca.clone()
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl not found: run `bash tests/run.sh`, which installs it");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn require_slapd() {
+    for tool in [SLAPD, SLAPADD] {
+        assert!(
+            Path::new(tool).exists(),
+            "{tool} is not installed: run `bash tests/run.sh` (it installs slapd and ldap-utils); \
+             these tests need a real OpenLDAP server and are not skipped"
+        );
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// The entries every harness directory has: the suffix and the two service accounts.
+fn base_ldif() -> String {
+    let mut s = format!(
+        "dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n"
+    );
+    for dn in [SYNC_DN, LIMITED_DN] {
+        let cn = dn
+            .trim_start_matches("cn=")
+            .split(',')
+            .next()
+            .unwrap_or("x");
+        s.push_str(&format!(
+            "dn: {dn}\nobjectClass: person\nobjectClass: simpleSecurityObject\ncn: {cn}\nsn: {cn}\nuserPassword: {SYNC_PASSWORD}\n\n"
+        ));
+    }
+    s
+}
+
+fn config(dir: &Path, certs: &Certs) -> String {
+    let d = dir.display();
+    format!(
+        r#"include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+include /etc/ldap/schema/nis.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+moduleload memberof
+moduleload ppolicy
+pidfile {d}/slapd.pid
+argsfile {d}/slapd.args
+TLSCACertificateFile {ca}
+TLSCertificateFile {cert}
+TLSCertificateKeyFile {key}
+database mdb
+maxsize 268435456
+suffix "{SUFFIX}"
+rootdn "cn=admin,{SUFFIX}"
+rootpw admin-{SYNC_PASSWORD}
+directory {d}/db
+index objectClass eq
+index uid eq
+limits dn.exact="{SYNC_DN}" size=1000 size.pr=1000 size.prtotal=unlimited
+limits dn.exact="{LIMITED_DN}" size=1000 size.prtotal=1200
+access to attrs=userPassword by anonymous auth by * none
+access to * by * read
+overlay memberof
+overlay ppolicy
+"#,
+        ca = certs.ca.display(),
+        cert = certs.server_cert.display(),
+        key = certs.server_key.display(),
+    )
+}
+
+impl Slapd {
+    /// Loads the suffix, the service accounts and `ldif` (entries below [`SUFFIX`], parents
+    /// first) with slapadd, then starts slapd and waits until it accepts connections.
+    pub fn start(ldif: &str) -> Slapd {
+        require_slapd();
+        let started = Instant::now();
+        let certs = certs();
+        let dir = tempfile::tempdir().expect("temp dir for slapd");
+        std::fs::create_dir(dir.path().join("db")).expect("db dir");
+        let conf = dir.path().join("slapd.conf");
+        std::fs::write(&conf, config(dir.path(), certs)).expect("write slapd.conf");
+        let data = dir.path().join("data.ldif");
+        let mut file = std::fs::File::create(&data).expect("create data.ldif");
+        file.write_all(base_ldif().as_bytes())
+            .expect("write data.ldif");
+        file.write_all(ldif.as_bytes()).expect("write data.ldif");
+        drop(file);
+        let out = Command::new(SLAPADD)
+            .arg("-q")
+            .arg("-f")
+            .arg(&conf)
+            .arg("-l")
+            .arg(&data)
+            .output()
+            .expect("run slapadd");
+        assert!(
+            out.status.success(),
+            "slapadd failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        for _attempt in 0..5 {
+            let (port, tls_port) = (free_port(), free_port());
+            if port == tls_port {
+                continue;
+            }
+            let url = format!("ldap://127.0.0.1:{port}");
+            let ldaps_url = format!("ldaps://127.0.0.1:{tls_port}");
+            let log = std::fs::File::create(dir.path().join("slapd.log")).expect("slapd.log");
+            let mut child = Command::new(SLAPD)
+                .arg("-f")
+                .arg(&conf)
+                .arg("-h")
+                .arg(format!("{url}/ {ldaps_url}/"))
+                .arg("-d")
+                .arg("0")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log handle"))
+                .stderr(log)
+                .spawn()
+                .expect("start slapd");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Some(status) = child.try_wait().expect("slapd status") {
+                    let log =
+                        std::fs::read_to_string(dir.path().join("slapd.log")).unwrap_or_default();
+                    if log.contains("Address already in use") {
+                        break; // port race: try other ports
+                    }
+                    panic!("slapd exited with {status}: {log}");
+                }
+                let up = |p: u16| {
+                    TcpStream::connect_timeout(
+                        &([127, 0, 0, 1], p).into(),
+                        Duration::from_millis(100),
+                    )
+                    .is_ok()
+                };
+                if up(port) && up(tls_port) {
+                    return Slapd {
+                        url,
+                        ldaps_url,
+                        ca_file: certs.ca.clone(),
+                        start_time: started.elapsed(),
+                        dir,
+                        child,
+                    };
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "slapd did not accept connections within 10 s: {}",
+                        std::fs::read_to_string(dir.path().join("slapd.log")).unwrap_or_default()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        panic!("could not find free ports for slapd");
+    }
+
+    /// slapd's log so far (for assertion messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("slapd.log")).unwrap_or_default()
+    }
+
+    /// Stops slapd now (e.g. to test a connection that goes away).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
