@@ -210,3 +210,71 @@ async fn hostile_usernames_round_trip_exactly() {
     }
     assert!(query::equals("username", "both ' and \"").is_err());
 }
+
+#[tokio::test]
+async fn snapshot_of_20000_users_takes_a_few_paged_requests() {
+    let role = uuid::Uuid::new_v4().to_string();
+    let project = uuid::Uuid::new_v4().to_string();
+    let group = uuid::Uuid::new_v4().to_string();
+    let mut users = Vec::new();
+    let mut memberships = Vec::new();
+    let mut metadata = Vec::new();
+    for i in 0..20_000 {
+        let id = uuid::Uuid::new_v4().to_string();
+        if i % 2 == 0 {
+            memberships.push(
+                json!({"id": uuid::Uuid::new_v4().to_string(), "user_id": id, "group_id": group}),
+            );
+        }
+        if i < 3 {
+            metadata.push(json!({"parent_id": id, "parent_type": "User", "key": "ldap2ftrack.anchor", "value": format!("uuid-{i}")}));
+            metadata.push(
+                json!({"parent_id": id, "parent_type": "User", "key": "other.tool", "value": "x"}),
+            );
+        }
+        users.push(json!({"id": id, "username": format!("user{i:05}"), "email": format!("u{i}@x.example"), "is_active": i % 10 != 0}));
+    }
+    let first_user = users[0]["id"].as_str().unwrap().to_string();
+    let grant = uuid::Uuid::new_v4().to_string();
+    let state = json!({
+        "User": users,
+        "Group": [{"id": group, "name": "Animation"}],
+        "Membership": memberships,
+        "SecurityRole": [{"id": role, "name": "Artist"}],
+        "Project": [{"id": project, "name": "proj_a"}],
+        "UserSecurityRole": [{"id": grant, "user_id": first_user, "security_role_id": role, "is_all_open_projects": false}],
+        "UserSecurityRoleProject": [{"id": uuid::Uuid::new_v4().to_string(), "user_security_role_id": grant, "project_id": project}],
+        "Metadata": metadata,
+    });
+    let emu = emulator(Some(StateDump::from_json(&state.to_string()).unwrap())).await;
+    let s = session(&emu.url(), KEY, 100, 1000);
+    emu.reset_counters();
+    let snap = ldap2ftrack::ftrack::FtrackSnapshot::read(&s).await.unwrap();
+    let counters = emu.counters();
+    assert_eq!(snap.users.len(), 20_001);
+    assert_eq!(snap.memberships.len(), 10_000);
+    assert_eq!(snap.groups.len(), 1);
+    assert_eq!(snap.projects.len(), 1);
+    assert_eq!(snap.user_security_roles[0].project_ids, vec![project]);
+    let anchored: Vec<_> = snap
+        .users
+        .iter()
+        .filter(|u| !u.metadata.is_empty())
+        .collect();
+    assert_eq!(anchored.len(), 3);
+    assert!(anchored
+        .iter()
+        .all(|u| u.metadata.len() == 1 && u.metadata.contains_key("ldap2ftrack.anchor")));
+    // Users: 21 pages (+1 empty end page at most); memberships 10 (+1); the rest one each.
+    let bound = 20_001 / 1000 + 1 + 10_000 / 1000 + 1 + 6 + 2;
+    assert!(
+        counters.requests <= bound,
+        "{} requests (bound {bound})",
+        counters.requests
+    );
+    assert_eq!(
+        counters.queries.get("User").copied().unwrap_or(0),
+        counters.queries["User"]
+    );
+    assert!(counters.queries["User"] <= 22, "{:?}", counters.queries);
+}

@@ -46,4 +46,4 @@ export LDAP2FTRACK_PYTHON="$venv/bin/python"
 
 # --- the tests ----------------------------------------------------------------------------
 log "cargo test --workspace"
-cargo test --workspace --all-targets "$@"
+cargo test --workspace "$@"

@@ -3,8 +3,10 @@
 
 pub mod query;
 pub mod session;
+pub mod snapshot;
 
 pub use session::{FtrackError, RetryPolicy, Session, SessionSettings};
+pub use snapshot::FtrackSnapshot;
 
 use crate::config::{FtrackServer, FtrackSettings, Secret};
 use std::path::PathBuf;
