@@ -61,8 +61,8 @@ impl Engine {
         {
             Some(seq) => ut.get(seq).and_then(|r| r.get("id")).cloned(),
             None => {
-                let mut rec = Record::new();
-                rec.insert("name".into(), json!("ftrack"));
+                let mut rec = Record::new(ut_def);
+                rec.insert("name", json!("ftrack"));
                 fill_defaults(ut_def, &mut rec);
                 let id = rec.get("id").cloned();
                 let _ = self.store.insert("UserType", rec);
@@ -78,16 +78,16 @@ impl Engine {
                 if let Some(rec) = users.get(seq) {
                     if rec.get("is_active") != Some(&Value::Bool(true)) {
                         let mut rec = rec.clone();
-                        rec.insert("is_active".into(), Value::Bool(true));
+                        rec.insert("is_active", Value::Bool(true));
                         let _ = self.store.replace("User", seq, rec);
                     }
                 }
             }
             None => {
-                let mut rec = Record::new();
-                rec.insert("username".into(), json!(self.api_user));
-                rec.insert("is_active".into(), json!(true));
-                rec.insert("user_type_id".into(), ut_id.unwrap_or(Value::Null));
+                let mut rec = Record::new(user_def);
+                rec.insert("username", json!(self.api_user));
+                rec.insert("is_active", json!(true));
+                rec.insert("user_type_id", ut_id.unwrap_or(Value::Null));
                 fill_defaults(user_def, &mut rec);
                 let _ = self.store.insert("User", rec);
             }
@@ -269,7 +269,7 @@ impl Engine {
                     )));
                 }
             }
-            rec.insert(col.to_string(), val);
+            rec.insert(col, val);
         }
         Ok(colls)
     }
@@ -301,12 +301,12 @@ impl Engine {
                 )))
             }
         };
-        let mut rec = Record::new();
+        let mut rec = Record::new(def);
         let colls = Self::apply_data(def, data, &mut rec, None)?;
         if let Some(parts) = Self::key_parts(op) {
             for (col, part) in def.primary_key.iter().zip(parts) {
-                if rec.get(*col).is_none_or(Value::is_null) {
-                    rec.insert(col.to_string(), Value::String(part));
+                if rec.get(col).is_none_or(Value::is_null) {
+                    rec.insert(col, Value::String(part));
                 }
             }
         }
@@ -320,7 +320,7 @@ impl Engine {
                 .and_then(|s| ut.get(s))
                 .and_then(|r| r.get("id"))
             {
-                rec.insert("user_type_id".into(), id.clone());
+                rec.insert("user_type_id", id.clone());
             }
         }
         self.validate(def, &rec)?;
@@ -416,7 +416,7 @@ impl Engine {
                             .cloned()
                             .ok_or_else(|| ApiError::server("row vanished"))?;
                         if child.get(fk) != Some(&parent_id) {
-                            child.insert(fk.to_string(), parent_id.clone());
+                            child.insert(fk, parent_id.clone());
                             self.store
                                 .replace(target, cseq, child)
                                 .map_err(ApiError::duplicate)?;
@@ -490,7 +490,7 @@ impl Engine {
                     if required {
                         self.delete_cascade(tdef, k)?;
                     } else if let Some(mut child) = self.store.table(target).get(k).cloned() {
-                        child.insert(fk.to_string(), Value::Null);
+                        child.insert(fk, Value::Null);
                         self.store
                             .replace(target, k, child)
                             .map_err(ApiError::duplicate)?;
@@ -537,9 +537,9 @@ impl Engine {
 
     fn insert_usr(&mut self, user_id: &str, role_id: &str) -> Result<u64, ApiError> {
         let def = entity("UserSecurityRole").map_err(ApiError::server)?;
-        let mut rec = Record::new();
-        rec.insert("user_id".into(), json!(user_id));
-        rec.insert("security_role_id".into(), json!(role_id));
+        let mut rec = Record::new(def);
+        rec.insert("user_id", json!(user_id));
+        rec.insert("security_role_id", json!(role_id));
         fill_defaults(def, &mut rec);
         self.store
             .insert(def.name, rec)
@@ -584,7 +584,7 @@ impl Engine {
             .get(seq)
             .cloned()
             .ok_or_else(|| ApiError::server("row vanished"))?;
-        rec.insert("security_role_id".into(), json!(new_role));
+        rec.insert("security_role_id", json!(new_role));
         self.store
             .replace("UserSecurityRole", seq, rec)
             .map_err(ApiError::duplicate)?;
@@ -629,7 +629,7 @@ impl Engine {
                 .get(seq)
                 .cloned()
                 .ok_or_else(|| ApiError::server("row vanished"))?;
-            rec.insert("is_all_open_projects".into(), Value::Bool(grant));
+            rec.insert("is_all_open_projects", Value::Bool(grant));
             self.store
                 .replace("UserSecurityRole", seq, rec)
                 .map_err(ApiError::duplicate)?;
@@ -651,9 +651,9 @@ impl Engine {
             match (existing, grant) {
                 (None, true) => {
                     let def = entity("UserSecurityRoleProject").map_err(ApiError::server)?;
-                    let mut rec = Record::new();
-                    rec.insert("user_security_role_id".into(), json!(usr_id));
-                    rec.insert("project_id".into(), json!(p));
+                    let mut rec = Record::new(def);
+                    rec.insert("user_security_role_id", json!(usr_id));
+                    rec.insert("project_id", json!(p));
                     fill_defaults(def, &mut rec);
                     self.store
                         .insert(def.name, rec)

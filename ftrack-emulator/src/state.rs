@@ -118,7 +118,7 @@ pub fn fill_defaults(def: &EntityDef, rec: &mut Record) {
     for a in def.stored() {
         if !rec.contains_key(a.name) {
             let v = a.default.map(|d: Default| d.value()).unwrap_or(Value::Null);
-            rec.insert(a.name.to_string(), v);
+            rec.insert(a.name, v);
         }
     }
 }
@@ -182,7 +182,7 @@ pub fn load(dump: &StateDump) -> Result<Store, StateError> {
                     "{at}: expected an object of attributes, got {item}"
                 ))
             })?;
-            let mut rec = Record::new();
+            let mut rec = Record::new(def);
             for (k, v) in obj {
                 if k == "__entity_type__" {
                     continue;
@@ -204,7 +204,7 @@ pub fn load(dump: &StateDump) -> Result<Store, StateError> {
                     )));
                 }
                 check_scalar(def, k, v).map_err(|e| StateError::Invalid(format!("{at}: {e}")))?;
-                rec.insert(attr.alias_of.unwrap_or(attr.name).to_string(), v.clone());
+                rec.insert(attr.alias_of.unwrap_or(attr.name), v.clone());
             }
             fill_defaults(def, &mut rec);
             let missing = missing_required(def, &rec);
