@@ -175,6 +175,7 @@ pub fn load(dump: &StateDump) -> Result<Store, StateError> {
     let mut placed: Vec<(&'static EntityDef, usize, u64)> = Vec::new();
     for (tname, list) in &dump.entities {
         let def = entity(tname).map_err(|e| StateError::Invalid(format!("state: {e}")))?;
+        store.reserve(def.name, list.len());
         for (i, item) in list.iter().enumerate() {
             let at = format!("state: {tname}[{i}]");
             let obj = item.as_object().ok_or_else(|| {

@@ -7,7 +7,37 @@
 
 use crate::schema::{schema, EntityDef};
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A fast non-cryptographic hasher (FxHash-style) for the in-memory indexes: keys are
+/// ids and usernames supplied by trusted test/demo clients, so hash-flooding resistance
+/// is not needed, and SipHash dominated state-load time at 1M rows.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(K);
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// One stored entity: a slot per stored column of its type (see
 /// [`crate::schema::Attr::is_stored`]); `None` means "not set yet" (defaults apply).
@@ -37,7 +67,11 @@ impl Record {
     }
 
     fn slot(&self, col: &str) -> Option<usize> {
-        self.def.stored().position(|a| a.name == col)
+        // Column names usually are the schema's own &'static str: compare pointers first.
+        self.def
+            .stored()
+            .position(|a| std::ptr::eq(a.name, col))
+            .or_else(|| self.def.stored().position(|a| a.name == col))
     }
 
     /// The value of a stored column, if set.
@@ -116,9 +150,12 @@ impl Table {
         Table {
             def,
             rows: BTreeMap::new(),
-            by_key: HashMap::new(),
-            fk: def.fk_columns().map(|a| (a.name, HashMap::new())).collect(),
-            unique: def.unique.iter().map(|_| HashMap::new()).collect(),
+            by_key: HashMap::default(),
+            fk: def
+                .fk_columns()
+                .map(|a| (a.name, HashMap::default()))
+                .collect(),
+            unique: def.unique.iter().map(|_| HashMap::default()).collect(),
         }
     }
 
@@ -383,6 +420,16 @@ impl Store {
         self.log(Undo::Replace(t, seq, old));
         self.generation += 1;
         Ok(())
+    }
+
+    /// Make room for `n` more rows of type `t` in the indexes (bulk loads).
+    pub fn reserve(&mut self, t: &str, n: usize) {
+        if let Ok(table) = self.table_mut(t) {
+            table.by_key.reserve(n);
+            for u in &mut table.unique {
+                u.reserve(n);
+            }
+        }
     }
 
     /// Drop every row of every table.
