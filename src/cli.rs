@@ -90,6 +90,9 @@ pub struct ApplyArgs {
     /// Apply even when a guard refuses (the refusal is logged as a warning).
     #[arg(long)]
     pub force: bool,
+    /// Append one JSON line per applied operation to this file.
+    #[arg(long, value_name = "FILE", default_value = "ldap2ftrack-journal.jsonl")]
+    pub journal: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -209,9 +212,9 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
             let config = load_config(cli)?;
             match command {
                 Command::Check => crate::check::run(&config, cli.output),
-                Command::Plan(_) => Err(Failure::not_built("the planner (`plan`)")),
-                Command::Apply(_) => Err(Failure::not_built("apply")),
-                Command::Explain(_) => Err(Failure::not_built("`explain`")),
+                Command::Plan(args) => crate::commands::plan(&config, args, cli.output),
+                Command::Apply(args) => crate::commands::apply(&config, args, cli.output),
+                Command::Explain(args) => crate::commands::explain(&config, args, cli.output),
                 Command::Rules(_) | Command::Test(_) => unreachable!("handled above"),
             }
         }

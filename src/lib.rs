@@ -4,8 +4,14 @@
 //! Data flows one way: [`config`] → read (directory, ftrack) → rules → plan → guard → apply.
 //! See ARCHITECTURE.md at the repository root for the map.
 
+pub mod apply;
 pub mod check;
 pub mod cli;
+pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod directory;
 pub mod ftrack;
+pub mod plan;
+pub mod rules;
+pub mod run;

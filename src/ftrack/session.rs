@@ -181,6 +181,19 @@ impl Session {
         Ok(results)
     }
 
+    /// Sends `operations` as exactly one request (with retries): one atomic batch.
+    pub async fn call_one_request(&self, operations: &[Value]) -> Result<Vec<Value>, FtrackError> {
+        let answer = self.send_with_retries(operations).await?;
+        if answer.len() != operations.len() {
+            return Err(FtrackError::Protocol(format!(
+                "{} operations sent, {} results received",
+                operations.len(),
+                answer.len()
+            )));
+        }
+        Ok(answer)
+    }
+
     /// `query_server_information`: the server's version and settings.
     pub async fn server_information(&self) -> Result<Value, FtrackError> {
         let mut r = self

@@ -1,0 +1,186 @@
+//! The `plan`, `apply` and `explain` commands: the run pipeline with their sinks (printing,
+//! saving, applying).
+
+use crate::cli::{ApplyArgs, ExplainArgs, Failure, OutputFormat, PlanArgs};
+use crate::config::Config;
+use crate::plan::Plan;
+use crate::run::{self, SavedPlan};
+use std::path::Path;
+
+fn print_plan(plan: &Plan, output: OutputFormat) -> Result<(), Failure> {
+    match output {
+        OutputFormat::Json => println!("{}", json_text(&plan.to_json())?),
+        OutputFormat::Human => print!("{}", plan.render_human()),
+    }
+    Ok(())
+}
+
+fn json_text(value: &impl serde::Serialize) -> Result<String, Failure> {
+    serde_json::to_string_pretty(value)
+        .map_err(|e| Failure::Runtime(format!("cannot encode JSON: {e}")))
+}
+
+pub fn plan(config: &Config, args: &PlanArgs, output: OutputFormat) -> Result<(), Failure> {
+    if args.snapshot.is_some() {
+        return Err(Failure::not_built("`plan --snapshot`"));
+    }
+    let rt = run::runtime()?;
+    let inputs = rt.block_on(run::read_inputs(config))?;
+    let mut pipeline = run::pipeline(config)?;
+    let planned = run::plan(config, &inputs, &mut pipeline)?;
+    print_plan(&planned.plan, output)?;
+    if let Err(Failure::Guard(refusal)) =
+        run::guard(config, &planned.plan, inputs.directory.users.len(), false)
+    {
+        eprintln!("warning: `apply` would be {refusal}");
+    }
+    if let Some(out) = &args.out {
+        let saved = SavedPlan::new(config, &inputs, &planned.plan);
+        std::fs::write(out, json_text(&saved)?).map_err(|e| {
+            Failure::Runtime(format!("cannot write the plan to {}: {e}", out.display()))
+        })?;
+        eprintln!(
+            "plan saved to {}; apply it with `ldap2ftrack apply --plan {}`",
+            out.display(),
+            out.display()
+        );
+    }
+    if args.check && !planned.plan.is_empty() {
+        return Err(Failure::PendingChanges);
+    }
+    Ok(())
+}
+
+pub fn apply(config: &Config, args: &ApplyArgs, output: OutputFormat) -> Result<(), Failure> {
+    let saved = match &args.plan {
+        Some(path) => Some(read_saved_plan(path)?),
+        None => None,
+    };
+    let rt = run::runtime()?;
+    let inputs = rt.block_on(run::read_inputs(config))?;
+    let mut pipeline = run::pipeline(config)?;
+    let planned = run::plan(config, &inputs, &mut pipeline)?;
+    if let Some(saved) = &saved {
+        saved.check_current(config, &inputs, &planned.plan)?;
+    }
+    let plan = saved.map(|s| s.plan).unwrap_or(planned.plan);
+    run::guard(config, &plan, inputs.directory.users.len(), args.force)?;
+    if plan.is_empty() {
+        match output {
+            OutputFormat::Json => println!(
+                "{}",
+                json_text(&serde_json::json!({"summary": plan.summary(), "applied": 0}))?
+            ),
+            OutputFormat::Human => println!("No changes: ftrack matches the directory."),
+        }
+        return Ok(());
+    }
+    let journal = args.journal.as_deref();
+    let report = rt.block_on(run::apply(config, &inputs, &plan, journal))?;
+    match output {
+        OutputFormat::Json => println!(
+            "{}",
+            json_text(
+                &serde_json::json!({"summary": plan.summary(), "applied": report.applied, "requests": report.requests})
+            )?
+        ),
+        OutputFormat::Human => {
+            print!("{}", plan.render_human());
+            println!(
+                "Applied {} operations in {} requests.",
+                report.applied, report.requests
+            );
+        }
+    }
+    Ok(())
+}
+
+fn read_saved_plan(path: &Path) -> Result<SavedPlan, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Failure::Usage(format!(
+            "cannot read the saved plan {}: {e}",
+            path.display()
+        ))
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        Failure::Usage(format!(
+            "{} is not a plan saved by `ldap2ftrack plan --out`: {e}",
+            path.display()
+        ))
+    })
+}
+
+pub fn explain(config: &Config, args: &ExplainArgs, output: OutputFormat) -> Result<(), Failure> {
+    let rt = run::runtime()?;
+    let inputs = rt.block_on(run::read_inputs(config))?;
+    let mut pipeline = run::pipeline(config)?;
+    let planned = run::plan(config, &inputs, &mut pipeline)?;
+    let wanted = args.username.to_lowercase();
+    let desired = planned
+        .evaluation
+        .users
+        .iter()
+        .find(|u| u.fields.username.to_lowercase() == wanted);
+    let old_name = desired
+        .and_then(|d| {
+            let anchor = crate::plan::diff::anchor_of(d.entry.stable_id.as_deref(), &d.entry.dn);
+            inputs
+                .ftrack
+                .users
+                .iter()
+                .find(|u| u.metadata.get(crate::plan::diff::ANCHOR_KEY) == Some(&anchor))
+        })
+        .map(|u| u.username.to_lowercase());
+    let operations: Vec<_> = planned
+        .plan
+        .operations
+        .iter()
+        .filter(|op| {
+            let target = op.target.to_lowercase();
+            target == wanted || Some(&target) == old_name.as_ref()
+        })
+        .collect();
+    let skipped: Vec<_> = planned
+        .plan
+        .skipped
+        .iter()
+        .filter(|s| s.dn.to_lowercase().contains(&wanted))
+        .collect();
+    if desired.is_none() && operations.is_empty() && skipped.is_empty() {
+        return Err(Failure::Runtime(format!(
+            "`{}` is neither an LDAP user the rules map to ftrack nor the target of any planned change",
+            args.username
+        )));
+    }
+    match output {
+        OutputFormat::Json => {
+            let value = serde_json::json!({
+                "username": args.username,
+                "ldap_dn": desired.map(|d| d.entry.dn.clone()),
+                "reasons": desired.map(|d| d.reasons.clone()),
+                "operations": operations,
+                "skipped": skipped,
+            });
+            println!("{}", json_text(&value)?);
+        }
+        OutputFormat::Human => {
+            if let Some(d) = desired {
+                println!("{} comes from {}", d.fields.username, d.entry.dn);
+                for (what, why) in &d.reasons {
+                    println!("  {what}: {why}");
+                }
+            }
+            if operations.is_empty() {
+                println!("No changes planned for {}.", args.username);
+            }
+            for op in operations {
+                println!("{}", op.summary());
+                println!("    because {}", op.reason);
+            }
+            for s in skipped {
+                println!("! skipped {}: {}", s.dn, s.reason);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,702 @@
+//! The diff: what must change in ftrack so it matches what the rules want, under the
+//! ownership rules — the sync touches only users it can match to LDAP (by the anchor it
+//! stores on them, or by username on first adoption), only groups and roles it manages,
+//! and never the API user or protected users.
+
+use super::operation::{Change, Operation, OperationKind};
+use super::{ManagedCounts, Plan, PlanSettings};
+use crate::ftrack::snapshot::{FtrackSnapshot, FtrackUser};
+use crate::rules::pipeline::{role_key, DesiredUser, Evaluation, Pipeline, SkippedEntry};
+use crate::rules::{DepartedUser, RoleScope, RuleError, Verdict};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+/// Metadata key holding the LDAP stable id of the entry a user belongs to.
+pub const ANCHOR_KEY: &str = "ldap2ftrack.anchor";
+/// Metadata key: the date the user was first found missing from LDAP.
+pub const MISSING_SINCE_KEY: &str = "ldap2ftrack.missing_since";
+/// Metadata key: the date ldap2ftrack disabled the user (so only it re-enables them).
+pub const DISABLED_BY_SYNC_KEY: &str = "ldap2ftrack.disabled_by_sync";
+
+/// Fixed namespace for ids of entities the plan creates: the same input gives the same ids,
+/// so plans are reproducible and a retried create is recognised as already done.
+const ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6c64_6170_3266_7472_6163_6b00_0000_0001);
+
+fn planned_id(kind: &str, key: &str) -> String {
+    uuid::Uuid::new_v5(&ID_NAMESPACE, format!("{kind}:{key}").as_bytes()).to_string()
+}
+
+/// The anchor stored for an entry: its stable id, or its DN when the directory has none.
+pub fn anchor_of(stable_id: Option<&str>, dn: &str) -> String {
+    match stable_id {
+        Some(id) => id.to_string(),
+        None => format!("dn:{}", dn.to_lowercase()),
+    }
+}
+
+struct Index<'a> {
+    users_by_anchor: HashMap<&'a str, &'a FtrackUser>,
+    users_by_name: HashMap<String, &'a FtrackUser>,
+    groups_by_name: HashMap<String, (&'a str, &'a str)>,
+    roles_by_name: HashMap<String, (&'a str, &'a str)>,
+    projects_by_name: HashMap<String, &'a str>,
+    project_names: HashMap<&'a str, &'a str>,
+    /// user id → memberships (group id, membership id)
+    memberships: HashMap<&'a str, Vec<(&'a str, &'a str)>>,
+    /// (user id, role id) → (all open projects, project ids)
+    grants: HashMap<(&'a str, &'a str), (bool, Vec<&'a str>)>,
+}
+
+impl<'a> Index<'a> {
+    fn new(f: &'a FtrackSnapshot) -> Index<'a> {
+        let mut memberships: HashMap<&str, Vec<(&str, &str)>> = HashMap::new();
+        for m in &f.memberships {
+            memberships
+                .entry(m.user_id.as_str())
+                .or_default()
+                .push((m.group_id.as_str(), m.id.as_str()));
+        }
+        Index {
+            users_by_anchor: f
+                .users
+                .iter()
+                .filter_map(|u| u.metadata.get(ANCHOR_KEY).map(|a| (a.as_str(), u)))
+                .collect(),
+            users_by_name: f
+                .users
+                .iter()
+                .map(|u| (u.username.to_lowercase(), u))
+                .collect(),
+            // Top-level groups only: managed groups are created at the top level.
+            groups_by_name: f
+                .groups
+                .iter()
+                .filter(|g| g.parent_id.is_none() && !g.local)
+                .map(|g| (g.name.to_lowercase(), (g.id.as_str(), g.name.as_str())))
+                .collect(),
+            roles_by_name: f
+                .security_roles
+                .iter()
+                .map(|r| (r.name.to_lowercase(), (r.id.as_str(), r.name.as_str())))
+                .collect(),
+            projects_by_name: f
+                .projects
+                .iter()
+                .map(|p| (p.name.to_lowercase(), p.id.as_str()))
+                .collect(),
+            project_names: f
+                .projects
+                .iter()
+                .map(|p| (p.id.as_str(), p.name.as_str()))
+                .collect(),
+            memberships,
+            grants: f
+                .user_security_roles
+                .iter()
+                .map(|g| {
+                    (
+                        (g.user_id.as_str(), g.security_role_id.as_str()),
+                        (
+                            g.is_all_open_projects,
+                            g.project_ids.iter().map(String::as_str).collect(),
+                        ),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Computes the plan. Fails only when a rule module fails under `on_error = "abort"`.
+pub fn diff(
+    evaluation: &Evaluation,
+    ftrack: &FtrackSnapshot,
+    settings: &PlanSettings,
+    pipeline: &mut Pipeline,
+) -> Result<Plan, RuleError> {
+    let index = Index::new(ftrack);
+    let protected: HashSet<String> = std::iter::once(settings.api_user.to_lowercase())
+        .chain(settings.protected_users.iter().map(|u| u.to_lowercase()))
+        .collect();
+    let managed_groups: BTreeSet<String> = settings
+        .managed_groups
+        .iter()
+        .cloned()
+        .chain(
+            evaluation
+                .users
+                .iter()
+                .flat_map(|u| u.access.groups.iter().cloned()),
+        )
+        .collect();
+    let managed_roles: BTreeSet<String> = settings
+        .managed_roles
+        .iter()
+        .cloned()
+        .chain(
+            evaluation
+                .users
+                .iter()
+                .flat_map(|u| u.access.roles.iter().map(|g| g.role.clone())),
+        )
+        .collect();
+    let managed_group_ids: HashSet<&str> = managed_groups
+        .iter()
+        .filter_map(|g| {
+            index
+                .groups_by_name
+                .get(&g.to_lowercase())
+                .map(|(id, _)| *id)
+        })
+        .collect();
+    let managed_role_ids: HashSet<&str> = managed_roles
+        .iter()
+        .filter_map(|r| {
+            index
+                .roles_by_name
+                .get(&r.to_lowercase())
+                .map(|(id, _)| *id)
+        })
+        .collect();
+
+    let mut plan = Plan {
+        skipped: evaluation.skipped.clone(),
+        ..Plan::default()
+    };
+    let mut ops: Vec<Operation> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut departed: Vec<(&FtrackUser, Option<&DesiredUser>)> = Vec::new();
+    let mut created_groups: BTreeMap<String, String> = BTreeMap::new();
+
+    let mut desired: Vec<&DesiredUser> = evaluation.users.iter().collect();
+    desired.sort_by_key(|u| u.fields.username.to_lowercase());
+    for user in desired {
+        let anchor = anchor_of(user.entry.stable_id.as_deref(), &user.entry.dn);
+        let username = user.fields.username.trim();
+        let by_name = index.users_by_name.get(&username.to_lowercase()).copied();
+        let matched = match index.users_by_anchor.get(anchor.as_str()).copied() {
+            Some(u) => Some(u),
+            None => match by_name {
+                Some(u) if u.metadata.get(ANCHOR_KEY).is_some_and(|a| *a != anchor) => {
+                    plan.skipped.push(SkippedEntry {
+                        dn: user.entry.dn.clone(),
+                        reason: format!(
+                            "ftrack user `{}` belongs to another LDAP entry (anchor {}); rename one of them",
+                            u.username,
+                            u.metadata.get(ANCHOR_KEY).map(String::as_str).unwrap_or("")
+                        ),
+                    });
+                    continue;
+                }
+                other => other,
+            },
+        };
+        if let Some(u) = matched {
+            seen.insert(u.id.as_str());
+            if protected.contains(&u.username.to_lowercase()) {
+                plan.notes
+                    .push(format!("`{}` is protected; left as it is", u.username));
+                continue;
+            }
+        } else if protected.contains(&username.to_lowercase()) {
+            plan.notes
+                .push(format!("`{username}` is protected; not created"));
+            continue;
+        }
+        if user.entry.disabled {
+            if let Some(u) = matched {
+                departed.push((u, Some(user)));
+            }
+            continue;
+        }
+        let user_id = match matched {
+            None => {
+                let id = planned_id("user", &anchor);
+                let mut op =
+                    Operation::new(OperationKind::CreateUser, username, user.reason("username"));
+                op.user_id = Some(id.clone());
+                for (field, value) in user_fields(user) {
+                    if let Some(v) = value {
+                        op.changes.insert(
+                            field.to_string(),
+                            Change {
+                                from: None,
+                                to: Some(v.to_string()),
+                            },
+                        );
+                    }
+                }
+                op.metadata.insert(
+                    ANCHOR_KEY.into(),
+                    Change {
+                        from: None,
+                        to: Some(anchor.clone()),
+                    },
+                );
+                ops.push(op);
+                id
+            }
+            Some(current) => {
+                if let Some(op) = update_user(user, current, &anchor, &index, &mut plan) {
+                    ops.push(op);
+                }
+                if !current.is_active {
+                    if current.metadata.contains_key(DISABLED_BY_SYNC_KEY) {
+                        let mut op = Operation::new(
+                            OperationKind::EnableUser,
+                            username,
+                            format!("back in LDAP and enabled there ({})", user.entry.dn),
+                        );
+                        op.user_id = Some(current.id.clone());
+                        op.changes.insert(
+                            "is_active".into(),
+                            Change {
+                                from: Some("false".into()),
+                                to: Some("true".into()),
+                            },
+                        );
+                        op.metadata.insert(
+                            DISABLED_BY_SYNC_KEY.into(),
+                            Change {
+                                from: current.metadata.get(DISABLED_BY_SYNC_KEY).cloned(),
+                                to: None,
+                            },
+                        );
+                        ops.push(op);
+                    } else {
+                        plan.notes.push(format!(
+                            "`{}` is disabled in ftrack by someone else; ldap2ftrack leaves that to them",
+                            current.username
+                        ));
+                        continue;
+                    }
+                }
+                current.id.clone()
+            }
+        };
+        let current_id = matched.map(|u| u.id.as_str());
+        access_diff(
+            user,
+            username,
+            &user_id,
+            current_id,
+            &index,
+            &managed_group_ids,
+            &managed_role_ids,
+            &mut created_groups,
+            &mut ops,
+            &mut plan,
+        );
+    }
+
+    for (name, id) in &created_groups {
+        let mut op = Operation::new(
+            OperationKind::CreateGroup,
+            name,
+            "named by the rules and not in ftrack yet",
+        );
+        op.group = Some(name.clone());
+        op.group_id = Some(id.clone());
+        ops.push(op);
+    }
+
+    for u in &ftrack.users {
+        if seen.contains(u.id.as_str()) || !u.metadata.contains_key(ANCHOR_KEY) {
+            continue;
+        }
+        if protected.contains(&u.username.to_lowercase()) {
+            continue;
+        }
+        departed.push((u, None));
+    }
+    for (u, still_in_ldap) in departed {
+        if let Some(op) = deprovision(u, still_in_ldap, settings, pipeline)? {
+            ops.push(op);
+        }
+    }
+
+    plan.managed = managed_counts(
+        ftrack,
+        &index,
+        &protected,
+        &managed_group_ids,
+        &managed_role_ids,
+    );
+    ops.sort_by_key(Operation::sort_key);
+    plan.operations = ops;
+    Ok(plan)
+}
+
+fn user_fields(user: &DesiredUser) -> [(&'static str, Option<&str>); 4] {
+    [
+        ("username", Some(user.fields.username.trim())),
+        ("email", user.fields.email.as_deref()),
+        ("first_name", user.fields.first_name.as_deref()),
+        ("last_name", user.fields.last_name.as_deref()),
+    ]
+}
+
+fn update_user(
+    user: &DesiredUser,
+    current: &FtrackUser,
+    anchor: &str,
+    index: &Index,
+    plan: &mut Plan,
+) -> Option<Operation> {
+    let mut op = Operation::new(OperationKind::UpdateUser, user.fields.username.trim(), "");
+    op.user_id = Some(current.id.clone());
+    let mut reasons = Vec::new();
+    for (field, desired) in user_fields(user) {
+        let Some(desired) = desired else {
+            continue; // LDAP has no value: leave ftrack's as it is
+        };
+        let now = match field {
+            "username" => Some(current.username.as_str()),
+            "email" => current.email.as_deref(),
+            "first_name" => current.first_name.as_deref(),
+            _ => current.last_name.as_deref(),
+        };
+        if now == Some(desired) {
+            continue;
+        }
+        if field == "username" {
+            let taken = index
+                .users_by_name
+                .get(&desired.to_lowercase())
+                .is_some_and(|other| other.id != current.id);
+            if taken {
+                plan.skipped.push(SkippedEntry {
+                    dn: user.entry.dn.clone(),
+                    reason: format!(
+                        "renaming `{}` to `{desired}` is impossible: another ftrack user has that username",
+                        current.username
+                    ),
+                });
+                continue;
+            }
+            op.target = current.username.clone();
+        }
+        op.changes.insert(
+            field.to_string(),
+            Change {
+                from: now.map(str::to_string),
+                to: Some(desired.to_string()),
+            },
+        );
+        reasons.push(format!("{field}: {}", user.reason(field)));
+    }
+    if current.metadata.get(ANCHOR_KEY).map(String::as_str) != Some(anchor) {
+        op.metadata.insert(
+            ANCHOR_KEY.into(),
+            Change {
+                from: current.metadata.get(ANCHOR_KEY).cloned(),
+                to: Some(anchor.to_string()),
+            },
+        );
+        reasons.push(format!("adopted: matched by username to {}", user.entry.dn));
+    }
+    if let Some(since) = current.metadata.get(MISSING_SINCE_KEY) {
+        op.metadata.insert(
+            MISSING_SINCE_KEY.into(),
+            Change {
+                from: Some(since.clone()),
+                to: None,
+            },
+        );
+        reasons.push(format!("back in LDAP ({})", user.entry.dn));
+    }
+    if op.changes.is_empty() && op.metadata.is_empty() {
+        return None;
+    }
+    op.reason = reasons.join("; ");
+    Some(op)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn access_diff(
+    user: &DesiredUser,
+    username: &str,
+    user_id: &str,
+    current_id: Option<&str>,
+    index: &Index,
+    managed_group_ids: &HashSet<&str>,
+    managed_role_ids: &HashSet<&str>,
+    created_groups: &mut BTreeMap<String, String>,
+    ops: &mut Vec<Operation>,
+    plan: &mut Plan,
+) {
+    let current_memberships: Vec<(&str, &str)> = current_id
+        .and_then(|id| index.memberships.get(id))
+        .cloned()
+        .unwrap_or_default();
+    let mut wanted_group_ids = HashSet::new();
+    for group in &user.access.groups {
+        let (group_id, group_name) = match index.groups_by_name.get(&group.to_lowercase()) {
+            Some((id, name)) => (id.to_string(), name.to_string()),
+            None => {
+                let id = created_groups
+                    .entry(group.clone())
+                    .or_insert_with(|| planned_id("group", &group.to_lowercase()))
+                    .clone();
+                (id, group.clone())
+            }
+        };
+        wanted_group_ids.insert(group_id.clone());
+        if current_memberships.iter().any(|(g, _)| *g == group_id) {
+            continue;
+        }
+        let mut op = Operation::new(
+            OperationKind::AddMembership,
+            username,
+            user.reason(&format!("group:{group}")),
+        );
+        op.user_id = Some(user_id.to_string());
+        op.membership_id = Some(planned_id("membership", &format!("{user_id}/{group_id}")));
+        op.group = Some(group_name);
+        op.group_id = Some(group_id);
+        ops.push(op);
+    }
+    for (group_id, membership_id) in &current_memberships {
+        if !managed_group_ids.contains(group_id) || wanted_group_ids.contains(*group_id) {
+            continue;
+        }
+        let name = index
+            .groups_by_name
+            .values()
+            .find(|(id, _)| id == group_id)
+            .map(|(_, n)| n.to_string())
+            .unwrap_or_default();
+        let mut op = Operation::new(
+            OperationKind::RemoveMembership,
+            username,
+            format!(
+                "no LDAP group of {} maps to ftrack group {name}",
+                user.entry.dn
+            ),
+        );
+        op.user_id = Some(user_id.to_string());
+        op.group = Some(name);
+        op.group_id = Some(group_id.to_string());
+        op.membership_id = Some(membership_id.to_string());
+        ops.push(op);
+    }
+
+    // Roles: wanted scopes per role, compared with the current grant of each managed role.
+    let mut wanted: BTreeMap<String, BTreeSet<RoleScope>> = BTreeMap::new();
+    for grant in &user.access.roles {
+        wanted
+            .entry(grant.role.to_lowercase())
+            .or_default()
+            .insert(grant.scope.clone());
+    }
+    for (role_lower, scopes) in &wanted {
+        let Some((role_id, role_name)) = index.roles_by_name.get(role_lower) else {
+            plan.notes.push(format!(
+                "security role `{role_lower}` for `{username}` does not exist in ftrack; create it there first"
+            ));
+            continue;
+        };
+        let (all_now, projects_now) = current_id
+            .and_then(|uid| index.grants.get(&(uid, *role_id)))
+            .cloned()
+            .unwrap_or((false, Vec::new()));
+        for scope in scopes {
+            let (has, project_id, scope_text) = match scope {
+                RoleScope::AllOpenProjects => (all_now, None, "all open projects".to_string()),
+                RoleScope::Project(p) => match index.projects_by_name.get(&p.to_lowercase()) {
+                    Some(pid) => (projects_now.contains(pid), Some(pid.to_string()), p.clone()),
+                    None => {
+                        plan.notes.push(format!(
+                            "project `{p}` (role {role_name} for `{username}`) does not exist in ftrack; grant skipped"
+                        ));
+                        continue;
+                    }
+                },
+            };
+            if has {
+                continue;
+            }
+            let reason = user.reason(&role_key(&grant_role_name(user, role_lower), scope));
+            let mut op = Operation::new(OperationKind::GrantRole, username, reason);
+            op.user_id = Some(user_id.to_string());
+            op.role = Some(role_name.to_string());
+            op.role_id = Some(role_id.to_string());
+            op.scope = Some(scope_text);
+            op.project_id = project_id;
+            ops.push(op);
+        }
+    }
+    let Some(uid) = current_id else {
+        return;
+    };
+    for role_id in managed_role_ids {
+        let Some((all_now, projects_now)) = index.grants.get(&(uid, *role_id)) else {
+            continue;
+        };
+        let role_name = index
+            .roles_by_name
+            .values()
+            .find(|(id, _)| id == role_id)
+            .map(|(_, n)| n.to_string())
+            .unwrap_or_default();
+        let scopes = wanted.get(&role_name.to_lowercase());
+        let revoke = |scope: Option<String>, project_id: Option<String>| {
+            let mut op = Operation::new(
+                OperationKind::RevokeRole,
+                username,
+                format!(
+                    "no LDAP group of {} grants {role_name} there",
+                    user.entry.dn
+                ),
+            );
+            op.user_id = Some(uid.to_string());
+            op.role = Some(role_name.clone());
+            op.role_id = Some(role_id.to_string());
+            op.scope = scope;
+            op.project_id = project_id;
+            op
+        };
+        match scopes {
+            None => ops.push(revoke(None, None)),
+            Some(scopes) => {
+                if *all_now && !scopes.contains(&RoleScope::AllOpenProjects) {
+                    ops.push(revoke(Some("all open projects".into()), None));
+                }
+                for pid in projects_now {
+                    let name = index.project_names.get(pid).copied().unwrap_or(pid);
+                    let wanted_here = scopes.iter().any(
+                        |s| matches!(s, RoleScope::Project(p) if p.eq_ignore_ascii_case(name)),
+                    );
+                    if !wanted_here {
+                        ops.push(revoke(Some(name.to_string()), Some(pid.to_string())));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The role name as the rules wrote it (for the reason lookup when ftrack's case differs).
+fn grant_role_name(user: &DesiredUser, role_lower: &str) -> String {
+    user.access
+        .roles
+        .iter()
+        .find(|g| g.role.to_lowercase() == role_lower)
+        .map(|g| g.role.clone())
+        .unwrap_or_default()
+}
+
+fn deprovision(
+    user: &FtrackUser,
+    still_in_ldap: Option<&DesiredUser>,
+    settings: &PlanSettings,
+    pipeline: &mut Pipeline,
+) -> Result<Option<Operation>, RuleError> {
+    let ldap_disabled = still_in_ldap.is_some();
+    let missing_since = user.metadata.get(MISSING_SINCE_KEY).cloned();
+    let departed = DepartedUser {
+        username: user.username.clone(),
+        email: user.email.clone(),
+        ldap_disabled,
+        missing_since: missing_since
+            .clone()
+            .or_else(|| (!ldap_disabled).then(|| settings.today.clone())),
+        today: settings.today.clone(),
+        entry: still_in_ldap.map(|d| d.entry.clone()),
+    };
+    let why = if ldap_disabled {
+        "disabled in LDAP"
+    } else {
+        "no longer in LDAP"
+    };
+    let initial = match settings.deprovision_action {
+        crate::config::DeprovisionAction::Disable => Verdict::Disable(why.to_string()),
+        crate::config::DeprovisionAction::Keep => {
+            Verdict::Keep(format!("{why}; [deprovision] action = keep"))
+        }
+    };
+    let (verdict, by) = pipeline.deprovision(&departed, initial)?;
+    let mut op = match verdict {
+        Verdict::Disable(reason) if user.is_active => {
+            let mut op = Operation::new(
+                OperationKind::DisableUser,
+                &user.username,
+                format!("{by}: {reason}"),
+            );
+            op.changes.insert(
+                "is_active".into(),
+                Change {
+                    from: Some("true".into()),
+                    to: Some("false".into()),
+                },
+            );
+            op.metadata.insert(
+                DISABLED_BY_SYNC_KEY.into(),
+                Change {
+                    from: None,
+                    to: Some(settings.today.clone()),
+                },
+            );
+            op
+        }
+        Verdict::Disable(_) => Operation::new(
+            OperationKind::UpdateUser,
+            &user.username,
+            format!("{why}; already disabled"),
+        ),
+        Verdict::Keep(reason) => Operation::new(
+            OperationKind::UpdateUser,
+            &user.username,
+            format!("{by}: kept: {reason}"),
+        ),
+    };
+    // Record when the user went missing, so grace periods need no local state.
+    if !ldap_disabled && missing_since.is_none() {
+        op.metadata.insert(
+            MISSING_SINCE_KEY.into(),
+            Change {
+                from: None,
+                to: Some(settings.today.clone()),
+            },
+        );
+    }
+    if op.kind == OperationKind::UpdateUser && op.metadata.is_empty() {
+        return Ok(None);
+    }
+    op.user_id = Some(user.id.clone());
+    Ok(Some(op))
+}
+
+fn managed_counts(
+    ftrack: &FtrackSnapshot,
+    index: &Index,
+    protected: &HashSet<String>,
+    managed_group_ids: &HashSet<&str>,
+    managed_role_ids: &HashSet<&str>,
+) -> ManagedCounts {
+    let managed_users: Vec<&FtrackUser> = ftrack
+        .users
+        .iter()
+        .filter(|u| {
+            u.metadata.contains_key(ANCHOR_KEY) && !protected.contains(&u.username.to_lowercase())
+        })
+        .collect();
+    let ids: HashSet<&str> = managed_users.iter().map(|u| u.id.as_str()).collect();
+    let memberships = ftrack
+        .memberships
+        .iter()
+        .filter(|m| {
+            ids.contains(m.user_id.as_str()) && managed_group_ids.contains(m.group_id.as_str())
+        })
+        .count();
+    let role_grants = index
+        .grants
+        .iter()
+        .filter(|((u, r), _)| ids.contains(u) && managed_role_ids.contains(r))
+        .map(|(_, (all, projects))| usize::from(*all) + projects.len())
+        .sum();
+    ManagedCounts {
+        users: managed_users.iter().filter(|u| u.is_active).count(),
+        memberships,
+        role_grants,
+    }
+}

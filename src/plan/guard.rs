@@ -1,0 +1,71 @@
+//! Guards: refuse a plan that changes more than an admin would expect from one run — the
+//! sign of a broken filter or a half-read directory — before anything is written.
+
+use super::operation::OperationKind;
+use super::Plan;
+use crate::config::{GuardLimit, GuardSettings};
+
+/// Why a plan was refused: every limit it exceeded, with the numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardRefusal {
+    pub reasons: Vec<String>,
+}
+
+impl std::fmt::Display for GuardRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "refused by guards, nothing was written: {}. If this is intended, run again with --force or raise the limits in [guards]",
+            self.reasons.join("; ")
+        )
+    }
+}
+
+/// Checks the plan against the limits; `directory_users` is how many users LDAP returned.
+pub fn check(
+    plan: &Plan,
+    guards: &GuardSettings,
+    directory_users: usize,
+) -> Result<(), GuardRefusal> {
+    let mut reasons = Vec::new();
+    if directory_users == 0 && !guards.allow_empty_source {
+        reasons.push(
+            "the directory returned no users (a wrong base DN or filter?); set [guards] allow_empty_source = true if that is real".to_string(),
+        );
+    }
+    let count = |kind| plan.count(kind) as u64;
+    let mut limit = |what: &str, key: &str, n: u64, total: usize, limit: &GuardLimit| {
+        if !limit.permits(n, total as u64) {
+            reasons.push(format!(
+                "{n} {what} of {total} managed exceeds [guards] {key} = {limit} (allows {})",
+                limit.allowed(total as u64)
+            ));
+        }
+    };
+    limit(
+        "users to disable",
+        "max_disable",
+        count(OperationKind::DisableUser),
+        plan.managed.users,
+        &guards.max_disable,
+    );
+    limit(
+        "membership removals",
+        "max_membership_removals",
+        count(OperationKind::RemoveMembership),
+        plan.managed.memberships,
+        &guards.max_membership_removals,
+    );
+    limit(
+        "role revocations",
+        "max_role_revocations",
+        count(OperationKind::RevokeRole),
+        plan.managed.role_grants,
+        &guards.max_role_revocations,
+    );
+    if reasons.is_empty() {
+        Ok(())
+    } else {
+        Err(GuardRefusal { reasons })
+    }
+}

@@ -1,0 +1,314 @@
+//! The built-in first stage: `[mappings]` (LDAP attributes → ftrack user fields) and
+//! `[group_mappings]` (LDAP groups → ftrack groups and security roles), straight from
+//! `sync.toml`, so the common case needs no rule module at all.
+
+use super::{
+    Access, GroupRef, RoleGrant, RoleScope, RuleEntry, RuleError, Stage, UserDecision, UserFields,
+};
+use crate::config::{AttributeMappings, GroupMapping};
+use crate::directory::NormalizedDn;
+use std::collections::{BTreeMap, HashMap};
+
+pub const STAGE_NAME: &str = "mappings";
+
+pub struct BuiltinStage {
+    mappings: AttributeMappings,
+    /// Canonical DN or lower-cased cn → (the key as written, its mapping).
+    group_mappings: HashMap<String, (String, GroupMapping)>,
+}
+
+impl BuiltinStage {
+    pub fn new(
+        mappings: &AttributeMappings,
+        group_mappings: &BTreeMap<String, GroupMapping>,
+    ) -> BuiltinStage {
+        let group_mappings = group_mappings
+            .iter()
+            .map(|(key, m)| (lookup_key(key), (key.clone(), m.clone())))
+            .collect();
+        BuiltinStage {
+            mappings: mappings.clone(),
+            group_mappings,
+        }
+    }
+
+    fn mapping_for(&self, group: &GroupRef) -> Option<&(String, GroupMapping)> {
+        self.group_mappings
+            .get(&group.dn)
+            .or_else(|| self.group_mappings.get(&group.name.to_lowercase()))
+    }
+
+    /// Splits a full name ("Jane Q. Doe") into first ("Jane Q.") and last ("Doe") names.
+    fn fallback_names(&self, entry: &RuleEntry) -> Option<(String, String)> {
+        self.mappings.name_fallbacks.iter().find_map(|attr| {
+            let full = entry.first(attr)?;
+            let (first, last) = full.rsplit_once(' ').unwrap_or(("", full));
+            Some((first.trim().to_string(), last.trim().to_string()))
+        })
+    }
+
+    /// Why the built-in stage proposed `what` for this entry, with the LDAP value behind it.
+    fn reason(&self, entry: &RuleEntry, what: &str) -> String {
+        let attr_reason = |attr: &str| match entry.first(attr) {
+            Some(v) => format!("[mappings] {attr} = {v:?}"),
+            None => format!("[mappings] {attr} is empty"),
+        };
+        match what {
+            "username" => attr_reason(&self.mappings.username),
+            "email" => attr_reason(&self.mappings.email),
+            "first_name" | "last_name" => {
+                let attr = if what == "first_name" {
+                    &self.mappings.first_name
+                } else {
+                    &self.mappings.last_name
+                };
+                if entry.first(attr).is_some() {
+                    attr_reason(attr)
+                } else {
+                    let fallback = self
+                        .mappings
+                        .name_fallbacks
+                        .iter()
+                        .find(|a| entry.first(a).is_some())
+                        .map(String::as_str)
+                        .unwrap_or("cn");
+                    format!("{} (no {attr})", attr_reason(fallback))
+                }
+            }
+            other => {
+                // "group:NAME" or "role:ROLE@SCOPE": name the LDAP group(s) that map to it.
+                let sources: Vec<String> = entry
+                    .groups
+                    .iter()
+                    .filter_map(|g| {
+                        let (key, m) = self.mapping_for(g)?;
+                        grants(m, other).then(|| {
+                            let via = if g.direct { "" } else { ", nested" };
+                            format!("[group_mappings] \"{key}\" (member of {}{via})", g.dn)
+                        })
+                    })
+                    .collect();
+                if sources.is_empty() {
+                    "[group_mappings]".to_string()
+                } else {
+                    sources.join("; ")
+                }
+            }
+        }
+    }
+}
+
+fn grants(m: &GroupMapping, what: &str) -> bool {
+    if let Some(group) = what.strip_prefix("group:") {
+        return m.groups.iter().any(|g| g == group);
+    }
+    if let Some(role) = what.strip_prefix("role:") {
+        let (role, scope) = role.split_once('@').unwrap_or((role, ""));
+        if scope.is_empty() {
+            return m.roles.iter().any(|r| r == role);
+        }
+        return m
+            .project_roles
+            .get(scope)
+            .is_some_and(|roles| roles.iter().any(|r| r == role));
+    }
+    false
+}
+
+/// How a `[group_mappings]` key is looked up: canonical DN when it is a DN, else lower-cased cn.
+fn lookup_key(key: &str) -> String {
+    if key.contains('=') {
+        if let Ok(dn) = NormalizedDn::parse(key) {
+            return dn.as_str().to_string();
+        }
+    }
+    key.trim().to_lowercase()
+}
+
+impl Stage for BuiltinStage {
+    fn name(&self) -> &str {
+        STAGE_NAME
+    }
+
+    fn describe(&self, entry: &RuleEntry, what: &str) -> String {
+        self.reason(entry, what)
+    }
+
+    fn transform_user(
+        &mut self,
+        entry: &RuleEntry,
+        _proposal: UserDecision,
+    ) -> Result<UserDecision, RuleError> {
+        let Some(username) = entry.first(&self.mappings.username) else {
+            return Ok(UserDecision::Skip(format!(
+                "no `{}` attribute to take the username from ([mappings] username)",
+                self.mappings.username
+            )));
+        };
+        let mut first_name = entry.first(&self.mappings.first_name).map(str::to_string);
+        let mut last_name = entry.first(&self.mappings.last_name).map(str::to_string);
+        if first_name.is_none() || last_name.is_none() {
+            if let Some((first, last)) = self.fallback_names(entry) {
+                first_name = first_name.or((!first.is_empty()).then_some(first));
+                last_name = last_name.or((!last.is_empty()).then_some(last));
+            }
+        }
+        Ok(UserDecision::Sync(UserFields {
+            username: username.to_string(),
+            email: entry.first(&self.mappings.email).map(str::to_string),
+            first_name,
+            last_name,
+        }))
+    }
+
+    fn map_groups(
+        &mut self,
+        entry: &RuleEntry,
+        _user: &UserFields,
+        mut proposal: Access,
+    ) -> Result<Access, RuleError> {
+        for group in &entry.groups {
+            let Some((_, m)) = self.mapping_for(group) else {
+                continue;
+            };
+            proposal.groups.extend(m.groups.iter().cloned());
+            proposal.roles.extend(m.roles.iter().map(|role| RoleGrant {
+                role: role.clone(),
+                scope: RoleScope::AllOpenProjects,
+            }));
+            for (project, roles) in &m.project_roles {
+                proposal.roles.extend(roles.iter().map(|role| RoleGrant {
+                    role: role.clone(),
+                    scope: RoleScope::Project(project.clone()),
+                }));
+            }
+        }
+        Ok(proposal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(attrs: &[(&str, &str)], groups: &[(&str, &str, bool)]) -> RuleEntry {
+        RuleEntry {
+            dn: "uid=x,dc=example".into(),
+            stable_id: None,
+            disabled: false,
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), vec![v.to_string()]))
+                .collect(),
+            groups: groups
+                .iter()
+                .map(|(dn, name, direct)| GroupRef {
+                    dn: dn.to_string(),
+                    name: name.to_string(),
+                    direct: *direct,
+                })
+                .collect(),
+        }
+    }
+
+    fn stage() -> BuiltinStage {
+        let mut gm = BTreeMap::new();
+        gm.insert(
+            "animators".to_string(),
+            GroupMapping {
+                groups: vec!["Animation".into()],
+                roles: vec!["Artist".into()],
+                project_roles: BTreeMap::new(),
+            },
+        );
+        gm.insert(
+            "CN=Leads,OU=Groups,DC=Example".to_string(),
+            GroupMapping {
+                groups: vec!["Leads".into()],
+                roles: vec![],
+                project_roles: [("proj_a".to_string(), vec!["Supervisor".to_string()])].into(),
+            },
+        );
+        BuiltinStage::new(&AttributeMappings::default(), &gm)
+    }
+
+    #[test]
+    fn maps_attributes_with_name_fallbacks() {
+        let mut s = stage();
+        let e = entry(
+            &[
+                ("uid", "emeka"),
+                ("sn", "Okafor"),
+                ("displayName", "Emeka N. Okafor"),
+                ("mail", " e@x.example "),
+            ],
+            &[],
+        );
+        let d = s
+            .transform_user(&e, UserDecision::Skip(String::new()))
+            .unwrap();
+        assert_eq!(
+            d,
+            UserDecision::Sync(UserFields {
+                username: "emeka".into(),
+                email: Some("e@x.example".into()),
+                first_name: Some("Emeka N.".into()),
+                last_name: Some("Okafor".into()),
+            })
+        );
+        assert!(
+            s.describe(&e, "first_name").contains("displayName"),
+            "{}",
+            s.describe(&e, "first_name")
+        );
+        assert_eq!(s.describe(&e, "email"), "[mappings] mail = \"e@x.example\"");
+        let none = s
+            .transform_user(
+                &entry(&[("cn", "x")], &[]),
+                UserDecision::Skip(String::new()),
+            )
+            .unwrap();
+        assert!(matches!(none, UserDecision::Skip(r) if r.contains("`uid`")));
+    }
+
+    #[test]
+    fn maps_groups_by_cn_or_dn_to_groups_and_scoped_roles() {
+        let mut s = stage();
+        let e = entry(
+            &[("uid", "chen")],
+            &[
+                ("cn=animators,ou=groups,dc=example", "Animators", false),
+                ("cn=leads,ou=groups,dc=example", "leads", true),
+                ("cn=other,dc=example", "other", true),
+            ],
+        );
+        let a = s
+            .map_groups(&e, &UserFields::default(), Access::default())
+            .unwrap();
+        assert_eq!(
+            a.groups.iter().collect::<Vec<_>>(),
+            vec!["Animation", "Leads"]
+        );
+        assert_eq!(
+            a.roles.iter().cloned().collect::<Vec<_>>(),
+            vec![
+                RoleGrant {
+                    role: "Artist".into(),
+                    scope: RoleScope::AllOpenProjects
+                },
+                RoleGrant {
+                    role: "Supervisor".into(),
+                    scope: RoleScope::Project("proj_a".into())
+                },
+            ]
+        );
+        let why = s.describe(&e, "group:Animation");
+        assert!(
+            why.contains("\"animators\"") && why.contains("nested"),
+            "{why}"
+        );
+        assert!(s
+            .describe(&e, "role:Supervisor@proj_a")
+            .contains("CN=Leads"));
+    }
+}

@@ -1,0 +1,180 @@
+//! Rules: what ftrack should look like for each directory user, decided by a pipeline of
+//! stages — the built-in `[mappings]`/`[group_mappings]` stage first, then each WebAssembly
+//! rule module in `sync.toml` order.
+//!
+//! Every stage sees the entry and the previous stage's proposal and returns a new proposal.
+//! These types are the host-side mirror of the WIT contract in `rules-sdk/wit/`; the
+//! pipeline ([`pipeline`]) records which stage changed what, so every planned operation can
+//! name the rule and the LDAP value behind it.
+
+pub mod builtin;
+pub mod pipeline;
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// One directory user as rules see it: text attributes only. Binary values are handed over
+/// base64-encoded under `<name>;base64`, never as garbage text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleEntry {
+    pub dn: String,
+    pub stable_id: Option<String>,
+    pub disabled: bool,
+    pub attributes: Vec<(String, Vec<String>)>,
+    /// Flattened groups (direct and nested), sorted by DN.
+    pub groups: Vec<GroupRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRef {
+    /// Canonical (normalised) DN.
+    pub dn: String,
+    /// The group's cn.
+    pub name: String,
+    /// True when the group lists the user itself (not through a nested group).
+    pub direct: bool,
+}
+
+impl RuleEntry {
+    /// Values of an attribute, name compared case-insensitively.
+    pub fn values(&self, name: &str) -> &[String] {
+        self.attributes
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map_or(&[], |(_, v)| v.as_slice())
+    }
+
+    pub fn first(&self, name: &str) -> Option<&str> {
+        self.values(name)
+            .iter()
+            .map(|v| v.trim())
+            .find(|v| !v.is_empty())
+    }
+}
+
+/// The ftrack user fields a stage proposes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserFields {
+    pub username: String,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+/// `transform-user`'s answer: sync the user with these fields, or leave the entry out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserDecision {
+    Sync(UserFields),
+    Skip(String),
+}
+
+/// Where a security role applies.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RoleScope {
+    AllOpenProjects,
+    /// A project, by name.
+    Project(String),
+}
+
+impl fmt::Display for RoleScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RoleScope::AllOpenProjects => f.write_str("all open projects"),
+            RoleScope::Project(p) => write!(f, "project {p}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RoleGrant {
+    pub role: String,
+    pub scope: RoleScope,
+}
+
+/// `map-groups`'s answer: the ftrack groups and security roles the user should have.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    pub groups: BTreeSet<String>,
+    pub roles: BTreeSet<RoleGrant>,
+}
+
+/// A managed ftrack user that LDAP no longer has, or has disabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepartedUser {
+    pub username: String,
+    pub email: Option<String>,
+    /// Still in LDAP, but disabled there (otherwise: missing from LDAP).
+    pub ldap_disabled: bool,
+    /// When the user was first found missing (`YYYY-MM-DD`), from ftrack metadata.
+    pub missing_since: Option<String>,
+    /// Today (`YYYY-MM-DD`), supplied by the host so rules stay deterministic.
+    pub today: String,
+    /// The LDAP entry, when the user is still there (disabled).
+    pub entry: Option<RuleEntry>,
+}
+
+/// `deprovision`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Keep(String),
+    Disable(String),
+}
+
+/// A stage failed on one entry. Names the stage, the hook and the entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rule `{stage}` failed in {hook} for {entry}: {message}")]
+pub struct RuleError {
+    pub stage: String,
+    pub hook: &'static str,
+    pub entry: String,
+    pub message: String,
+}
+
+/// What to do when a stage fails on an entry.
+pub use crate::config::OnRuleError;
+
+/// One stage of the pipeline. Stages that do not implement a hook return the proposal as is.
+pub trait Stage: Send {
+    /// The name used in reasons and errors (module name, or `mappings`).
+    fn name(&self) -> &str;
+
+    fn on_error(&self) -> OnRuleError {
+        OnRuleError::Abort
+    }
+
+    /// Why this stage proposed `what` (`username`, `email`, `first_name`, `last_name`,
+    /// `group:NAME`, `role:ROLE` or `role:ROLE@PROJECT`) for this entry: the reason shown
+    /// with each planned operation.
+    fn describe(&self, entry: &RuleEntry, what: &str) -> String {
+        let _ = (entry, what);
+        format!("rule module `{}`", self.name())
+    }
+
+    fn transform_user(
+        &mut self,
+        entry: &RuleEntry,
+        proposal: UserDecision,
+    ) -> Result<UserDecision, RuleError> {
+        let _ = entry;
+        Ok(proposal)
+    }
+
+    fn map_groups(
+        &mut self,
+        entry: &RuleEntry,
+        user: &UserFields,
+        proposal: Access,
+    ) -> Result<Access, RuleError> {
+        let _ = (entry, user);
+        Ok(proposal)
+    }
+
+    fn deprovision(
+        &mut self,
+        user: &DepartedUser,
+        proposal: Verdict,
+    ) -> Result<Verdict, RuleError> {
+        let _ = user;
+        Ok(proposal)
+    }
+}

@@ -1,0 +1,297 @@
+//! Running the stages over the directory: each user through `transform-user` and
+//! `map-groups` in order, with a record of which stage proposed what (the reasons shown in
+//! the plan), then the checks that keep bad data out of ftrack (empty usernames, invalid
+//! e-mail addresses, two entries claiming one username).
+
+use super::{
+    Access, DepartedUser, GroupRef, OnRuleError, RuleEntry, RuleError, Stage, UserDecision,
+    UserFields, Verdict,
+};
+use crate::directory::{DirectorySnapshot, DirectoryUser, Value};
+use base64::Engine;
+use std::collections::{BTreeMap, HashMap};
+
+/// The stages, in order: built-in mappings first, then the rule modules.
+pub struct Pipeline {
+    stages: Vec<Box<dyn Stage>>,
+}
+
+/// What the rules want for one directory user.
+#[derive(Debug, Clone)]
+pub struct DesiredUser {
+    pub entry: RuleEntry,
+    pub fields: UserFields,
+    pub access: Access,
+    /// `username`, `email`, `group:NAME`, `role:ROLE[@PROJECT]` → why (stage and LDAP value).
+    pub reasons: BTreeMap<String, String>,
+}
+
+impl DesiredUser {
+    pub fn reason(&self, what: &str) -> String {
+        self.reasons.get(what).cloned().unwrap_or_default()
+    }
+}
+
+/// An entry left out of this run, and why. Reported, never silently dropped.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SkippedEntry {
+    pub dn: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Evaluation {
+    pub users: Vec<DesiredUser>,
+    pub skipped: Vec<SkippedEntry>,
+}
+
+impl Pipeline {
+    pub fn new(stages: Vec<Box<dyn Stage>>) -> Pipeline {
+        Pipeline { stages }
+    }
+
+    /// Runs every user through the stages. Fails on a stage error under `on_error = "abort"`.
+    pub fn evaluate(&mut self, directory: &DirectorySnapshot) -> Result<Evaluation, RuleError> {
+        let mut evaluation = Evaluation::default();
+        for user in &directory.users {
+            let entry = rule_entry(directory, user);
+            match self.evaluate_user(entry)? {
+                Ok(desired) => evaluation.users.push(desired),
+                Err(skipped) => evaluation.skipped.push(skipped),
+            }
+        }
+        validate(&mut evaluation);
+        Ok(evaluation)
+    }
+
+    fn evaluate_user(
+        &mut self,
+        entry: RuleEntry,
+    ) -> Result<Result<DesiredUser, SkippedEntry>, RuleError> {
+        let mut reasons = BTreeMap::new();
+        let mut decision = UserDecision::Sync(UserFields::default());
+        for stage in &mut self.stages {
+            let before = decision.clone();
+            decision = match stage.transform_user(&entry, decision) {
+                Ok(d) => d,
+                Err(e) => return skip_or_abort(stage.on_error(), e, &entry),
+            };
+            if let (UserDecision::Sync(old), UserDecision::Sync(new)) = (&before, &decision) {
+                for (field, changed) in [
+                    ("username", old.username != new.username),
+                    ("email", old.email != new.email),
+                    ("first_name", old.first_name != new.first_name),
+                    ("last_name", old.last_name != new.last_name),
+                ] {
+                    if changed {
+                        reasons.insert(field.to_string(), stage.describe(&entry, field));
+                    }
+                }
+            }
+            if let UserDecision::Skip(why) = &decision {
+                return Ok(Err(SkippedEntry {
+                    dn: entry.dn.clone(),
+                    reason: format!("{}: {why}", stage.name()),
+                }));
+            }
+        }
+        let UserDecision::Sync(fields) = decision else {
+            unreachable!("a skip returned above")
+        };
+        let mut access = Access::default();
+        for stage in &mut self.stages {
+            let before = access.clone();
+            access = match stage.map_groups(&entry, &fields, access) {
+                Ok(a) => a,
+                Err(e) => return skip_or_abort(stage.on_error(), e, &entry),
+            };
+            for group in access.groups.difference(&before.groups) {
+                let what = format!("group:{group}");
+                reasons.insert(what.clone(), stage.describe(&entry, &what));
+            }
+            for grant in access.roles.difference(&before.roles) {
+                let what = role_key(&grant.role, &grant.scope);
+                reasons.insert(what.clone(), stage.describe(&entry, &what));
+            }
+        }
+        Ok(Ok(DesiredUser {
+            entry,
+            fields,
+            access,
+            reasons,
+        }))
+    }
+
+    /// Asks every stage for a verdict on a departed user, starting from `initial`.
+    /// Returns the verdict and the stage that settled it. A failing stage under `skip`
+    /// keeps the user as is, reported in the reason.
+    pub fn deprovision(
+        &mut self,
+        user: &DepartedUser,
+        initial: Verdict,
+    ) -> Result<(Verdict, String), RuleError> {
+        let mut verdict = initial;
+        let mut by = "[deprovision] action".to_string();
+        for stage in &mut self.stages {
+            let before = verdict.clone();
+            verdict = match stage.deprovision(user, verdict) {
+                Ok(v) => v,
+                Err(e) if stage.on_error() == OnRuleError::Skip => {
+                    return Ok((
+                        Verdict::Keep(format!("kept: {e}")),
+                        stage.name().to_string(),
+                    ));
+                }
+                Err(e) => return Err(e),
+            };
+            if verdict != before {
+                by = format!("rule module `{}`", stage.name());
+            }
+        }
+        Ok((verdict, by))
+    }
+}
+
+/// The key under which a role grant's reason is kept: `role:ROLE` or `role:ROLE@PROJECT`.
+pub fn role_key(role: &str, scope: &super::RoleScope) -> String {
+    match scope {
+        super::RoleScope::AllOpenProjects => format!("role:{role}"),
+        super::RoleScope::Project(p) => format!("role:{role}@{p}"),
+    }
+}
+
+fn skip_or_abort(
+    policy: OnRuleError,
+    error: RuleError,
+    entry: &RuleEntry,
+) -> Result<Result<DesiredUser, SkippedEntry>, RuleError> {
+    match policy {
+        OnRuleError::Abort => Err(error),
+        OnRuleError::Skip => {
+            tracing::warn!("{error}; the entry is skipped (on_error = \"skip\")");
+            Ok(Err(SkippedEntry {
+                dn: entry.dn.clone(),
+                reason: error.to_string(),
+            }))
+        }
+    }
+}
+
+/// The rule-facing view of a directory user.
+pub fn rule_entry(directory: &DirectorySnapshot, user: &DirectoryUser) -> RuleEntry {
+    let attributes = user
+        .entry
+        .attributes
+        .iter()
+        .map(|a| {
+            let binary = a.values.iter().any(|v| matches!(v, Value::Binary(_)));
+            if binary {
+                let values = a
+                    .values
+                    .iter()
+                    .map(|v| match v {
+                        Value::Binary(b) => base64::engine::general_purpose::STANDARD.encode(b),
+                        Value::Text(t) => base64::engine::general_purpose::STANDARD.encode(t),
+                    })
+                    .collect();
+                (format!("{};base64", a.name), values)
+            } else {
+                let values = a
+                    .values
+                    .iter()
+                    .filter_map(|v| v.as_text().map(str::to_string))
+                    .collect();
+                (a.name.clone(), values)
+            }
+        })
+        .collect();
+    let groups = user
+        .groups
+        .iter()
+        .map(|&g| {
+            let group = directory.group(g);
+            GroupRef {
+                dn: group.dn.as_str().to_string(),
+                name: group.name.clone(),
+                direct: user.direct_groups.binary_search(&g).is_ok(),
+            }
+        })
+        .collect();
+    RuleEntry {
+        dn: user.entry.dn.clone(),
+        stable_id: user.stable_id.clone(),
+        disabled: user.disabled,
+        attributes,
+        groups,
+    }
+}
+
+/// Leaves out entries ftrack must not get: empty usernames, invalid e-mail addresses, and
+/// every entry of a username claimed twice (case-insensitively) — picking one would be a guess.
+fn validate(evaluation: &mut Evaluation) {
+    let mut claims: HashMap<String, usize> = HashMap::new();
+    for user in &evaluation.users {
+        *claims
+            .entry(user.fields.username.trim().to_lowercase())
+            .or_default() += 1;
+    }
+    let users = std::mem::take(&mut evaluation.users);
+    for user in users {
+        let username = user.fields.username.trim();
+        let problem = if username.is_empty() {
+            Some("the username is empty".to_string())
+        } else if claims.get(&username.to_lowercase()).copied().unwrap_or(0) > 1 {
+            Some(format!(
+                "another entry maps to the same ftrack username `{username}`"
+            ))
+        } else {
+            match &user.fields.email {
+                Some(email) if !is_plausible_email(email) => {
+                    Some(format!("`{email}` is not a valid e-mail address"))
+                }
+                _ => None,
+            }
+        };
+        match problem {
+            Some(reason) => evaluation.skipped.push(SkippedEntry {
+                dn: user.entry.dn.clone(),
+                reason,
+            }),
+            None => evaluation.users.push(user),
+        }
+    }
+}
+
+/// `local@domain.tld`, no spaces: enough to keep garbage out without rejecting real addresses.
+pub fn is_plausible_email(email: &str) -> bool {
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && domain.contains('.')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !domain.contains('@')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_plausibility() {
+        for ok in [
+            "a@b.co",
+            "first.last+tag@studio.example",
+            "x@sub.domain.example",
+        ] {
+            assert!(is_plausible_email(ok), "{ok}");
+        }
+        for bad in [
+            "", "a", "a@", "@b.co", "a@b", "a b@c.de", "a@.co", "a@co.", "a@@b.co",
+        ] {
+            assert!(!is_plausible_email(bad), "{bad}");
+        }
+    }
+}

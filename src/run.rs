@@ -1,0 +1,187 @@
+//! One sync run, stage by stage: read both sides (concurrently), evaluate the rules, plan,
+//! guard, and apply. `plan`, `apply` and `explain` are this same pipeline with different
+//! sinks; this module only wires the stages together and maps their failures to exit codes.
+
+use crate::apply;
+use crate::cli::Failure;
+use crate::config::Config;
+use crate::directory::{self, DirectorySnapshot};
+use crate::ftrack::{Connection, FtrackSnapshot, OpenError};
+use crate::plan::{diff, guard, Plan, PlanSettings};
+use crate::rules::builtin::BuiltinStage;
+use crate::rules::pipeline::{Evaluation, Pipeline};
+use crate::rules::Stage;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// Everything read at the start of a run.
+pub struct Inputs {
+    pub directory: DirectorySnapshot,
+    pub ftrack: FtrackSnapshot,
+    pub connection: Connection,
+}
+
+/// The result of planning.
+pub struct Planned {
+    pub plan: Plan,
+    pub evaluation: Evaluation,
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))
+}
+
+/// Reads the directory and ftrack at the same time. Either failing fails the run: a partial
+/// read never reaches the planner.
+pub async fn read_inputs(config: &Config) -> Result<Inputs, Failure> {
+    let env = |name: &str| std::env::var(name).ok();
+    let ftrack = async {
+        let connection = Connection::open(&config.ftrack, &env)
+            .await
+            .map_err(|e| match e {
+                OpenError::Config(m) => Failure::Usage(m),
+                other => Failure::Runtime(other.to_string()),
+            })?;
+        let snapshot = FtrackSnapshot::read(&connection.session)
+            .await
+            .map_err(|e| Failure::Runtime(format!("reading ftrack failed: {e}")))?;
+        Ok::<_, Failure>((connection, snapshot))
+    };
+    let (directory, ftrack) = tokio::join!(directory::read(&config.ldap), ftrack);
+    let directory = directory.map_err(|e| Failure::Runtime(e.to_string()))?;
+    let (connection, ftrack) = ftrack?;
+    tracing::info!(
+        users = directory.users.len(),
+        groups = directory.groups.len(),
+        memberships = directory.memberships(),
+        ftrack_users = ftrack.users.len(),
+        "read both sides"
+    );
+    Ok(Inputs {
+        directory,
+        ftrack,
+        connection,
+    })
+}
+
+/// The rule stages: built-in mappings first, then each configured module in order.
+pub fn pipeline(config: &Config) -> Result<Pipeline, Failure> {
+    let stages: Vec<Box<dyn Stage>> = vec![Box::new(BuiltinStage::new(
+        &config.mappings,
+        &config.group_mappings,
+    ))];
+    if !config.rules.is_empty() {
+        return Err(Failure::not_built("loading rule modules"));
+    }
+    Ok(Pipeline::new(stages))
+}
+
+/// Evaluates the rules and diffs against ftrack.
+pub fn plan(config: &Config, inputs: &Inputs, pipeline: &mut Pipeline) -> Result<Planned, Failure> {
+    let evaluation = pipeline
+        .evaluate(&inputs.directory)
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    for s in &evaluation.skipped {
+        tracing::warn!(dn = %s.dn, "skipped: {}", s.reason);
+    }
+    let api_user = inputs.connection.session.api_user().to_string();
+    let settings = PlanSettings::from_config(config, &api_user, crate::clock::today());
+    let plan = diff::diff(&evaluation, &inputs.ftrack, &settings, pipeline)
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    Ok(Planned { plan, evaluation })
+}
+
+/// Refuses (exit 3) a plan over the guard limits, unless forced (then it is a warning).
+pub fn guard(
+    config: &Config,
+    plan: &Plan,
+    directory_users: usize,
+    force: bool,
+) -> Result<(), Failure> {
+    match guard::check(plan, &config.guards, directory_users) {
+        Ok(()) => Ok(()),
+        Err(refusal) if force => {
+            tracing::warn!("--force: applying although {refusal}");
+            Ok(())
+        }
+        Err(refusal) => Err(Failure::Guard(refusal.to_string())),
+    }
+}
+
+pub async fn apply(
+    config: &Config,
+    inputs: &Inputs,
+    plan: &Plan,
+    journal: Option<&Path>,
+) -> Result<apply::ApplyReport, Failure> {
+    let report = apply::apply(
+        plan,
+        &inputs.connection.session,
+        config.ftrack.batch_size,
+        journal,
+    )
+    .await;
+    // Whatever landed is saved, even when the apply stopped midway.
+    inputs
+        .connection
+        .save()
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    report.map_err(|e| Failure::Runtime(e.to_string()))
+}
+
+/// A plan saved by `plan --out`, bound to the ftrack state it was computed from.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SavedPlan {
+    pub format: u32,
+    /// sha256 of the ftrack snapshot the plan was computed from.
+    pub ftrack_sha256: String,
+    /// sha256 of each rule module, in order.
+    pub modules_sha256: Vec<String>,
+    pub plan: Plan,
+}
+
+pub fn fingerprint(ftrack: &FtrackSnapshot) -> String {
+    let bytes = serde_json::to_vec(ftrack).unwrap_or_default();
+    format!("{:x}", Sha256::digest(&bytes))
+}
+
+impl SavedPlan {
+    pub fn new(config: &Config, inputs: &Inputs, plan: &Plan) -> SavedPlan {
+        SavedPlan {
+            format: 1,
+            ftrack_sha256: fingerprint(&inputs.ftrack),
+            modules_sha256: config.rules.iter().map(|r| r.sha256.clone()).collect(),
+            plan: plan.clone(),
+        }
+    }
+
+    /// Refuses when ftrack changed since the plan was made, or when the live inputs would now
+    /// give a different plan.
+    pub fn check_current(
+        &self,
+        config: &Config,
+        inputs: &Inputs,
+        live: &Plan,
+    ) -> Result<(), Failure> {
+        let modules: Vec<String> = config.rules.iter().map(|r| r.sha256.clone()).collect();
+        let drift = if self.ftrack_sha256 != fingerprint(&inputs.ftrack) {
+            Some("ftrack changed since the plan was made")
+        } else if self.modules_sha256 != modules {
+            Some("the rule modules changed since the plan was made")
+        } else if self.plan.operations != live.operations {
+            Some("the directory changed since the plan was made")
+        } else {
+            None
+        };
+        match drift {
+            Some(why) => Err(Failure::Runtime(format!(
+                "refusing to apply the saved plan: {why}; run `ldap2ftrack plan --out` again and review it"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
