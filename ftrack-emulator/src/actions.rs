@@ -4,7 +4,7 @@
 
 use crate::counters::Counters;
 use crate::error::ApiError;
-use crate::query::{execute, parse, QueryCache};
+use crate::query::{execute, parse, render_with, QueryCache};
 use crate::schema::{entity, wire_schemas, EntityDef, Kind, METADATA};
 use crate::state::{check_scalar, dangling, fill_defaults, full, missing_required};
 use crate::store::{key_str, pk_from_parts, Record, Store};
@@ -328,13 +328,15 @@ impl Engine {
             .store
             .insert(def.name, rec)
             .map_err(ApiError::duplicate)?;
+        let relations = relation_names(def, data);
         self.assign_collections(def, seq, colls)?;
         let rec = self
             .store
             .table(def.name)
             .get(seq)
             .ok_or_else(|| ApiError::server("created entity vanished"))?;
-        Ok(json!({"action": "create", "data": full(def, rec)}))
+        let out = render_with(&self.store, def, rec, &relations);
+        Ok(json!({"action": "create", "data": out}))
     }
 
     fn update(&mut self, op: &Obj) -> Result<Value, ApiError> {
@@ -363,13 +365,15 @@ impl Engine {
         self.store
             .replace(def.name, seq, rec)
             .map_err(ApiError::duplicate)?;
+        let relations = relation_names(def, data);
         self.assign_collections(def, seq, colls)?;
         let rec = self
             .store
             .table(def.name)
             .get(seq)
             .ok_or_else(|| ApiError::server("updated entity vanished"))?;
-        Ok(json!({"action": "update", "data": full(def, rec)}))
+        let out = render_with(&self.store, def, rec, &relations);
+        Ok(json!({"action": "update", "data": out}))
     }
 
     /// One-to-many assignment: each listed child gets its foreign key pointed at the
@@ -667,6 +671,15 @@ impl Engine {
         }
         self.usr_result(action, seq)
     }
+}
+
+/// Relation attributes (references, collections, metadata) named in `entity_data`.
+fn relation_names(def: &EntityDef, data: &Obj) -> Vec<&'static str> {
+    def.attrs
+        .iter()
+        .filter(|a| !a.is_scalar() && data.contains_key(a.name))
+        .map(|a| a.name)
+        .collect()
 }
 
 /// The foreign-key value for a reference written as `{"__entity_type__": T, "id": …}`.

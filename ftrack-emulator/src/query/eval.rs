@@ -675,6 +675,29 @@ pub fn render_full(def: &'static EntityDef, rec: &Record) -> Value {
     Value::Object(m)
 }
 
+/// Render `rec` with every stored column plus the named relation attributes (as the
+/// server echoes back the relations a create/update set).
+pub fn render_with(
+    store: &Store,
+    def: &'static EntityDef,
+    rec: &Record,
+    relations: &[&str],
+) -> Value {
+    let mut out = render_full(def, rec);
+    let mut proj = Proj::default();
+    for r in relations {
+        proj.0.insert((*r).to_string(), Proj::default());
+    }
+    if let (Value::Object(o), Value::Object(extra)) = (&mut out, render(store, def, rec, &proj)) {
+        for r in relations {
+            if let Some(v) = extra.get(*r) {
+                o.insert((*r).to_string(), v.clone());
+            }
+        }
+    }
+    out
+}
+
 /// Run a parsed query.
 pub fn run(
     store: &Store,

@@ -4,5 +4,5 @@ pub mod eval;
 pub mod lexer;
 pub mod parser;
 
-pub use eval::{execute, render_full, QueryCache, QueryPage};
+pub use eval::{execute, render_full, render_with, QueryCache, QueryPage};
 pub use parser::parse;

@@ -221,3 +221,42 @@ def test_strict_mode_gets_error_status():
     assert "DuplicateEntryError" in str(err.value)
     s.rollback()
     s.close()
+
+
+def test_metadata_on_a_loaded_user_and_value_changes(session):
+    session.create("User", {"username": "gina"})
+    session.commit()
+    s2 = new_session()
+    gina = s2.query('User where username is "gina"').one()
+    assert dict(gina["metadata"]) == {}
+    gina["metadata"]["a"] = "1"
+    gina["metadata"]["b"] = "2"
+    s2.commit()
+    assert dict(gina["metadata"]) == {"a": "1", "b": "2"}
+    gina["metadata"]["a"] = "3"
+    s2.commit()
+    s3 = new_session()
+    assert dict(s3.query('User where username is "gina"').one()["metadata"]) == {"a": "3", "b": "2"}
+    s2.close()
+    s3.close()
+
+
+def test_ensure_and_collection_append(session):
+    g1 = session.ensure("Group", {"name": "ensured", "local": False})
+    g2 = session.ensure("Group", {"name": "ensured", "local": False})
+    assert g1["id"] == g2["id"]
+    hank = session.create("User", {"username": "hank"})
+    session.commit()
+    membership = session.create("Membership", {"user": hank, "group": g1})
+    hank["memberships"].append(membership)
+    session.commit()
+    s2 = new_session()
+    group = s2.query('Group where name is "ensured"').one()
+    assert [m["user"]["username"] for m in group["memberships"]] == ["hank"]
+    users = s2.query("select id from User").all()
+    s2.populate(users, "username, email")
+    assert "hank" in [u["username"] for u in users]
+    s2.delete(s2.query('User where username is "hank"').one())
+    s2.commit()
+    assert s2.query('Membership where group.name is "ensured"').all() == []
+    s2.close()
