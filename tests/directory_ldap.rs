@@ -397,6 +397,7 @@ async fn a_total_size_limit_fails_the_read_instead_of_truncating_it() {
         .await
         .expect_err("must not truncate");
     let msg = err.to_string();
+    eprintln!("{msg}");
     assert!(matches!(err, DirectoryError::Incomplete { .. }), "{msg}");
     assert!(msg.contains("sizeLimitExceeded"), "{msg}");
     assert!(msg.contains("ou=people,dc=example,dc=org"), "{msg}");
@@ -416,6 +417,7 @@ async fn a_page_size_above_the_servers_limit_is_an_error_not_a_short_read() {
     s.page_size = 2000; // the sync account may have pages of at most 1000
     let err = read(&s, SYNC_PASSWORD).await.expect_err("must fail");
     let msg = err.to_string();
+    eprintln!("{msg}");
     assert!(matches!(err, DirectoryError::Incomplete { .. }), "{msg}");
     assert!(msg.contains("adminLimitExceeded"), "{msg}");
 }
@@ -427,6 +429,7 @@ async fn a_wrong_base_dn_is_an_error_not_an_empty_directory() {
     s.user_base_dn = format!("ou=staff,{SUFFIX}");
     let err = read(&s, SYNC_PASSWORD).await.expect_err("must fail");
     let msg = err.to_string();
+    eprintln!("{msg}");
     assert!(matches!(err, DirectoryError::Search { .. }), "{msg}");
     assert!(
         msg.contains("noSuchObject") && msg.contains("ou=staff,dc=example,dc=org"),
@@ -441,6 +444,7 @@ async fn a_bad_password_is_a_bind_error_that_does_not_show_the_password() {
     const WRONG: &str = "Wr0ng-but-secret-Pa55";
     let err = read(&s, WRONG).await.expect_err("must fail");
     let msg = err.to_string();
+    eprintln!("{msg}");
     assert!(matches!(err, DirectoryError::Bind { .. }), "{msg}");
     assert!(
         msg.contains("invalidCredentials") && msg.contains(SYNC_DN),
@@ -474,6 +478,7 @@ async fn a_refused_connection_is_a_connect_error() {
     let err = read(&settings(&url, SYNC_DN), SYNC_PASSWORD)
         .await
         .expect_err("must fail");
+    eprintln!("{err}");
     assert!(matches!(err, DirectoryError::Connect { .. }), "{err}");
     assert!(err.to_string().contains(&url), "{err}");
 }
@@ -484,6 +489,7 @@ async fn an_unknown_host_is_a_dns_error() {
     let err = read(&settings(url, SYNC_DN), SYNC_PASSWORD)
         .await
         .expect_err("must fail");
+    eprintln!("{err}");
     assert!(matches!(err, DirectoryError::Dns { .. }), "{err}");
     assert!(err.to_string().contains(url), "{err}");
 }
@@ -507,6 +513,7 @@ async fn a_server_that_never_answers_times_out() {
     s.timeout_s = 1;
     let started = Instant::now();
     let err = read(&s, SYNC_PASSWORD).await.expect_err("must fail");
+    eprintln!("{err}");
     assert!(matches!(err, DirectoryError::Timeout { .. }), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(!err.to_string().contains(SYNC_PASSWORD));
@@ -531,11 +538,13 @@ async fn tls_verifies_the_server_against_the_configured_ca() {
     // StartTLS with a CA that did not sign the server certificate.
     s.ca_file = Some(slapd::wrong_ca_file());
     let err = read(&s, SYNC_PASSWORD).await.expect_err("unknown issuer");
+    eprintln!("{err}");
     assert!(matches!(err, DirectoryError::Tls { .. }), "{err}");
     assert!(err.to_string().contains(&server.url), "{err}");
     // StartTLS with no CA configured: the system roots do not know the harness CA.
     s.ca_file = None;
     let err = read(&s, SYNC_PASSWORD).await.expect_err("system roots");
+    eprintln!("{err}");
     assert!(matches!(err, DirectoryError::Tls { .. }), "{err}");
     // ldaps:// without the CA.
     let mut s = settings(&server.ldaps_url, SYNC_DN);
@@ -543,6 +552,7 @@ async fn tls_verifies_the_server_against_the_configured_ca() {
     let err = read(&s, SYNC_PASSWORD)
         .await
         .expect_err("ldaps, unknown issuer");
+    eprintln!("{err}");
     assert!(matches!(err, DirectoryError::Tls { .. }), "{err}");
     // A CA file that is not PEM.
     let dir = tempfile::tempdir().expect("tmp");
@@ -704,6 +714,7 @@ async fn ad_read_error(fault: Fault) -> DirectoryError {
 async fn a_dropped_range_is_incomplete() {
     let err = ad_read_error(Fault::DropRange).await;
     let msg = err.to_string();
+    eprintln!("{msg}");
     assert!(matches!(err, DirectoryError::Incomplete { .. }), "{msg}");
     assert!(
         msg.contains("CN=Huge") && msg.contains("member;range=1500-*"),
@@ -715,6 +726,7 @@ async fn a_dropped_range_is_incomplete() {
 async fn a_short_range_slice_is_incomplete() {
     let err = ad_read_error(Fault::ShortRange).await;
     let msg = err.to_string();
+    eprintln!("{msg}");
     assert!(matches!(err, DirectoryError::Incomplete { .. }), "{msg}");
     assert!(msg.contains("1000 values instead of 1500"), "{msg}");
 }
@@ -723,6 +735,7 @@ async fn a_short_range_slice_is_incomplete() {
 async fn a_continuation_reference_is_not_followed_but_fails() {
     let err = ad_read_error(Fault::Referral).await;
     let msg = err.to_string();
+    eprintln!("{msg}");
     assert!(matches!(err, DirectoryError::Incomplete { .. }), "{msg}");
     assert!(msg.contains("ldap://emea.ad.test/"), "{msg}");
 }
@@ -731,6 +744,7 @@ async fn a_continuation_reference_is_not_followed_but_fails() {
 async fn a_lost_paging_control_is_incomplete() {
     let err = ad_read_error(Fault::NoPagingControl).await;
     let msg = err.to_string();
+    eprintln!("{msg}");
     assert!(matches!(err, DirectoryError::Incomplete { .. }), "{msg}");
     assert!(msg.contains("paged-results control"), "{msg}");
 }
@@ -739,6 +753,7 @@ async fn a_lost_paging_control_is_incomplete() {
 async fn a_connection_dropped_mid_search_is_incomplete() {
     let err = ad_read_error(Fault::DropConnection).await;
     let msg = err.to_string();
+    eprintln!("{msg}");
     assert!(matches!(err, DirectoryError::Incomplete { .. }), "{msg}");
     assert!(
         msg.contains(fake_ad::USERS_BASE) && msg.contains("lost"),
@@ -755,9 +770,60 @@ async fn ad_bind_failure_names_the_account_not_the_password() {
         .await
         .expect_err("bind");
     let msg = err.to_string();
+    eprintln!("{msg}");
     assert!(matches!(err, DirectoryError::Bind { .. }), "{msg}");
     assert!(
         msg.contains(fake_ad::BIND_DN) && !msg.contains("not-the-password"),
         "{msg}"
     );
+}
+
+// --- scale (a benchmark, not a timed test) -----------------------------------------------
+
+/// 100,000 users and 10,000 groups of 100 members (1,000,000 memberships) read through the
+/// size-limited sync account. Run with
+/// `cargo test --release --test directory_ldap -- --ignored --nocapture scale`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run explicitly with --ignored"]
+async fn scale_100k_users_10k_groups() {
+    const N_USERS: usize = 100_000;
+    const N_GROUPS: usize = 10_000;
+    let mut ldif = format!(
+        "dn: ou=people,{SUFFIX}\nobjectClass: organizationalUnit\nou: people\n\n\
+         dn: ou=groups,{SUFFIX}\nobjectClass: organizationalUnit\nou: groups\n\n"
+    );
+    for i in 0..N_USERS {
+        ldif.push_str(&format!(
+            "dn: uid=u{i},ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: u{i}\ncn: User {i}\nsn: User\ngivenName: U{i}\nmail: u{i}@example.org\n\n"
+        ));
+    }
+    for g in 0..N_GROUPS {
+        ldif.push_str(&format!(
+            "dn: cn=g{g},ou=groups,{SUFFIX}\nobjectClass: groupOfNames\ncn: g{g}\n"
+        ));
+        for k in 0..100 {
+            let u = (g * 100 + k * 7) % N_USERS;
+            ldif.push_str(&format!("member: uid=u{u},ou=people,{SUFFIX}\n"));
+        }
+        ldif.push('\n');
+    }
+    let server = Slapd::start(&ldif);
+    let mut s = settings(&server.url, SYNC_DN);
+    s.page_size = 1000;
+    let started = Instant::now();
+    let set = ldap::read_entries(&s, &env(SYNC_PASSWORD))
+        .await
+        .expect("complete read");
+    let read_time = started.elapsed();
+    let stats = set.stats;
+    let snapshot = directory::snapshot::assemble(set).expect("assemble");
+    eprintln!(
+        "slapd (slapadd {N_USERS} users, {N_GROUPS} groups) started in {:?}; read {:?} in {read_time:?}; assemble {:?}; {} memberships",
+        server.start_time,
+        stats,
+        started.elapsed() - read_time,
+        snapshot.memberships()
+    );
+    assert_eq!(snapshot.users.len(), N_USERS);
+    assert_eq!(snapshot.groups.len(), N_GROUPS);
 }

@@ -135,40 +135,23 @@ async fn read_prepared(
     }
     let group_attributes: Vec<String> = GROUP_ATTRIBUTES.iter().map(|a| a.to_string()).collect();
 
-    let users = async {
-        let mut conn = reader.connect().await?;
-        let mut stats = ReadStats::default();
-        let entries = conn
-            .paged_search(
-                &settings.user_base_dn,
-                &settings.user_filter,
-                &user_attributes,
-                &mut stats,
-            )
-            .await?;
-        conn.close().await;
-        Ok::<_, DirectoryError>((entries, stats))
-    };
-    let groups = async {
-        let mut conn = reader.connect().await?;
-        let mut stats = ReadStats::default();
-        let mut entries = conn
-            .paged_search(
-                &settings.group_base_dn,
-                &settings.group_filter,
-                &group_attributes,
-                &mut stats,
-            )
-            .await?;
-        // Range follow-ups run after the paged search has finished, so no other operation
-        // interleaves with the paging cookie on this connection.
-        for entry in &mut entries {
-            conn.complete_ranges(entry, &mut stats).await?;
-        }
-        conn.close().await;
-        Ok::<_, DirectoryError>((entries, stats))
-    };
-    let ((users, user_stats), (groups, group_stats)) = tokio::try_join!(users, groups)?;
+    // Two connections, each read on its own task so that decoding the users and the groups
+    // runs on both cores. A task that fails stops the other (the handles abort on drop).
+    let reader = Arc::new(reader);
+    let users = AbortOnDrop(tokio::spawn(read_base(
+        reader.clone(),
+        settings.user_base_dn.clone(),
+        settings.user_filter.clone(),
+        user_attributes,
+    )));
+    let groups = AbortOnDrop(tokio::spawn(read_base(
+        reader.clone(),
+        settings.group_base_dn.clone(),
+        settings.group_filter.clone(),
+        group_attributes,
+    )));
+    let ((users, user_stats), (groups, group_stats)) =
+        tokio::try_join!(users.join(&reader.url), groups.join(&reader.url))?;
     Ok(EntrySet {
         users,
         groups,
@@ -178,6 +161,49 @@ async fn read_prepared(
             range_requests: user_stats.range_requests + group_stats.range_requests,
         },
     })
+}
+
+/// One base DN on its own connection: the paged search, then range follow-ups. The
+/// follow-ups run after the paged search has finished, so no other operation interleaves
+/// with the paging cookie on the connection.
+async fn read_base(
+    reader: Arc<Reader>,
+    base_dn: String,
+    filter: String,
+    attributes: Vec<String>,
+) -> Result<(Vec<Entry>, ReadStats), DirectoryError> {
+    let mut conn = reader.connect().await?;
+    let mut stats = ReadStats::default();
+    let mut entries = conn
+        .paged_search(&base_dn, &filter, &attributes, &mut stats)
+        .await?;
+    // AD slices any large multi-valued attribute: a group's member, a user's memberOf.
+    for entry in &mut entries {
+        conn.complete_ranges(entry, &mut stats).await?;
+    }
+    conn.close().await;
+    Ok((entries, stats))
+}
+
+/// A spawned read that is aborted when its handle is dropped (the other read failed).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> AbortOnDrop<Result<T, DirectoryError>> {
+    async fn join(mut self, url: &str) -> Result<T, DirectoryError> {
+        match (&mut self.0).await {
+            Ok(result) => result,
+            Err(e) => Err(DirectoryError::Incomplete {
+                base_dn: url.to_string(),
+                reason: format!("the reading task stopped unexpectedly: {e}"),
+            }),
+        }
+    }
 }
 
 /// Builds the rustls client configuration: the configured CA file only, else the system roots.
@@ -253,8 +279,8 @@ struct Reader {
 }
 
 /// One bound connection.
-struct Conn<'r> {
-    reader: &'r Reader,
+struct Conn {
+    reader: Arc<Reader>,
     ldap: Ldap,
 }
 
@@ -268,7 +294,7 @@ impl Reader {
     }
 
     /// Resolves, connects (TCP, then TLS or StartTLS), spawns the connection driver and binds.
-    async fn connect(&self) -> Result<Conn<'_>, DirectoryError> {
+    async fn connect(self: &Arc<Self>) -> Result<Conn, DirectoryError> {
         let url = &self.url;
         let parsed = url::Url::parse(url).map_err(|e| DirectoryError::Connect {
             url: url.clone(),
@@ -400,11 +426,14 @@ impl Reader {
                 Ok(_) => {}
             }
         }
-        Ok(Conn { reader: self, ldap })
+        Ok(Conn {
+            reader: self.clone(),
+            ldap,
+        })
     }
 }
 
-impl Conn<'_> {
+impl Conn {
     /// Unbinds, ignoring errors: everything needed has been read.
     async fn close(mut self) {
         let _ = self.ldap.unbind().await;
@@ -477,7 +506,7 @@ impl Conn<'_> {
         controls: Vec<RawControl>,
         out: &mut Vec<Entry>,
     ) -> Result<LdapResult, DirectoryError> {
-        let reader = self.reader;
+        let reader = self.reader.clone();
         let transport = |e: LdapError, what: &str| match e {
             LdapError::Timeout { .. } => reader.timeout_error(format!("search of {base_dn}")),
             LdapError::FilterParsing => DirectoryError::Search {
@@ -545,7 +574,7 @@ impl Conn<'_> {
         if !entry
             .attributes
             .iter()
-            .any(|a| parse_range_option(&a.name).is_some())
+            .any(|a| a.name.contains(';') && parse_range_option(&a.name).is_some())
         {
             return Ok(());
         }
@@ -733,20 +762,20 @@ fn check_result(
             "the server's time limit stopped the search after {entries_so_far} entries (timeLimitExceeded); raise the sync account's time limit"
         ))),
         4 => Err(incomplete(format!(
-            "the server's size limit stopped the search after {entries_so_far} entries (sizeLimitExceeded); lower ldap.page_size below the sync account's size limit or raise that limit"
+            "the server's size limit stopped the search after {entries_so_far} entries (sizeLimitExceeded); raise the size limit for the sync account (OpenLDAP: limits … size.prtotal; AD: MaxResultSetSize) or lower ldap.page_size if it is above that limit"
         ))),
         10 => Err(incomplete(format!(
             "the server answered with a referral to {}; referrals are not followed — point ldap.url at the server holding the base DN",
             display_urls(&result.refs)
         ))),
         11 => Err(incomplete(format!(
-            "the server's administrative limit stopped the search after {entries_so_far} entries (adminLimitExceeded: {}); raise the limits for the sync account",
+            "the server's administrative limit stopped the search after {entries_so_far} entries (adminLimitExceeded: {}); lower ldap.page_size (OpenLDAP: size.pr; AD: MaxPageSize) or raise the limits for the sync account",
             result.text
         ))),
         32 => Err(DirectoryError::Search {
             base_dn: base_dn.to_string(),
             cause: format!(
-                "the base DN does not exist on the server (noSuchObject{}); check the base DN setting",
+                "the base DN does not exist on the server (noSuchObject{}); check ldap.user_base_dn and ldap.group_base_dn",
                 if result.matched.is_empty() {
                     String::new()
                 } else {
