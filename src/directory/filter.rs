@@ -72,6 +72,9 @@ impl Filter {
             Filter::Present(a) => {
                 a.eq_ignore_ascii_case("objectClass") || !entry.values(base_name(a)).is_empty()
             }
+            Filter::Equal(a, v) if a.eq_ignore_ascii_case("objectClass") => texts(a)
+                .iter()
+                .any(|class| superclasses(&fold(class)).any(|c| c == fold(v))),
             Filter::Equal(a, v) => texts(a).iter().any(|t| fold(t) == fold(v)),
             Filter::GreaterOrEqual(a, v) => texts(a).iter().any(|t| compare(t, v).is_ge()),
             Filter::LessOrEqual(a, v) => texts(a).iter().any(|t| compare(t, v).is_le()),
@@ -102,6 +105,32 @@ impl Filter {
                 }),
         }
     }
+}
+
+/// A structural class and its superclasses, as a server's schema knows them: an entry written
+/// with `objectClass: inetOrgPerson` matches `(objectClass=person)` on a server, so here too.
+fn superclasses(class: &str) -> impl Iterator<Item = String> {
+    const PARENTS: &[(&str, &str)] = &[
+        ("inetorgperson", "organizationalperson"),
+        ("organizationalperson", "person"),
+        ("user", "organizationalperson"),
+        ("computer", "user"),
+        ("inetuser", "top"),
+        ("person", "top"),
+        ("groupofnames", "top"),
+        ("groupofuniquenames", "top"),
+        ("group", "top"),
+        ("posixgroup", "top"),
+    ];
+    let mut next = Some(class.to_string());
+    std::iter::from_fn(move || {
+        let current = next.take()?;
+        next = PARENTS
+            .iter()
+            .find(|(c, _)| *c == current)
+            .map(|(_, p)| p.to_string());
+        Some(current)
+    })
 }
 
 fn base_name(attr: &str) -> &str {
@@ -344,6 +373,13 @@ mod tests {
         ]);
         assert!(m("(objectClass=person)", &ada));
         assert!(m("(OBJECTCLASS=InetOrgPerson)", &ada));
+        let only_leaf_class = entry(&[("objectClass", "inetOrgPerson")]);
+        assert!(
+            m("(objectClass=person)", &only_leaf_class),
+            "superclasses match as on a server"
+        );
+        assert!(m("(objectClass=organizationalPerson)", &only_leaf_class));
+        assert!(!m("(objectClass=groupOfNames)", &only_leaf_class));
         assert!(m("(&(objectClass=person)(uid=*))", &ada));
         assert!(!m("(&(objectClass=person)(mail=*))", &ada));
         assert!(m("(|(mail=*)(uid=ADA))", &ada));

@@ -236,9 +236,7 @@ pub fn diff(
                 id
             }
             Some(current) => {
-                if let Some(op) = update_user(user, current, &anchor, &index, &mut plan) {
-                    ops.push(op);
-                }
+                let mut update = update_user(user, current, &anchor, &index, &mut plan);
                 if !current.is_active {
                     if current.metadata.contains_key(DISABLED_BY_SYNC_KEY) {
                         let mut op = Operation::new(
@@ -261,15 +259,26 @@ pub fn diff(
                                 to: None,
                             },
                         );
+                        // Clearing "missing since" belongs to the return, not to a separate update.
+                        if let Some(u) = update.as_mut() {
+                            if let Some(change) = u.metadata.remove(MISSING_SINCE_KEY) {
+                                op.metadata.insert(MISSING_SINCE_KEY.into(), change);
+                            }
+                            if u.changes.is_empty() && u.metadata.is_empty() {
+                                update = None;
+                            }
+                        }
                         ops.push(op);
                     } else {
                         plan.notes.push(format!(
                             "`{}` is disabled in ftrack by someone else; ldap2ftrack leaves that to them",
                             current.username
                         ));
+                        ops.extend(update);
                         continue;
                     }
                 }
+                ops.extend(update);
                 current.id.clone()
             }
         };

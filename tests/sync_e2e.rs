@@ -1,0 +1,565 @@
+//! The sync end to end: the `ldap2ftrack` binary against a directory (LDIF source) and the
+//! ftrack emulator over HTTP — first run, idempotence, each kind of LDAP change, guards,
+//! an apply dying midway, and what the sync must never touch.
+
+use ftrack_emulator::{EmulatorConfig, Faults, RunningEmulator, StateDump};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const API_USER: &str = "sync-bot";
+const API_KEY: &str = "e2e-key-3c1f9a";
+
+#[derive(Clone)]
+struct Person {
+    /// The leaf RDN when it is not `uid=<uid>`.
+    rdn: Option<String>,
+    uid: String,
+    mail: Option<String>,
+    locked: bool,
+}
+
+fn person(i: usize) -> Person {
+    Person {
+        rdn: None,
+        uid: format!("user{i:02}"),
+        mail: Some(format!("user{i:02}@studio.example")),
+        locked: false,
+    }
+}
+
+fn uuid_of(i: usize) -> String {
+    format!("00000000-0000-4000-8000-{i:012}")
+}
+
+/// A directory of `people` keyed by their original index (the index fixes the entryUUID).
+struct Studio {
+    dir: tempfile::TempDir,
+    emulator: RunningEmulator,
+    people: BTreeMap<usize, Person>,
+    animators: Vec<usize>,
+    compositors: Vec<usize>,
+    leads: Vec<usize>,
+}
+
+fn seed_state() -> Value {
+    json!({
+        "SecurityRole": [
+            {"id": "10000000-0000-4000-8000-000000000001", "name": "Artist"},
+            {"id": "10000000-0000-4000-8000-000000000002", "name": "Supervisor"},
+            {"id": "10000000-0000-4000-8000-000000000003", "name": "Manager"}
+        ],
+        "Project": [{"id": "20000000-0000-4000-8000-000000000001", "name": "proj_a"}],
+        "Group": [{"id": "30000000-0000-4000-8000-000000000001", "name": "Freelancers"}],
+        "User": [
+            {"id": "40000000-0000-4000-8000-000000000001", "username": "admin", "is_active": true},
+            {"id": "40000000-0000-4000-8000-000000000002", "username": "user03", "email": "old@studio.example", "is_active": true}
+        ],
+        "Membership": [
+            {"id": "50000000-0000-4000-8000-000000000001", "user_id": "40000000-0000-4000-8000-000000000002", "group_id": "30000000-0000-4000-8000-000000000001"}
+        ],
+        "UserSecurityRole": [
+            {"id": "60000000-0000-4000-8000-000000000001", "user_id": "40000000-0000-4000-8000-000000000002", "security_role_id": "10000000-0000-4000-8000-000000000003", "is_all_open_projects": true}
+        ]
+    })
+}
+
+impl Studio {
+    async fn new() -> Studio {
+        let state = StateDump::from_json(&seed_state().to_string()).unwrap();
+        let emulator = ftrack_emulator::spawn(EmulatorConfig::new(API_USER, API_KEY).state(state))
+            .await
+            .unwrap();
+        let studio = Studio {
+            dir: tempfile::tempdir().unwrap(),
+            emulator,
+            people: (1..=20).map(|i| (i, person(i))).collect(),
+            animators: (1..=10).collect(),
+            compositors: (11..=20).collect(),
+            leads: vec![1, 2],
+        };
+        std::fs::write(
+            studio.dir.path().join("sync.toml"),
+            format!(
+                r#"
+[ldap]
+url = "ldif:directory.ldif"
+user_base_dn = "ou=people,dc=studio,dc=example"
+group_base_dn = "ou=groups,dc=studio,dc=example"
+
+[ftrack]
+server_url = "{}"
+api_user = "{API_USER}"
+
+[group_mappings]
+"animators" = {{ groups = ["Animation"], roles = ["Artist"] }}
+"compositors" = {{ groups = ["Compositing"], roles = ["Artist"] }}
+"leads" = {{ groups = ["Leads"], project_roles = {{ "proj_a" = ["Supervisor"] }} }}
+
+[deprovision]
+protected_users = ["admin"]
+"#,
+                studio.emulator.url()
+            ),
+        )
+        .unwrap();
+        studio.write_directory();
+        studio
+    }
+
+    fn write_directory(&self) {
+        let mut ldif = String::from(
+            "dn: dc=studio,dc=example\nobjectClass: organization\no: studio\n\n\
+             dn: ou=people,dc=studio,dc=example\nobjectClass: organizationalUnit\nou: people\n\n\
+             dn: ou=groups,dc=studio,dc=example\nobjectClass: organizationalUnit\nou: groups\n\n",
+        );
+        for (i, p) in &self.people {
+            ldif.push_str(&format!(
+                "dn: {rdn},ou=people,dc=studio,dc=example\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: Person {i}\ngivenName: Person\nsn: Number{i}\nentryUUID: {uuid}\n",
+                rdn = p.rdn.clone().unwrap_or(format!("uid={}", p.uid)),
+                uid = p.uid,
+                uuid = uuid_of(*i)
+            ));
+            if let Some(mail) = &p.mail {
+                ldif.push_str(&format!("mail: {mail}\n"));
+            }
+            if p.locked {
+                ldif.push_str("pwdAccountLockedTime: 000001010000Z\n");
+            }
+            ldif.push('\n');
+        }
+        let group = |name: &str, members: &[usize], extra: &str| {
+            let mut g = format!("dn: cn={name},ou=groups,dc=studio,dc=example\nobjectClass: groupOfNames\ncn: {name}\n{extra}");
+            for m in members {
+                if let Some(p) = self.people.get(m) {
+                    g.push_str(&format!(
+                        "member: uid={},ou=people,dc=studio,dc=example\n",
+                        p.uid
+                    ));
+                }
+            }
+            g.push('\n');
+            g
+        };
+        ldif.push_str(&group("animators", &self.animators, ""));
+        ldif.push_str(&group("compositors", &self.compositors, ""));
+        ldif.push_str(&group("leads", &self.leads, ""));
+        std::fs::write(self.dir.path().join("directory.ldif"), ldif).unwrap();
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_ldap2ftrack"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("FTRACK_API_KEY", API_KEY)
+            .env("LDAP2FTRACK_TODAY", "2026-11-27")
+            .env_remove("FTRACK_SERVER")
+            .env_remove("FTRACK_API_USER")
+            .output()
+            .unwrap()
+    }
+
+    /// `plan --output json` → (kind, target, extra) triples, in plan order.
+    fn plan(&self) -> Vec<(String, String, String)> {
+        let out = self.run(&["plan", "--output", "json"]);
+        assert!(
+            out.status.success(),
+            "plan failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|op| {
+                let extra = [&op["group"], &op["role"], &op["scope"]]
+                    .iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                (
+                    op["kind"].as_str().unwrap().to_string(),
+                    op["target"].as_str().unwrap().to_string(),
+                    extra,
+                )
+            })
+            .collect()
+    }
+
+    fn apply(&self) -> Output {
+        let out = self.run(&["apply"]);
+        assert!(
+            out.status.success(),
+            "apply failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn state(&self) -> Value {
+        serde_json::to_value(self.emulator.dump()).unwrap()
+    }
+
+    fn journal(&self) -> PathBuf {
+        self.dir.path().join("ldap2ftrack-journal.jsonl")
+    }
+}
+
+fn ops(list: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    list.iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect()
+}
+
+fn user<'a>(state: &'a Value, username: &str) -> &'a Value {
+    state["User"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == username)
+        .unwrap_or_else(|| panic!("no user {username}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_run_creates_everything_and_the_second_plans_nothing() {
+    let s = Studio::new().await;
+    let plan = s.plan();
+    let count = |kind: &str| plan.iter().filter(|(k, _, _)| k == kind).count();
+    assert_eq!(count("create_group"), 3);
+    assert_eq!(count("create_user"), 19, "user03 exists and is adopted");
+    assert_eq!(count("update_user"), 1);
+    assert_eq!(count("add_membership"), 22);
+    assert_eq!(
+        count("grant_role"),
+        22,
+        "20 Artist + 2 Supervisor on proj_a"
+    );
+    assert_eq!(
+        count("remove_membership") + count("revoke_role") + count("disable_user"),
+        0
+    );
+    s.apply();
+    assert_eq!(s.plan(), vec![], "a second run plans nothing");
+
+    let state = s.state();
+    let users = state["User"].as_array().unwrap();
+    assert_eq!(users.len(), 22, "20 + admin + API user, no duplicates");
+    let u3 = user(&state, "user03");
+    assert_eq!(
+        u3["id"], "40000000-0000-4000-8000-000000000002",
+        "adopted, not recreated"
+    );
+    assert_eq!(u3["email"], "user03@studio.example");
+    // Unmanaged group membership and unmanaged role stay.
+    assert!(state["Membership"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["id"] == "50000000-0000-4000-8000-000000000001"));
+    assert!(state["UserSecurityRole"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|g| g["id"] == "60000000-0000-4000-8000-000000000001"
+            && g["is_all_open_projects"] == true));
+    let journal = std::fs::read_to_string(s.journal()).unwrap();
+    assert_eq!(
+        journal.lines().count(),
+        plan.len(),
+        "one journal line per applied operation"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_ldap_change_gives_exactly_its_operations() {
+    let mut s = Studio::new().await;
+    s.apply();
+
+    // Mail change.
+    s.people.get_mut(&5).unwrap().mail = Some("five@studio.example".into());
+    s.write_directory();
+    assert_eq!(s.plan(), ops(&[("update_user", "user05", "")]));
+    s.apply();
+
+    // Rename: same entryUUID, new uid → the same ftrack user is renamed.
+    s.people.get_mut(&6).unwrap().uid = "sixtus".into();
+    s.write_directory();
+    assert_eq!(s.plan(), ops(&[("update_user", "user06", "")]));
+    s.apply();
+    let state = s.state();
+    assert_eq!(user(&state, "sixtus")["email"], "user06@studio.example");
+    assert!(state["User"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|u| u["username"] != "user06"));
+
+    // Group change: user07 moves from animators to compositors (same role, other group).
+    s.animators.retain(|&i| i != 7);
+    s.compositors.push(7);
+    s.write_directory();
+    assert_eq!(
+        s.plan(),
+        ops(&[
+            ("add_membership", "user07", "Compositing"),
+            ("remove_membership", "user07", "Animation")
+        ])
+    );
+    s.apply();
+
+    // Leaving leads: the project role and the group go.
+    s.leads.retain(|&i| i != 2);
+    s.write_directory();
+    assert_eq!(
+        s.plan(),
+        ops(&[
+            ("remove_membership", "user02", "Leads"),
+            ("revoke_role", "user02", "Supervisor"),
+        ])
+    );
+    s.apply();
+
+    // Removed from LDAP → disabled, with the date it went missing.
+    let removed = s.people.remove(&8).unwrap();
+    s.write_directory();
+    assert_eq!(s.plan(), ops(&[("disable_user", "user08", "")]));
+    s.apply();
+    let state = s.state();
+    assert_eq!(user(&state, "user08")["is_active"], false);
+
+    // Disabled (locked) in LDAP → disabled in ftrack.
+    s.people.get_mut(&9).unwrap().locked = true;
+    s.write_directory();
+    assert_eq!(s.plan(), ops(&[("disable_user", "user09", "")]));
+    s.apply();
+
+    // Back → enabled again, with no duplicate.
+    s.people.insert(8, removed);
+    s.people.get_mut(&9).unwrap().locked = false;
+    s.write_directory();
+    assert_eq!(
+        s.plan(),
+        ops(&[("enable_user", "user08", ""), ("enable_user", "user09", "")])
+    );
+    s.apply();
+    assert_eq!(s.plan(), vec![]);
+    let state = s.state();
+    assert_eq!(user(&state, "user08")["is_active"], true);
+    assert_eq!(state["User"].as_array().unwrap().len(), 22);
+    // The protected admin was never touched.
+    assert_eq!(user(&state, "admin")["is_active"], true);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn removing_half_the_users_is_refused_and_changes_nothing() {
+    let mut s = Studio::new().await;
+    s.apply();
+    let before = s.state();
+    s.people.retain(|&i, _| i % 2 == 0);
+    s.write_directory();
+    let out = s.run(&["apply"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("10 users to disable of 20 managed") && err.contains("max_disable"),
+        "{err}"
+    );
+    assert_eq!(s.state(), before, "nothing written");
+    // --force overrides.
+    let out = s.run(&["apply", "--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_directory_is_refused() {
+    let mut s = Studio::new().await;
+    s.people.clear();
+    s.write_directory();
+    let out = s.run(&["apply"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("allow_empty_source"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_apply_dying_midway_converges_on_the_next_run_without_duplicates() {
+    let s = Studio::new().await;
+    // Small batches so the apply takes several requests; the server dies after the 3rd.
+    let toml = std::fs::read_to_string(s.dir.path().join("sync.toml")).unwrap();
+    std::fs::write(
+        s.dir.path().join("sync.toml"),
+        toml.replace(
+            "api_user = \"sync-bot\"",
+            "api_user = \"sync-bot\"\nbatch_size = 10",
+        ),
+    )
+    .unwrap();
+    let total = s.plan().len();
+    // The run reads ftrack with 8 queries (one page each), then applies in batches:
+    // the server dies after the 3rd batch.
+    s.emulator.set_faults(Faults {
+        fail_after_requests: Some(8 + 3),
+        ..Faults::none()
+    });
+    let out = s.run(&["apply"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("run again to converge"), "{err}");
+    s.emulator.set_faults(Faults::none());
+    let remaining = s.plan().len();
+    assert!(
+        remaining > 0 && remaining < total,
+        "{remaining} of {total} left"
+    );
+    s.apply();
+    assert_eq!(s.plan(), vec![]);
+    let state = s.state();
+    assert_eq!(
+        state["User"].as_array().unwrap().len(),
+        22,
+        "no duplicate users"
+    );
+    let memberships = state["Membership"].as_array().unwrap();
+    let mut pairs: Vec<(String, String)> = memberships
+        .iter()
+        .map(|m| (m["user_id"].to_string(), m["group_id"].to_string()))
+        .collect();
+    pairs.sort();
+    pairs.dedup();
+    assert_eq!(pairs.len(), memberships.len(), "no duplicate memberships");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lost_replies_and_rate_limits_still_land_every_operation_once() {
+    let s = Studio::new().await;
+    let toml = std::fs::read_to_string(s.dir.path().join("sync.toml")).unwrap();
+    std::fs::write(
+        s.dir.path().join("sync.toml"),
+        toml.replace(
+            "api_user = \"sync-bot\"",
+            "api_user = \"sync-bot\"\nbatch_size = 7",
+        ),
+    )
+    .unwrap();
+    let total = s.plan().len();
+    // Every 4th request executes and then answers 500: the reply is lost, the retry must
+    // recognise the batch as done.
+    s.emulator.set_faults(Faults {
+        error_every_nth: Some(4),
+        error_after_execute: true,
+        ..Faults::none()
+    });
+    let out = s.run(&["apply", "--output", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["applied"], total);
+    s.emulator.set_faults(Faults::none());
+    assert_eq!(s.plan(), vec![]);
+    assert_eq!(s.state()["User"].as_array().unwrap().len(), 22);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_check_exits_4_when_changes_are_pending_and_0_when_not() {
+    let s = Studio::new().await;
+    assert_eq!(s.run(&["plan", "--check"]).status.code(), Some(4));
+    s.apply();
+    assert_eq!(s.run(&["plan", "--check"]).status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_saved_plan_applies_exactly_and_refuses_after_drift() {
+    let mut s = Studio::new().await;
+    let out = s.run(&["plan", "--out", "plan.json"]);
+    assert!(out.status.success());
+    let out = s.run(&["apply", "--plan", "plan.json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(s.plan(), vec![]);
+
+    s.people.get_mut(&4).unwrap().mail = Some("four@studio.example".into());
+    s.write_directory();
+    assert!(s.run(&["plan", "--out", "plan.json"]).status.success());
+    // ftrack changes behind the plan's back.
+    s.emulator
+        .call(&[json!({"action": "update", "entity_type": "User", "entity_key": ["40000000-0000-4000-8000-000000000001"], "entity_data": {"__entity_type__": "User", "first_name": "Changed"}})])
+        .unwrap();
+    let out = s.run(&["apply", "--plan", "plan.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ftrack changed since the plan was made"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn explain_names_the_rule_and_ldap_value_behind_each_change() {
+    let s = Studio::new().await;
+    let out = s.run(&["explain", "user01"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("uid=user01,ou=people,dc=studio,dc=example"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+ user01 role Supervisor on proj_a"),
+        "{text}"
+    );
+    assert!(text.contains("[group_mappings] \"leads\""), "{text}");
+    assert!(
+        text.contains("[mappings] mail = \"user01@studio.example\""),
+        "{text}"
+    );
+    let out = s.run(&["explain", "nobody"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_and_duplicate_entries_are_skipped_and_reported() {
+    let mut s = Studio::new().await;
+    s.people.get_mut(&11).unwrap().mail = Some("not-an-address".into());
+    let twelve = s.people.get_mut(&12).unwrap();
+    twelve.uid = "User13".into();
+    twelve.rdn = Some("cn=Person 12".into());
+    s.write_directory();
+    let out = s.run(&["plan", "--output", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let skipped: Vec<&str> = v["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["dn"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        skipped,
+        vec![
+            "cn=Person 12,ou=people,dc=studio,dc=example",
+            "uid=user11,ou=people,dc=studio,dc=example",
+            "uid=user13,ou=people,dc=studio,dc=example"
+        ]
+    );
+    assert_eq!(v["summary"]["create_user"], 16);
+}
