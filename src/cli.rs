@@ -207,7 +207,7 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
         Command::Rules(RulesCommand::Inspect { .. }) => {
             Err(Failure::not_built("the rule module host (`rules inspect`)"))
         }
-        Command::Test(_) => Err(Failure::not_built("the rule test runner (`test`)")),
+        Command::Test(args) => crate::commands::test(args, cli.output),
         command => {
             let config = load_config(cli)?;
             match command {

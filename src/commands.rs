@@ -1,8 +1,9 @@
 //! The `plan`, `apply` and `explain` commands: the run pipeline with their sinks (printing,
 //! saving, applying).
 
-use crate::cli::{ApplyArgs, ExplainArgs, Failure, OutputFormat, PlanArgs};
+use crate::cli::{ApplyArgs, ExplainArgs, Failure, OutputFormat, PlanArgs, TestArgs};
 use crate::config::Config;
+use crate::fixtures::{self, CaseOutcome};
 use crate::plan::Plan;
 use crate::run::{self, SavedPlan};
 use std::path::Path;
@@ -21,13 +22,19 @@ fn json_text(value: &impl serde::Serialize) -> Result<String, Failure> {
 }
 
 pub fn plan(config: &Config, args: &PlanArgs, output: OutputFormat) -> Result<(), Failure> {
-    if args.snapshot.is_some() {
-        return Err(Failure::not_built("`plan --snapshot`"));
-    }
     let rt = run::runtime()?;
-    let inputs = rt.block_on(run::read_inputs(config))?;
+    let inputs = rt.block_on(run::read_inputs(config, args.snapshot.is_some()))?;
     let mut pipeline = run::pipeline(config)?;
-    let planned = run::plan(config, &inputs, &mut pipeline)?;
+    let today = crate::clock::today();
+    let planned = run::plan_on(config, &inputs, &mut pipeline, today.clone())?;
+    if let (Some(dir), Some(entries)) = (&args.snapshot, &inputs.entries) {
+        crate::fixtures::capture(dir, config, entries, &inputs.ftrack, &planned.plan, &today)?;
+        eprintln!(
+            "test case written to {}; run it with `ldap2ftrack test {}`",
+            dir.display(),
+            dir.display()
+        );
+    }
     print_plan(&planned.plan, output)?;
     if let Err(Failure::Guard(refusal)) =
         run::guard(config, &planned.plan, inputs.directory.users.len(), false)
@@ -57,7 +64,7 @@ pub fn apply(config: &Config, args: &ApplyArgs, output: OutputFormat) -> Result<
         None => None,
     };
     let rt = run::runtime()?;
-    let inputs = rt.block_on(run::read_inputs(config))?;
+    let inputs = rt.block_on(run::read_inputs(config, false))?;
     let mut pipeline = run::pipeline(config)?;
     let planned = run::plan(config, &inputs, &mut pipeline)?;
     if let Some(saved) = &saved {
@@ -112,7 +119,7 @@ fn read_saved_plan(path: &Path) -> Result<SavedPlan, Failure> {
 
 pub fn explain(config: &Config, args: &ExplainArgs, output: OutputFormat) -> Result<(), Failure> {
     let rt = run::runtime()?;
-    let inputs = rt.block_on(run::read_inputs(config))?;
+    let inputs = rt.block_on(run::read_inputs(config, false))?;
     let mut pipeline = run::pipeline(config)?;
     let planned = run::plan(config, &inputs, &mut pipeline)?;
     let wanted = args.username.to_lowercase();
@@ -181,6 +188,50 @@ pub fn explain(config: &Config, args: &ExplainArgs, output: OutputFormat) -> Res
                 println!("! skipped {}: {}", s.dn, s.reason);
             }
         }
+    }
+    Ok(())
+}
+
+/// `ldap2ftrack test DIR`: every case, pass/fail with a diff, non-zero exit on any failure.
+pub fn test(args: &TestArgs, output: OutputFormat) -> Result<(), Failure> {
+    let cases = fixtures::find_cases(&args.dir)?;
+    let mut failed = 0;
+    let mut results = Vec::new();
+    for case in &cases {
+        let name = case.display().to_string();
+        let outcome = fixtures::run_case(case, args.update);
+        let (status, detail) = match outcome {
+            Ok(CaseOutcome::Passed) => ("pass", String::new()),
+            Ok(CaseOutcome::Updated) => ("updated", String::new()),
+            Ok(CaseOutcome::Failed(diff)) => {
+                failed += 1;
+                ("FAIL", format!("    expected (-) vs actual (+):\n{diff}"))
+            }
+            Err(e) => {
+                failed += 1;
+                let message = match e {
+                    Failure::Config(c) => c.to_string(),
+                    Failure::Runtime(m) | Failure::Usage(m) | Failure::Guard(m) => m,
+                    Failure::PendingChanges => String::new(),
+                };
+                ("ERROR", format!("    {message}\n"))
+            }
+        };
+        if output == OutputFormat::Human {
+            println!("{status:7} {name}");
+            print!("{detail}");
+        }
+        results.push(serde_json::json!({"case": name, "status": status, "detail": detail}));
+    }
+    match output {
+        OutputFormat::Json => println!("{}", json_text(&results)?),
+        OutputFormat::Human => println!("\n{} passed, {failed} failed", cases.len() - failed),
+    }
+    if failed > 0 {
+        return Err(Failure::Runtime(format!(
+            "{failed} of {} test cases failed",
+            cases.len()
+        )));
     }
     Ok(())
 }

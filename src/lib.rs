@@ -11,6 +11,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod directory;
+pub mod fixtures;
 pub mod ftrack;
 pub mod plan;
 pub mod rules;

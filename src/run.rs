@@ -18,6 +18,8 @@ use std::path::Path;
 /// Everything read at the start of a run.
 pub struct Inputs {
     pub directory: DirectorySnapshot,
+    /// The raw entries, kept only when asked for (`plan --snapshot`).
+    pub entries: Option<crate::directory::EntrySet>,
     pub ftrack: FtrackSnapshot,
     pub connection: Connection,
 }
@@ -37,7 +39,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 
 /// Reads the directory and ftrack at the same time. Either failing fails the run: a partial
 /// read never reaches the planner.
-pub async fn read_inputs(config: &Config) -> Result<Inputs, Failure> {
+pub async fn read_inputs(config: &Config, keep_entries: bool) -> Result<Inputs, Failure> {
     let env = |name: &str| std::env::var(name).ok();
     let ftrack = async {
         let connection = Connection::open(&config.ftrack, &env)
@@ -51,8 +53,15 @@ pub async fn read_inputs(config: &Config) -> Result<Inputs, Failure> {
             .map_err(|e| Failure::Runtime(format!("reading ftrack failed: {e}")))?;
         Ok::<_, Failure>((connection, snapshot))
     };
-    let (directory, ftrack) = tokio::join!(directory::read(&config.ldap), ftrack);
-    let directory = directory.map_err(|e| Failure::Runtime(e.to_string()))?;
+    let env_lookup = |name: &str| std::env::var(name).ok();
+    let (entries, ftrack) = tokio::join!(
+        directory::read_entries_with_env(&config.ldap, &env_lookup),
+        ftrack
+    );
+    let entries = entries.map_err(|e| Failure::Runtime(e.to_string()))?;
+    let kept = keep_entries.then(|| entries.clone());
+    let directory =
+        directory::snapshot::assemble(entries).map_err(|e| Failure::Runtime(e.to_string()))?;
     let (connection, ftrack) = ftrack?;
     tracing::info!(
         users = directory.users.len(),
@@ -63,6 +72,7 @@ pub async fn read_inputs(config: &Config) -> Result<Inputs, Failure> {
     );
     Ok(Inputs {
         directory,
+        entries: kept,
         ftrack,
         connection,
     })
@@ -80,8 +90,18 @@ pub fn pipeline(config: &Config) -> Result<Pipeline, Failure> {
     Ok(Pipeline::new(stages))
 }
 
-/// Evaluates the rules and diffs against ftrack.
+/// Evaluates the rules and diffs against ftrack, as of today.
 pub fn plan(config: &Config, inputs: &Inputs, pipeline: &mut Pipeline) -> Result<Planned, Failure> {
+    plan_on(config, inputs, pipeline, crate::clock::today())
+}
+
+/// [`plan`] as of a given date (`YYYY-MM-DD`).
+pub fn plan_on(
+    config: &Config,
+    inputs: &Inputs,
+    pipeline: &mut Pipeline,
+    today: String,
+) -> Result<Planned, Failure> {
     let evaluation = pipeline
         .evaluate(&inputs.directory)
         .map_err(|e| Failure::Runtime(e.to_string()))?;
@@ -89,7 +109,7 @@ pub fn plan(config: &Config, inputs: &Inputs, pipeline: &mut Pipeline) -> Result
         tracing::warn!(dn = %s.dn, "skipped: {}", s.reason);
     }
     let api_user = inputs.connection.session.api_user().to_string();
-    let settings = PlanSettings::from_config(config, &api_user, crate::clock::today());
+    let settings = PlanSettings::from_config(config, &api_user, today);
     let plan = diff::diff(&evaluation, &inputs.ftrack, &settings, pipeline)
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     Ok(Planned { plan, evaluation })

@@ -209,6 +209,63 @@ fn attribute_line(line: &str) -> Result<(String, Value), String> {
     ))
 }
 
+/// Writes entries as LDIF that [`parse`] reads back to the same entries: values that are
+/// binary, not safe as plain text, or would lose spaces are base64-encoded; long lines fold.
+pub fn write(entries: &[Entry]) -> String {
+    let mut out = String::from("version: 1\n");
+    for entry in entries {
+        out.push('\n');
+        write_line(&mut out, "dn", &Value::Text(entry.dn.clone()));
+        for attribute in &entry.attributes {
+            for value in &attribute.values {
+                write_line(&mut out, &attribute.name, value);
+            }
+        }
+    }
+    out
+}
+
+fn write_line(out: &mut String, name: &str, value: &Value) {
+    let line = match value {
+        Value::Text(t) if is_safe_string(t) => format!("{name}: {t}"),
+        Value::Text(t) => format!(
+            "{name}:: {}",
+            base64::engine::general_purpose::STANDARD.encode(t)
+        ),
+        Value::Binary(b) => format!(
+            "{name}:: {}",
+            base64::engine::general_purpose::STANDARD.encode(b)
+        ),
+    };
+    // Fold at 76 columns; continuation lines start with one space.
+    let mut chars = line.chars().peekable();
+    let mut column = 0;
+    while let Some(c) = chars.next() {
+        out.push(c);
+        column += 1;
+        if column >= 76 && chars.peek().is_some() {
+            out.push_str("\n ");
+            column = 1;
+        }
+    }
+    out.push('\n');
+}
+
+/// RFC 2849 SAFE-STRING, kept to ASCII so the file is readable anywhere.
+fn is_safe_string(text: &str) -> bool {
+    let mut chars = text.chars();
+    match chars.next() {
+        None => true,
+        Some(first) if matches!(first, ' ' | ':' | '<') => false,
+        Some(_) => {
+            !text.ends_with(' ')
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii() && c != '\0' && c != '\n' && c != '\r')
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +320,23 @@ uid:  b\r\n";
         }
         let (line, _) = parse(b"dn: uid=a,dc=x\nuid: a\ncn: \xff\n").unwrap_err();
         assert_eq!(line, 3);
+    }
+
+    #[test]
+    fn write_then_parse_gives_the_same_entries() {
+        let mut jane = Entry::new("cn=Doe\\, Jane,ou=people,dc=example");
+        jane.push("cn", Value::Text("Doe, Jane".into()));
+        jane.push(
+            "description",
+            Value::Text(" leading space and ünïcödé ".into()),
+        );
+        jane.push("objectGUID", Value::Binary((0u8..16).collect()));
+        jane.push("note", Value::Text("x".repeat(200)));
+        jane.push("empty", Value::Text(String::new()));
+        let entries = vec![jane, Entry::new("uid=b,dc=example")];
+        let text = write(&entries);
+        assert!(text.lines().all(|l| l.len() <= 77), "{text}");
+        assert_eq!(parse(text.as_bytes()).unwrap(), entries);
     }
 
     #[test]

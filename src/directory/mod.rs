@@ -94,15 +94,23 @@ pub fn read_with_env<'s>(
     settings: &'s LdapSettings,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> impl std::future::Future<Output = Result<DirectorySnapshot, DirectoryError>> + Send + 's {
+    let entries = read_entries_with_env(settings, env);
+    async move { snapshot::assemble(entries.await?) }
+}
+
+/// The raw entries, before assembly (kept by `plan --snapshot` to write them out as LDIF).
+pub fn read_entries_with_env<'s>(
+    settings: &'s LdapSettings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> impl std::future::Future<Output = Result<EntrySet, DirectoryError>> + Send + 's {
     let source = match &settings.source {
         DirectorySource::Server { .. } => Ok(ldap::read_entries(settings, env)),
         DirectorySource::LdifFile(path) => Err(path),
     };
     async move {
-        let entries = match source {
-            Ok(server) => server.await?,
-            Err(path) => ldif::read_entries(path, settings)?,
-        };
-        snapshot::assemble(entries)
+        match source {
+            Ok(server) => server.await,
+            Err(path) => ldif::read_entries(path, settings),
+        }
     }
 }

@@ -1,0 +1,123 @@
+//! `ldap2ftrack test` and `plan --snapshot`: cases pass offline, a wrong expectation fails
+//! with a readable diff and a non-zero exit, `--update` rewrites, and a captured situation
+//! is a passing case in one step.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn ldap2ftrack(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ldap2ftrack"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("LDAP2FTRACK_TODAY")
+        .output()
+        .unwrap()
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn the_shipped_cases_pass() {
+    let out = ldap2ftrack(&["test", "tests/fixtures"], root());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("pass    tests/fixtures/demo-first-run"),
+        "{text}"
+    );
+    assert!(text.contains("1 passed, 0 failed"), "{text}");
+}
+
+#[test]
+fn a_wrong_expectation_fails_with_a_readable_diff_and_update_fixes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("case");
+    copy_dir(&root().join("tests/fixtures/demo-first-run"), &case);
+    let expected = case.join("expected.json");
+    let text = std::fs::read_to_string(&expected).unwrap();
+    std::fs::write(
+        &expected,
+        text.replacen("\"target\": \"bjorn\"", "\"target\": \"bjorn-typo\"", 1),
+    )
+    .unwrap();
+
+    let out = ldap2ftrack(&["test", "case"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("FAIL    case"), "{report}");
+    assert!(
+        report.contains("-       \"target\": \"bjorn-typo\","),
+        "{report}"
+    );
+    assert!(
+        report.contains("+       \"target\": \"bjorn\","),
+        "{report}"
+    );
+    assert!(report.contains("0 passed, 1 failed"), "{report}");
+
+    let out = ldap2ftrack(&["test", "--update", "case"], dir.path());
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("updated case"));
+    assert_eq!(
+        std::fs::read_to_string(&expected).unwrap().trim(),
+        text.trim()
+    );
+    assert!(ldap2ftrack(&["test", "case"], dir.path()).status.success());
+}
+
+#[test]
+fn a_captured_situation_is_a_passing_case() {
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["sync.toml"] {
+        std::fs::copy(root().join(file), dir.path().join(file)).unwrap();
+    }
+    copy_dir(&root().join("tests/demo"), &dir.path().join("tests/demo"));
+    let out = ldap2ftrack(
+        &["plan", "--snapshot", "captured", "--output", "json"],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let live: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let captured = dir.path().join("captured");
+    let config = std::fs::read_to_string(captured.join("sync.toml")).unwrap();
+    assert!(
+        !config.contains("[ftrack]") && !config.contains("url ="),
+        "no servers or secrets: {config}"
+    );
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(captured.join("expected.json")).unwrap())
+            .unwrap();
+    assert_eq!(expected["operations"], live["operations"]);
+    let out = ldap2ftrack(&["test", "captured"], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn a_folder_without_cases_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ldap2ftrack(&["test", "."], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no test case"));
+}
