@@ -164,6 +164,12 @@ impl Engine {
             "update_user_security_role" => self.update_role(op),
             "grant_user_security_role_project" => self.grant_project(op, true),
             "revoke_user_security_role_project" => self.grant_project(op, false),
+            "send_user_invite" => {
+                // No mail is sent; the user must exist, as on a real server.
+                let user_id = str_field(op, "user_id")?;
+                self.must_exist("User", user_id, "user_id")?;
+                Ok(json!({"action": "send_user_invite", "data": {"user_id": user_id}}))
+            }
             other => Err(ApiError::new(
                 "ValueError",
                 400,

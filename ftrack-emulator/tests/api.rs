@@ -659,3 +659,43 @@ async fn malformed_bodies_are_error_objects() {
         assert!(r.json()["exception"].is_string());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_are_serialised_safely() {
+    let emu = std::sync::Arc::new(start().await);
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let emu = emu.clone();
+        tasks.push(tokio::spawn(async move {
+            // Every task also tries the same duplicate username: exactly one wins.
+            let r = api(
+                &emu,
+                json!([
+                    create("User", json!({"username": format!("c{i}")})),
+                    create("User", json!({"username": "same"}))
+                ]),
+            )
+            .await;
+            r.json().is_array()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            ok += 1;
+        }
+    }
+    assert_eq!(
+        ok, 1,
+        "one batch wins the duplicate, the others roll back whole"
+    );
+    assert_eq!(emu.dump().of("User").len(), 3, "API user + c<i> + same");
+    assert_eq!(emu.counters().requests, 40);
+    let r = api(
+        &emu,
+        json!([{"action": "send_user_invite", "user_id": "nope"}]),
+    )
+    .await
+    .json();
+    assert_eq!(r["exception"], "ValidationError");
+}
