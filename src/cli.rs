@@ -90,8 +90,8 @@ pub struct ApplyArgs {
     /// Apply even when a guard refuses (the refusal is logged as a warning).
     #[arg(long)]
     pub force: bool,
-    /// Append one JSON line per applied operation to this file.
-    #[arg(long, value_name = "FILE", default_value = "ldap2ftrack-journal.jsonl")]
+    /// Append one JSON line per applied operation to this file (default: [run] journal_file).
+    #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
 }
 
@@ -161,6 +161,10 @@ impl Failure {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
+    // Every log line of this run carries its id, so a log shipper can group them.
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let span = tracing::info_span!("run", run_id = &run_id[..12]);
+    let _entered = span.enter();
     match dispatch(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
@@ -204,8 +208,20 @@ fn init_logging(cli: &Cli) {
 fn dispatch(cli: &Cli) -> Result<(), Failure> {
     match &cli.command {
         Command::Rules(RulesCommand::New { .. }) => Err(Failure::not_built("`rules new`")),
-        Command::Rules(RulesCommand::Inspect { .. }) => {
-            Err(Failure::not_built("the rule module host (`rules inspect`)"))
+        Command::Rules(RulesCommand::Inspect { module }) => {
+            let info = crate::rules::wasm::inspect(module).map_err(|e| match e.exit_code() {
+                2 => Failure::Usage(e.to_string()),
+                _ => Failure::Runtime(e.to_string()),
+            })?;
+            match cli.output {
+                OutputFormat::Human => print!("{info}"),
+                OutputFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&info)
+                        .map_err(|e| Failure::Runtime(format!("cannot print JSON: {e}")))?
+                ),
+            }
+            Ok(())
         }
         Command::Test(args) => crate::commands::test(args, cli.output),
         command => {

@@ -4,6 +4,8 @@
 use crate::cli::{ApplyArgs, ExplainArgs, Failure, OutputFormat, PlanArgs, TestArgs};
 use crate::config::Config;
 use crate::fixtures::{self, CaseOutcome};
+use crate::lock::RunLock;
+use crate::metrics::RunRecord;
 use crate::plan::Plan;
 use crate::run::{self, SavedPlan};
 use std::path::Path;
@@ -21,12 +23,63 @@ fn json_text(value: &impl serde::Serialize) -> Result<String, Failure> {
         .map_err(|e| Failure::Runtime(format!("cannot encode JSON: {e}")))
 }
 
+/// Runs `body` holding the run lock, then logs the outcome and writes the metrics textfile.
+fn locked_run(
+    config: &Config,
+    command: &'static str,
+    body: impl FnOnce(&mut RunRecord) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let lock =
+        RunLock::acquire(&config.run.lock_file).map_err(|e| Failure::Runtime(e.to_string()))?;
+    let started = std::time::Instant::now();
+    let mut record = RunRecord::new(command);
+    let result = body(&mut record);
+    record.phase("total", started.elapsed());
+    let exit_code = result.as_ref().err().map_or(0, Failure::exit_code);
+    let planned: usize = record.planned.iter().map(|(_, n)| n).sum();
+    tracing::info!(
+        command,
+        exit_code,
+        planned,
+        applied = record.applied,
+        seconds = started.elapsed().as_secs_f64(),
+        "run finished"
+    );
+    if let Some(path) = &config.run.metrics_file {
+        if let Err(e) = record.write(path, exit_code) {
+            tracing::warn!("cannot write the metrics file {}: {e}", path.display());
+        }
+    }
+    drop(lock);
+    result
+}
+
+fn record_timings(record: &mut RunRecord, timings: &[(&'static str, std::time::Duration)]) {
+    for (phase, elapsed) in timings {
+        record.phase(phase, *elapsed);
+    }
+}
+
 pub fn plan(config: &Config, args: &PlanArgs, output: OutputFormat) -> Result<(), Failure> {
+    locked_run(config, "plan", |record| {
+        plan_locked(config, args, output, record)
+    })
+}
+
+fn plan_locked(
+    config: &Config,
+    args: &PlanArgs,
+    output: OutputFormat,
+    record: &mut RunRecord,
+) -> Result<(), Failure> {
     let rt = run::runtime()?;
     let inputs = rt.block_on(run::read_inputs(config, args.snapshot.is_some()))?;
+    record_timings(record, &inputs.timings);
     let mut pipeline = run::pipeline(config)?;
     let today = crate::clock::today();
     let planned = run::plan_on(config, &inputs, &mut pipeline, today.clone())?;
+    record_timings(record, &planned.timings);
+    record.plan(&planned.plan, &config.guards);
     if let (Some(dir), Some(entries)) = (&args.snapshot, &inputs.entries) {
         crate::fixtures::capture(dir, config, entries, &inputs.ftrack, &planned.plan, &today)?;
         eprintln!(
@@ -63,14 +116,29 @@ pub fn apply(config: &Config, args: &ApplyArgs, output: OutputFormat) -> Result<
         Some(path) => Some(read_saved_plan(path)?),
         None => None,
     };
+    locked_run(config, "apply", |record| {
+        apply_locked(config, args, output, saved, record)
+    })
+}
+
+fn apply_locked(
+    config: &Config,
+    args: &ApplyArgs,
+    output: OutputFormat,
+    saved: Option<SavedPlan>,
+    record: &mut RunRecord,
+) -> Result<(), Failure> {
     let rt = run::runtime()?;
     let inputs = rt.block_on(run::read_inputs(config, false))?;
+    record_timings(record, &inputs.timings);
     let mut pipeline = run::pipeline(config)?;
     let planned = run::plan(config, &inputs, &mut pipeline)?;
+    record_timings(record, &planned.timings);
     if let Some(saved) = &saved {
         saved.check_current(config, &inputs, &planned.plan)?;
     }
     let plan = saved.map(|s| s.plan).unwrap_or(planned.plan);
+    record.plan(&plan, &config.guards);
     run::guard(config, &plan, inputs.directory.users.len(), args.force)?;
     if plan.is_empty() {
         match output {
@@ -82,8 +150,12 @@ pub fn apply(config: &Config, args: &ApplyArgs, output: OutputFormat) -> Result<
         }
         return Ok(());
     }
-    let journal = args.journal.as_deref();
-    let report = rt.block_on(run::apply(config, &inputs, &plan, journal))?;
+    let journal = Some(args.journal.as_deref().unwrap_or(&config.run.journal_file));
+    let started = std::time::Instant::now();
+    let report = rt.block_on(run::apply(config, &inputs, &plan, journal));
+    record.phase("apply", started.elapsed());
+    let report = report?;
+    record.applied = report.applied;
     match output {
         OutputFormat::Json => println!(
             "{}",

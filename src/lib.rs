@@ -13,6 +13,8 @@ pub mod config;
 pub mod directory;
 pub mod fixtures;
 pub mod ftrack;
+pub mod lock;
+pub mod metrics;
 pub mod plan;
 pub mod rules;
 pub mod run;

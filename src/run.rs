@@ -22,12 +22,15 @@ pub struct Inputs {
     pub entries: Option<crate::directory::EntrySet>,
     pub ftrack: FtrackSnapshot,
     pub connection: Connection,
+    /// How long each read took (they overlap).
+    pub timings: Vec<(&'static str, std::time::Duration)>,
 }
 
 /// The result of planning.
 pub struct Planned {
     pub plan: Plan,
     pub evaluation: Evaluation,
+    pub timings: Vec<(&'static str, std::time::Duration)>,
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
@@ -42,6 +45,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 pub async fn read_inputs(config: &Config, keep_entries: bool) -> Result<Inputs, Failure> {
     let env = |name: &str| std::env::var(name).ok();
     let ftrack = async {
+        let started = std::time::Instant::now();
         let connection = Connection::open(&config.ftrack, &env)
             .await
             .map_err(|e| match e {
@@ -51,18 +55,20 @@ pub async fn read_inputs(config: &Config, keep_entries: bool) -> Result<Inputs, 
         let snapshot = FtrackSnapshot::read(&connection.session)
             .await
             .map_err(|e| Failure::Runtime(format!("reading ftrack failed: {e}")))?;
-        Ok::<_, Failure>((connection, snapshot))
+        Ok::<_, Failure>((connection, snapshot, started.elapsed()))
     };
     let env_lookup = |name: &str| std::env::var(name).ok();
-    let (entries, ftrack) = tokio::join!(
-        directory::read_entries_with_env(&config.ldap, &env_lookup),
-        ftrack
-    );
+    let directory = async {
+        let started = std::time::Instant::now();
+        let entries = directory::read_entries_with_env(&config.ldap, &env_lookup).await;
+        (entries, started.elapsed())
+    };
+    let ((entries, ldap_time), ftrack) = tokio::join!(directory, ftrack);
     let entries = entries.map_err(|e| Failure::Runtime(e.to_string()))?;
     let kept = keep_entries.then(|| entries.clone());
     let directory =
         directory::snapshot::assemble(entries).map_err(|e| Failure::Runtime(e.to_string()))?;
-    let (connection, ftrack) = ftrack?;
+    let (connection, ftrack, ftrack_time) = ftrack?;
     tracing::info!(
         users = directory.users.len(),
         groups = directory.groups.len(),
@@ -75,6 +81,7 @@ pub async fn read_inputs(config: &Config, keep_entries: bool) -> Result<Inputs, 
         entries: kept,
         ftrack,
         connection,
+        timings: vec![("ldap_read", ldap_time), ("ftrack_read", ftrack_time)],
     })
 }
 
@@ -102,6 +109,7 @@ pub fn plan_on(
     pipeline: &mut Pipeline,
     today: String,
 ) -> Result<Planned, Failure> {
+    let started = std::time::Instant::now();
     let evaluation = pipeline
         .evaluate(&inputs.directory)
         .map_err(|e| Failure::Runtime(e.to_string()))?;
@@ -109,10 +117,16 @@ pub fn plan_on(
         tracing::warn!(dn = %s.dn, "skipped: {}", s.reason);
     }
     let api_user = inputs.connection.session.api_user().to_string();
+    let rules_time = started.elapsed();
+    let started = std::time::Instant::now();
     let settings = PlanSettings::from_config(config, &api_user, today);
     let plan = diff::diff(&evaluation, &inputs.ftrack, &settings, pipeline)
         .map_err(|e| Failure::Runtime(e.to_string()))?;
-    Ok(Planned { plan, evaluation })
+    Ok(Planned {
+        plan,
+        evaluation,
+        timings: vec![("rules", rules_time), ("diff", started.elapsed())],
+    })
 }
 
 /// Refuses (exit 3) a plan over the guard limits, unless forced (then it is a warning).

@@ -82,9 +82,7 @@ fn a_wrong_expectation_fails_with_a_readable_diff_and_update_fixes_it() {
 #[test]
 fn a_captured_situation_is_a_passing_case() {
     let dir = tempfile::tempdir().unwrap();
-    for file in ["sync.toml"] {
-        std::fs::copy(root().join(file), dir.path().join(file)).unwrap();
-    }
+    std::fs::copy(root().join("sync.toml"), dir.path().join("sync.toml")).unwrap();
     copy_dir(&root().join("tests/demo"), &dir.path().join("tests/demo"));
     let out = ldap2ftrack(
         &["plan", "--snapshot", "captured", "--output", "json"],

@@ -563,3 +563,163 @@ async fn invalid_and_duplicate_entries_are_skipped_and_reported() {
     );
     assert_eq!(v["summary"]["create_user"], 16);
 }
+
+impl Studio {
+    fn set_config(&self, from: &str, to: &str) {
+        let path = self.dir.path().join("sync.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{from} not in sync.toml");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+
+    fn spawn(&self, args: &[&str]) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_ldap2ftrack"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("FTRACK_API_KEY", API_KEY)
+            .env("LDAP2FTRACK_TODAY", "2026-11-27")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Waits until the emulator has received `n` requests (the child is mid-apply).
+    async fn wait_for_requests(&self, n: u64) {
+        for _ in 0..400 {
+            if self.emulator.counters().requests >= n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the run never reached {n} requests");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_concurrent_run_is_refused_by_the_lock_and_applies_nothing() {
+    let s = Studio::new().await;
+    s.set_config(
+        "api_user = \"sync-bot\"",
+        "api_user = \"sync-bot\"\nbatch_size = 5",
+    );
+    s.emulator.set_faults(Faults {
+        latency_ms: 150,
+        ..Faults::none()
+    });
+    s.emulator.reset_counters();
+    let mut first = s.spawn(&["apply"]);
+    s.wait_for_requests(10).await;
+    let second = s.run(&["apply"]);
+    assert_eq!(second.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains(".ldap2ftrack.lock") && err.contains(&format!("pid {}", first.id())),
+        "{err}"
+    );
+    assert!(first.wait().unwrap().success());
+    s.emulator.set_faults(Faults::none());
+    assert_eq!(s.plan(), vec![], "the first run applied everything, once");
+    assert_eq!(s.state()["User"].as_array().unwrap().len(), 22);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_killed_mid_apply_is_taken_over_and_converges_without_duplicates() {
+    let s = Studio::new().await;
+    s.set_config(
+        "api_user = \"sync-bot\"",
+        "api_user = \"sync-bot\"\nbatch_size = 4",
+    );
+    s.emulator.set_faults(Faults {
+        latency_ms: 100,
+        ..Faults::none()
+    });
+    s.emulator.reset_counters();
+    let mut child = s.spawn(&["apply"]);
+    s.wait_for_requests(12).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let lock = std::fs::read_to_string(s.dir.path().join(".ldap2ftrack.lock")).unwrap();
+    assert!(
+        lock.starts_with(&format!("pid {}", child.id())),
+        "the dead run's record stays: {lock}"
+    );
+    s.emulator.set_faults(Faults::none());
+    let out = s.run(&["apply", "-v"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("taking over the lock"));
+    assert_eq!(s.plan(), vec![]);
+    let state = s.state();
+    assert_eq!(
+        state["User"].as_array().unwrap().len(),
+        22,
+        "no duplicate users"
+    );
+    assert_eq!(
+        state["Membership"].as_array().unwrap().len(),
+        23,
+        "22 managed + 1 unmanaged, none twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_ftrack_is_exit_1_and_nothing_else() {
+    let s = Studio::new().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    s.set_config(&s.emulator.url(), &format!("http://127.0.0.1:{port}"));
+    let started = std::time::Instant::now();
+    let out = s.run(&["apply"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")) && !err.contains(API_KEY),
+        "{err}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(150));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_carry_the_run_id_and_the_metrics_file_the_run() {
+    let s = Studio::new().await;
+    s.set_config(
+        "[deprovision]",
+        "[run]\nmetrics_file = \"metrics/ldap2ftrack.prom\"\n\n[deprovision]",
+    );
+    let out = s.run(&["apply", "--log-format", "json", "-v"]);
+    assert!(out.status.success());
+    let logs = String::from_utf8_lossy(&out.stderr);
+    let finished: Value = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["fields"]["message"] == "run finished")
+        .unwrap_or_else(|| panic!("no run finished line in {logs}"));
+    assert_eq!(
+        finished["span"]["run_id"].as_str().map(str::len),
+        Some(12),
+        "{finished}"
+    );
+    assert_eq!(finished["fields"]["exit_code"], 0);
+    let metrics = std::fs::read_to_string(s.dir.path().join("metrics/ldap2ftrack.prom")).unwrap();
+    for needle in [
+        "ldap2ftrack_exit_code{command=\"apply\"} 0",
+        "ldap2ftrack_planned_operations{kind=\"create_user\"} 19",
+        "ldap2ftrack_applied_operations 67",
+        "ldap2ftrack_phase_duration_seconds{phase=\"ldap_read\"}",
+        "ldap2ftrack_phase_duration_seconds{phase=\"apply\"}",
+        "ldap2ftrack_guard_margin{guard=\"max_disable\"}",
+        "ldap2ftrack_last_success_timestamp_seconds ",
+    ] {
+        assert!(
+            metrics.contains(needle),
+            "{needle} missing from:\n{metrics}"
+        );
+    }
+}

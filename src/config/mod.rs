@@ -31,8 +31,20 @@ pub struct Config {
     pub rules: Vec<RuleModuleSettings>,
     pub deprovision: DeprovisionSettings,
     pub guards: GuardSettings,
+    pub run: RunSettings,
     /// Things worth telling the admin that do not stop the run (e.g. a world-readable secret file).
     pub warnings: Vec<String>,
+}
+
+/// Files of the run itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSettings {
+    /// The run lock (default `.ldap2ftrack.lock` beside the config file).
+    pub lock_file: PathBuf,
+    /// JSON lines of applied operations (default `ldap2ftrack-journal.jsonl` beside the config).
+    pub journal_file: PathBuf,
+    /// Prometheus/OpenMetrics textfile written after each run, when set.
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// Where the directory is read from.
@@ -218,6 +230,16 @@ struct RawConfig {
     deprovision: RawDeprovision,
     #[serde(default)]
     guards: RawGuards,
+    #[serde(default)]
+    run: RawRun,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRun {
+    lock_file: Option<String>,
+    journal_file: Option<String>,
+    metrics_file: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -455,6 +477,18 @@ impl Resolver {
                 .unwrap_or(defaults.max_role_revocations),
             allow_empty_source: raw.guards.allow_empty_source,
         };
+        let run = RunSettings {
+            lock_file: self
+                .base
+                .join(raw.run.lock_file.as_deref().unwrap_or(".ldap2ftrack.lock")),
+            journal_file: self.base.join(
+                raw.run
+                    .journal_file
+                    .as_deref()
+                    .unwrap_or("ldap2ftrack-journal.jsonl"),
+            ),
+            metrics_file: raw.run.metrics_file.map(|f| self.base.join(f)),
+        };
         if !self.problems.is_empty() {
             return Err(ConfigError {
                 file: path.to_path_buf(),
@@ -470,6 +504,7 @@ impl Resolver {
             rules,
             deprovision,
             guards,
+            run,
             warnings: self.warnings,
         })
     }

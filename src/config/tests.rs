@@ -88,6 +88,12 @@ fn minimal_config_gets_documented_defaults() {
     assert!(!c.guards.allow_empty_source);
     assert!(c.rules.is_empty());
     assert!(c.warnings.is_empty());
+    assert_eq!(c.run.lock_file, fx.dir.path().join(".ldap2ftrack.lock"));
+    assert_eq!(
+        c.run.journal_file,
+        fx.dir.path().join("ldap2ftrack-journal.jsonl")
+    );
+    assert_eq!(c.run.metrics_file, None);
 }
 
 #[test]
@@ -147,6 +153,11 @@ max_disable = 5
 max_membership_removals = "15%"
 max_role_revocations = "2.5%"
 allow_empty_source = true
+
+[run]
+lock_file = "state/sync.lock"
+journal_file = "/var/log/ldap2ftrack/journal.jsonl"
+metrics_file = "metrics/ldap2ftrack.prom"
 "#,
         )
         .unwrap();
@@ -219,6 +230,15 @@ allow_empty_source = true
     assert_eq!(c.guards.max_membership_removals, GuardLimit::Percent(15.0));
     assert_eq!(c.guards.max_role_revocations, GuardLimit::Percent(2.5));
     assert!(c.guards.allow_empty_source);
+    assert_eq!(c.run.lock_file, dir.join("state/sync.lock"));
+    assert_eq!(
+        c.run.journal_file,
+        PathBuf::from("/var/log/ldap2ftrack/journal.jsonl")
+    );
+    assert_eq!(
+        c.run.metrics_file,
+        Some(dir.join("metrics/ldap2ftrack.prom"))
+    );
 }
 
 #[test]

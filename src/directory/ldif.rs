@@ -256,7 +256,7 @@ fn is_safe_string(text: &str) -> bool {
     let mut chars = text.chars();
     match chars.next() {
         None => true,
-        Some(first) if matches!(first, ' ' | ':' | '<') => false,
+        Some(' ' | ':' | '<') => false,
         Some(_) => {
             !text.ends_with(' ')
                 && text

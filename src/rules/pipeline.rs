@@ -272,7 +272,7 @@ pub fn is_plausible_email(email: &str) -> bool {
         && !domain.ends_with('.')
         && domain.contains('.')
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && !domain.contains('@')
+        && !local.contains('@')
 }
 
 #[cfg(test)]

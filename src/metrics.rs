@@ -1,0 +1,215 @@
+//! What one run did, for the log line at its end and for the optional Prometheus textfile
+//! (`[run] metrics_file`, read by node_exporter's textfile collector): counts by operation
+//! kind, the time of each phase, the guards' margins, and when the sync last succeeded.
+
+use crate::config::GuardSettings;
+use crate::plan::{OperationKind, Plan};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Filled in as the run goes; written out however it ends.
+#[derive(Debug, Default)]
+pub struct RunRecord {
+    pub command: &'static str,
+    /// (phase, seconds), in the order they ran.
+    pub phases: Vec<(&'static str, f64)>,
+    /// Operations planned, by kind.
+    pub planned: Vec<(&'static str, usize)>,
+    pub applied: usize,
+    /// (guard key, how many more changes it would have allowed; negative = exceeded).
+    pub guard_margins: Vec<(&'static str, i64)>,
+}
+
+impl RunRecord {
+    pub fn new(command: &'static str) -> RunRecord {
+        RunRecord {
+            command,
+            ..RunRecord::default()
+        }
+    }
+
+    /// Times `f` as `phase`.
+    pub fn time<T>(&mut self, phase: &'static str, f: impl FnOnce() -> T) -> T {
+        let start = Instant::now();
+        let value = f();
+        self.phase(phase, start.elapsed());
+        value
+    }
+
+    pub fn phase(&mut self, phase: &'static str, elapsed: Duration) {
+        self.phases.push((phase, elapsed.as_secs_f64()));
+    }
+
+    /// Records the plan's counts and how close it came to each guard.
+    pub fn plan(&mut self, plan: &Plan, guards: &GuardSettings) {
+        self.planned = OperationKind::ALL
+            .iter()
+            .map(|k| (k.as_str(), plan.count(*k)))
+            .collect();
+        let margin = |limit: &crate::config::GuardLimit, total: usize, kind| {
+            limit.allowed(total as u64) as i64 - plan.count(kind) as i64
+        };
+        self.guard_margins = vec![
+            (
+                "max_disable",
+                margin(
+                    &guards.max_disable,
+                    plan.managed.users,
+                    OperationKind::DisableUser,
+                ),
+            ),
+            (
+                "max_membership_removals",
+                margin(
+                    &guards.max_membership_removals,
+                    plan.managed.memberships,
+                    OperationKind::RemoveMembership,
+                ),
+            ),
+            (
+                "max_role_revocations",
+                margin(
+                    &guards.max_role_revocations,
+                    plan.managed.role_grants,
+                    OperationKind::RevokeRole,
+                ),
+            ),
+        ];
+    }
+
+    /// The textfile, keeping the previous last-success time when this run failed.
+    pub fn render(&self, exit_code: u8, previous: Option<&str>) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let last_success = if exit_code == 0 || exit_code == 4 {
+            Some(now)
+        } else {
+            previous.and_then(previous_last_success)
+        };
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        let command = format!("{{command=\"{}\"}}", self.command);
+        metric(
+            "ldap2ftrack_exit_code",
+            "gauge",
+            "Exit code of the last run (0 ok, 1 runtime, 2 config, 3 guard, 4 pending changes).",
+            &[(command.clone(), exit_code.to_string())],
+        );
+        metric(
+            "ldap2ftrack_last_run_timestamp_seconds",
+            "gauge",
+            "When the last run ended (Unix time).",
+            &[(command.clone(), now.to_string())],
+        );
+        if let Some(t) = last_success {
+            metric(
+                "ldap2ftrack_last_success_timestamp_seconds",
+                "gauge",
+                "When a run last succeeded (Unix time).",
+                &[(String::new(), t.to_string())],
+            );
+        }
+        let labelled = |pairs: &[(&str, String)], label: &str| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (format!("{{{label}=\"{k}\"}}"), v.clone()))
+                .collect()
+        };
+        let phases: Vec<(&str, String)> = self
+            .phases
+            .iter()
+            .map(|(p, s)| (*p, format!("{s:.6}")))
+            .collect();
+        metric(
+            "ldap2ftrack_phase_duration_seconds",
+            "gauge",
+            "Duration of each phase of the last run.",
+            &labelled(&phases, "phase"),
+        );
+        let planned: Vec<(&str, String)> = self
+            .planned
+            .iter()
+            .map(|(k, n)| (*k, n.to_string()))
+            .collect();
+        metric(
+            "ldap2ftrack_planned_operations",
+            "gauge",
+            "Operations planned by the last run, by kind.",
+            &labelled(&planned, "kind"),
+        );
+        metric(
+            "ldap2ftrack_applied_operations",
+            "gauge",
+            "Operations applied by the last run.",
+            &[(String::new(), self.applied.to_string())],
+        );
+        let margins: Vec<(&str, String)> = self
+            .guard_margins
+            .iter()
+            .map(|(g, m)| (*g, m.to_string()))
+            .collect();
+        metric(
+            "ldap2ftrack_guard_margin",
+            "gauge",
+            "Changes each guard would still allow (negative: exceeded).",
+            &labelled(&margins, "guard"),
+        );
+        out
+    }
+
+    /// Writes the textfile atomically (a scraper never sees half a file).
+    pub fn write(&self, path: &Path, exit_code: u8) -> std::io::Result<()> {
+        let previous = std::fs::read_to_string(path).ok();
+        let text = self.render(exit_code, previous.as_deref());
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("prom.tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+fn previous_last_success(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("ldap2ftrack_last_success_timestamp_seconds "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn textfile_keeps_the_last_success_across_a_failure() {
+        let mut record = RunRecord::new("apply");
+        record.phase("ldap_read", Duration::from_millis(1500));
+        record.plan(&Plan::default(), &GuardSettings::default());
+        let ok = record.render(0, None);
+        assert!(
+            ok.contains("ldap2ftrack_phase_duration_seconds{phase=\"ldap_read\"} 1.500000"),
+            "{ok}"
+        );
+        assert!(ok.contains("ldap2ftrack_planned_operations{kind=\"disable_user\"} 0"));
+        assert!(ok.contains("ldap2ftrack_guard_margin{guard=\"max_disable\"} 0"));
+        let failed = record.render(
+            1,
+            Some("ldap2ftrack_last_success_timestamp_seconds 1700000000\n"),
+        );
+        assert!(
+            failed.contains("ldap2ftrack_last_success_timestamp_seconds 1700000000"),
+            "{failed}"
+        );
+        assert!(failed.contains("ldap2ftrack_exit_code{command=\"apply\"} 1"));
+        assert!(!record.render(1, None).contains("last_success"));
+    }
+}
