@@ -44,6 +44,17 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$requireme
 fi
 export LDAP2FTRACK_PYTHON="$venv/bin/python"
 
+# --- rule modules (WebAssembly components) -------------------------------------------------
+# The example rules and the adversarial test modules are their own workspaces, built for
+# wasm32-wasip2; tests/rules_wasm.rs loads the .wasm files (and fails if they are missing).
+# Their unit tests run natively.
+for ws in examples-rules tests/rule-modules; do
+  log "cargo build --release --target wasm32-wasip2 ($ws)"
+  cargo build --release --target wasm32-wasip2 --manifest-path "$ws/Cargo.toml"
+done
+log "cargo test (examples-rules, natively)"
+cargo test --manifest-path examples-rules/Cargo.toml
+
 # --- the tests ----------------------------------------------------------------------------
 log "cargo test --workspace"
 cargo test --workspace "$@"

@@ -9,6 +9,7 @@
 
 pub mod builtin;
 pub mod pipeline;
+pub mod wasm;
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -1,0 +1,165 @@
+//! Distinguished names: split a DN into its parts, read its RDN, compare DNs. LDAP escapes
+//! (`\,`, `\2C`) are honoured, so `cn=Smith\, John,ou=people` has two parts, not three.
+
+/// One `attribute=value` part of a DN, the value unescaped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rdn {
+    /// The attribute type, lower-cased (`cn`, `ou`, `dc`, ...).
+    pub attr: String,
+    /// The value, unescaped and trimmed.
+    pub value: String,
+}
+
+/// The parts of a DN, leftmost (most specific) first. Multi-valued RDNs (`cn=a+uid=b`) are
+/// split into their components too.
+pub fn parse(dn: &str) -> Vec<Rdn> {
+    let mut out = Vec::new();
+    let mut attr = String::new();
+    let mut value = String::new();
+    let mut in_value = false;
+    let mut chars = dn.chars().peekable();
+    let flush = |attr: &mut String, value: &mut String, out: &mut Vec<Rdn>| {
+        let a = attr.trim().to_ascii_lowercase();
+        if !a.is_empty() {
+            out.push(Rdn {
+                attr: a,
+                value: value.trim().to_string(),
+            });
+        }
+        attr.clear();
+        value.clear();
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let Some(next) = chars.next() else { break };
+                let target = if in_value { &mut value } else { &mut attr };
+                if next.is_ascii_hexdigit() && chars.peek().is_some_and(|c| c.is_ascii_hexdigit()) {
+                    let lo = chars.next().unwrap_or('0');
+                    let byte = u8::from_str_radix(&format!("{next}{lo}"), 16).unwrap_or(b'?');
+                    target.push(char::from(byte));
+                } else {
+                    target.push(next);
+                }
+            }
+            '=' if !in_value => in_value = true,
+            ',' | ';' | '+' if in_value => {
+                flush(&mut attr, &mut value, &mut out);
+                in_value = false;
+            }
+            _ if in_value => value.push(c),
+            _ => attr.push(c),
+        }
+    }
+    if in_value {
+        flush(&mut attr, &mut value, &mut out);
+    }
+    out
+}
+
+/// The value of the first (most specific) RDN: `jdoe` for `uid=jdoe,ou=people,dc=x`.
+pub fn rdn_value(dn: &str) -> Option<String> {
+    parse(dn).into_iter().next().map(|r| r.value)
+}
+
+/// The DN without its first RDN: `ou=people,dc=x` for `uid=jdoe,ou=people,dc=x`.
+pub fn parent(dn: &str) -> Option<String> {
+    let parts = parse(dn);
+    if parts.len() < 2 {
+        return None;
+    }
+    Some(
+        parts[1..]
+            .iter()
+            .map(|r| format!("{}={}", r.attr, escape(&r.value)))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+}
+
+/// All values of one attribute type, in order: `values_of(dn, "ou")` → `["vfx", "people"]`.
+pub fn values_of(dn: &str, attr: &str) -> Vec<String> {
+    parse(dn)
+        .into_iter()
+        .filter(|r| r.attr.eq_ignore_ascii_case(attr))
+        .map(|r| r.value)
+        .collect()
+}
+
+/// The DNS domain spelled by the `dc=` parts: `example.com` for `...,dc=example,dc=com`.
+pub fn domain(dn: &str) -> Option<String> {
+    let dcs = values_of(dn, "dc");
+    (!dcs.is_empty()).then(|| dcs.join(".").to_ascii_lowercase())
+}
+
+/// A comparable form: attribute types and values lower-cased, spaces around separators
+/// removed, escapes resolved.
+pub fn normalize(dn: &str) -> String {
+    parse(dn)
+        .iter()
+        .map(|r| format!("{}={}", r.attr, escape(&r.value.to_lowercase())))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// True when two DNs name the same entry.
+pub fn same(a: &str, b: &str) -> bool {
+    normalize(a) == normalize(b)
+}
+
+/// True when `dn` is at or below `base`.
+pub fn is_under(dn: &str, base: &str) -> bool {
+    let dn = normalize(dn);
+    let base = normalize(base);
+    dn == base || dn.ends_with(&format!(",{base}"))
+}
+
+/// Escape a value for use in a DN (RFC 4514 special characters).
+pub fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for (i, c) in value.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=')
+            || (i == 0 && (c == '#' || c == ' '))
+            || (i + 1 == value.chars().count() && c == ' ');
+        if special {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_escaped_and_spaced_dns() {
+        let p = parse("CN=Smith\\, John , OU=People,dc=Example,dc=com");
+        assert_eq!(p.len(), 4);
+        assert_eq!(
+            p[0],
+            Rdn {
+                attr: "cn".into(),
+                value: "Smith, John".into()
+            }
+        );
+        assert_eq!(rdn_value("uid=j\\2Cdoe,dc=x").as_deref(), Some("j,doe"));
+        assert_eq!(
+            domain("uid=a,ou=p,dc=Example,dc=COM").as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(
+            values_of("uid=a,ou=vfx,ou=people,dc=x", "OU"),
+            vec!["vfx", "people"]
+        );
+        assert_eq!(
+            parent("uid=a,ou=People,dc=x").as_deref(),
+            Some("ou=People,dc=x")
+        );
+        assert!(same("CN=A, DC=X", "cn=a,dc=x"));
+        assert!(is_under("uid=a,ou=p,dc=x", "OU=P,dc=X"));
+        assert!(!is_under("uid=a,ou=pp,dc=x", "ou=p,dc=x"));
+        assert_eq!(normalize("cn=Smith\\, John,dc=x"), "cn=smith\\, john,dc=x");
+    }
+}

@@ -1,0 +1,525 @@
+//! The WebAssembly rule host against real modules: the three example rules, and adversarial
+//! modules (endless loop, memory bomb, huge output, panic, malformed output, another ABI
+//! version). Each failure must be contained, named (module, hook, entry) and leave the
+//! process able to run a good module afterwards.
+//!
+//! The modules are built by `bash tests/run.sh` (cargo build --target wasm32-wasip2); this
+//! test fails, never skips, when they are missing.
+
+use ldap2ftrack::config::{OnRuleError, RuleModuleSettings};
+use ldap2ftrack::rules::wasm::{self, Origin, RuleLoadError, WasmStage};
+use ldap2ftrack::rules::{
+    Access, DepartedUser, GroupRef, RoleGrant, RoleScope, RuleEntry, Stage, UserDecision,
+    UserFields, Verdict,
+};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A built module, or a failure saying how to build it.
+fn module(name: &str) -> PathBuf {
+    let (dir, file) = match name {
+        "hostile" | "abi2" => ("tests/rule-modules", name.to_string()),
+        other => ("examples-rules", other.replace('-', "_")),
+    };
+    let path = root()
+        .join(dir)
+        .join("target/wasm32-wasip2/release")
+        .join(format!("{file}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: build the rule modules with `bash tests/run.sh` (or `cargo build --release \
+         --target wasm32-wasip2 --manifest-path {dir}/Cargo.toml`)",
+        path.display()
+    );
+    path
+}
+
+/// Every test shares one compile cache in a temporary folder, never the user's.
+fn cache() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = tempfile::tempdir().unwrap();
+        // Set once, before any module loads, by whichever test gets here first.
+        std::env::set_var("LDAP2FTRACK_CACHE_DIR", d.path());
+        d
+    })
+    .path()
+}
+
+fn sha(path: &Path) -> String {
+    wasm::sha256_hex(&std::fs::read(path).unwrap())
+}
+
+fn settings(name: &str, config: &str) -> RuleModuleSettings {
+    cache();
+    let path = module(name);
+    RuleModuleSettings {
+        sha256: sha(&path),
+        module: path,
+        config: toml::from_str(config).unwrap(),
+        on_error: OnRuleError::Abort,
+    }
+}
+
+fn load(name: &str, config: &str) -> WasmStage {
+    WasmStage::load(&settings(name, config), 0).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn entry(uid: &str) -> RuleEntry {
+    RuleEntry {
+        dn: format!("uid={uid},ou=people,dc=studio,dc=example"),
+        stable_id: Some(format!("uuid-{uid}")),
+        disabled: false,
+        attributes: vec![
+            ("uid".into(), vec![uid.into()]),
+            ("mail".into(), vec![format!("{uid}@Studio.Example")]),
+            ("givenName".into(), vec!["Ada".into()]),
+            ("sn".into(), vec!["Lovelace".into()]),
+            ("cn".into(), vec!["Ada Lovelace".into()]),
+        ],
+        groups: vec![
+            GroupRef {
+                dn: "cn=animators,ou=groups,dc=studio,dc=example".into(),
+                name: "animators".into(),
+                direct: true,
+            },
+            GroupRef {
+                dn: "cn=leads,ou=groups,dc=studio,dc=example".into(),
+                name: "leads".into(),
+                direct: false,
+            },
+        ],
+    }
+}
+
+fn with_attr(mut e: RuleEntry, name: &str, value: &str) -> RuleEntry {
+    e.attributes.push((name.into(), vec![value.into()]));
+    e
+}
+
+fn proposal(username: &str) -> UserDecision {
+    UserDecision::Sync(UserFields {
+        username: username.into(),
+        ..UserFields::default()
+    })
+}
+
+/// The good module still works: proof that a failure did not take the host down.
+fn good_module_still_works() {
+    let mut good = load("studio-basics", "");
+    let got = good.transform_user(&entry("Ada"), proposal("x")).unwrap();
+    assert_eq!(
+        got,
+        UserDecision::Sync(UserFields {
+            username: "ada".into(),
+            email: Some("Ada@studio.example".into()),
+            first_name: Some("Ada".into()),
+            last_name: Some("Lovelace".into()),
+        })
+    );
+}
+
+#[test]
+fn studio_basics_maps_normalises_and_validates() {
+    let mut stage = load("studio-basics", "email_domain = 'studio.example'");
+    assert_eq!(stage.name(), "studio-basics");
+    good_module_still_works();
+
+    let bad_mail = with_attr(entry("STUDIO\\Chen"), "x", "y");
+    let mut bad_mail = bad_mail;
+    bad_mail.attributes[1].1 = vec!["chen at studio".into()];
+    let UserDecision::Sync(u) = stage.transform_user(&bad_mail, proposal("c")).unwrap() else {
+        panic!("skipped")
+    };
+    assert_eq!(u.username, "chen");
+    assert_eq!(u.email.as_deref(), Some("chen@studio.example"));
+
+    // A skip from an earlier stage stays a skip; hooks the module lacks pass through.
+    let skip = UserDecision::Skip("earlier".into());
+    assert_eq!(
+        stage.transform_user(&entry("a"), skip.clone()).unwrap(),
+        skip
+    );
+    let access = Access {
+        groups: ["Animation".to_string()].into(),
+        roles: Default::default(),
+    };
+    assert_eq!(
+        stage
+            .map_groups(&entry("a"), &UserFields::default(), access.clone())
+            .unwrap(),
+        access
+    );
+}
+
+#[test]
+fn studio_basics_reject_policy_is_an_error_naming_module_hook_and_entry() {
+    let mut stage = load("studio-basics", "invalid_email = 'reject'");
+    let mut e = entry("dora");
+    e.attributes[1].1 = vec!["not-a-mail".into()];
+    let err = stage.transform_user(&e, proposal("d")).unwrap_err();
+    assert_eq!(err.stage, "studio-basics");
+    assert_eq!(err.hook, "transform-user");
+    assert_eq!(err.entry, "uid=dora,ou=people,dc=studio,dc=example");
+    assert!(err.message.contains("rejected the entry"), "{err}");
+    assert!(
+        err.message.contains("`not-a-mail` is not a valid e-mail"),
+        "{err}"
+    );
+    // A rejection is a value, not a trap: the same instance goes on.
+    assert!(stage.transform_user(&entry("ed"), proposal("e")).is_ok());
+    assert_eq!(stage.instances(), 1);
+}
+
+fn hostile(mode: &str) -> WasmStage {
+    load("hostile", &format!("mode = '{mode}'"))
+}
+
+fn hostile_error(mode: &str) -> String {
+    let mut stage = hostile(mode);
+    let started = std::time::Instant::now();
+    let err = stage
+        .transform_user(&entry("mallory"), proposal("m"))
+        .unwrap_err();
+    assert!(
+        started.elapsed().as_secs() < 5,
+        "{mode} took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(err.stage, "hostile");
+    assert_eq!(err.hook, "transform-user");
+    assert_eq!(err.entry, "uid=mallory,ou=people,dc=studio,dc=example");
+    // The same stage makes a fresh instance for the next entry (which fails again the same
+    // way, or succeeds for output problems that do not trap).
+    let _ = stage.transform_user(&entry("next"), proposal("n"));
+    good_module_still_works();
+    err.to_string()
+}
+
+#[test]
+fn an_endless_loop_runs_out_of_fuel() {
+    let e = hostile_error("loop");
+    assert!(e.contains("ran out of fuel"), "{e}");
+    assert!(
+        e.starts_with("rule `hostile` failed in transform-user for uid=mallory"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_memory_bomb_hits_the_memory_cap() {
+    let e = hostile_error("memory-bomb");
+    assert!(e.contains("exceeded the memory cap of 64 MiB"), "{e}");
+}
+
+#[test]
+fn a_huge_output_is_refused() {
+    let e = hostile_error("huge-output");
+    assert!(e.contains("more than the 1 MiB output cap"), "{e}");
+}
+
+#[test]
+fn a_panic_is_a_trap_with_the_panic_message() {
+    let e = hostile_error("panic");
+    assert!(
+        e.contains("trapped (a panic or abort in the module)"),
+        "{e}"
+    );
+    assert!(e.contains("boom: uid=mallory"), "{e}");
+}
+
+#[test]
+fn malformed_output_is_refused() {
+    let e = hostile_error("empty-username");
+    assert!(
+        e.contains("malformed answer: returned an empty username"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_trapped_instance_is_replaced_for_the_next_entry() {
+    let mut stage = hostile("by-entry");
+    let ok = stage.transform_user(&entry("a"), proposal("a")).unwrap();
+    assert_eq!(ok, proposal("a"));
+    for mode in ["panic", "loop", "memory-bomb"] {
+        let bad = with_attr(entry("b"), "mode", mode);
+        assert!(stage.transform_user(&bad, proposal("b")).is_err(), "{mode}");
+        assert_eq!(
+            stage.transform_user(&entry("c"), proposal("c")).unwrap(),
+            proposal("c")
+        );
+    }
+    assert_eq!(stage.instances(), 4);
+}
+
+#[test]
+fn log_floods_are_capped_and_the_call_still_answers() {
+    let mut stage = hostile("log-flood");
+    assert_eq!(
+        stage.transform_user(&entry("a"), proposal("a")).unwrap(),
+        proposal("a")
+    );
+}
+
+#[test]
+fn the_sandbox_has_no_files_env_or_real_clock() {
+    let mut stage = hostile("clock");
+    let got = stage.transform_user(&entry("a"), proposal("a")).unwrap();
+    assert_eq!(
+        got,
+        UserDecision::Skip("clock=946684800 fs=false env=0".into())
+    );
+}
+
+#[test]
+fn another_abi_version_is_refused_at_load() {
+    let err = WasmStage::load(&settings("abi2", ""), 3).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    let e = err.to_string();
+    assert!(
+        e.contains("built for rule ABI ldap2ftrack:rules@2.0.0"),
+        "{e}"
+    );
+    assert!(e.contains("runs ldap2ftrack:rules@1.x"), "{e}");
+    assert_eq!(err.config_problems()[0].key, "rules[3].module");
+    let err = wasm::inspect(&module("abi2")).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    good_module_still_works();
+}
+
+#[test]
+fn a_hash_mismatch_is_a_configuration_error_showing_both_hashes() {
+    let mut s = settings("studio-basics", "");
+    let actual = s.sha256.clone();
+    s.sha256 = "0".repeat(64);
+    let err = WasmStage::load(&s, 1).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    let e = err.to_string();
+    assert!(e.contains(&actual) && e.contains(&"0".repeat(64)), "{e}");
+    assert!(matches!(err, RuleLoadError::HashMismatch { index: 1, .. }));
+    assert_eq!(err.config_problems()[0].key, "rules[1].sha256");
+}
+
+#[test]
+fn configuration_is_checked_against_the_module_schema() {
+    let err = WasmStage::load(
+        &settings(
+            "grace-deprovision",
+            "grace_dayz = 3\nprotected_users = 'admin'",
+        ),
+        2,
+    )
+    .unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    let keys: Vec<String> = err.config_problems().into_iter().map(|p| p.key).collect();
+    assert_eq!(
+        keys,
+        [
+            "rules[2].config.grace_dayz",
+            "rules[2].config.protected_users"
+        ]
+    );
+    let e = err.to_string();
+    assert!(e.contains("did you mean `grace_days`"), "{e}");
+    assert!(e.contains("must be a list of strings"), "{e}");
+
+    // The module's own check (configure returning Err) is a configuration error too.
+    let err = WasmStage::load(&settings("hostile", "mode = 'refuse'"), 0).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(
+        err.to_string().contains("refused its configuration"),
+        "{err}"
+    );
+    // A required key.
+    let err = WasmStage::load(&settings("hostile", ""), 0).unwrap_err();
+    assert!(
+        err.to_string().contains("rules[0].config.mode: missing"),
+        "{err}"
+    );
+    // A panic in configure is a runtime failure (exit 1), not a crash.
+    let err = WasmStage::load(&settings("hostile", "mode = 'panic-in-configure'"), 0).unwrap_err();
+    assert_eq!(err.exit_code(), 1);
+    assert!(err.to_string().contains("configure exploded"), "{err}");
+}
+
+#[test]
+fn not_a_component_is_refused() {
+    cache();
+    let dir = tempfile::tempdir().unwrap();
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let e = wasm::inspect(&core).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(
+        e.to_string()
+            .contains("core WebAssembly module, not a component"),
+        "{e}"
+    );
+    let text = dir.path().join("text.wasm");
+    std::fs::write(&text, b"hello").unwrap();
+    assert!(wasm::inspect(&text)
+        .unwrap_err()
+        .to_string()
+        .contains("not a WebAssembly file"));
+}
+
+#[test]
+fn compiled_modules_are_cached_and_a_corrupt_cache_entry_is_recompiled() {
+    // A cache folder of its own, so no other test writes into it meanwhile.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let s = settings("ad-roles", "");
+    let load = |_: &str, _: &str| WasmStage::load_with_cache(&s, 0, Some(dir)).unwrap();
+    let first = load("ad-roles", "");
+    assert_eq!(first.origin(), Origin::Compiled);
+    let second = load("ad-roles", "");
+    assert_eq!(second.origin(), Origin::Cache);
+    let sha = sha(&module("ad-roles"));
+    let artifacts: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().to_string();
+            n.starts_with(&sha) && n.ends_with(".cwasm")
+        })
+        .collect();
+    assert_eq!(artifacts.len(), 1, "{artifacts:?}");
+    let mut bytes = std::fs::read(&artifacts[0]).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&artifacts[0], &bytes).unwrap();
+    let third = load("ad-roles", "");
+    assert_eq!(third.origin(), Origin::Compiled);
+    assert_eq!(load("ad-roles", "").origin(), Origin::Cache);
+}
+
+#[test]
+fn inspect_shows_each_example() {
+    for (name, hooks, key) in [
+        ("studio-basics", vec!["transform-user"], "email_domain"),
+        ("ad-roles", vec!["map-groups"], "mappings"),
+        ("grace-deprovision", vec!["deprovision"], "grace_days"),
+    ] {
+        cache();
+        let info = wasm::inspect(&module(name)).unwrap();
+        assert_eq!(info.name, name);
+        assert_eq!(info.abi_version, "1.0.0");
+        assert_eq!(info.hooks, hooks);
+        assert!(info.config.iter().any(|k| k.name == key), "{info}");
+        assert_eq!(info.sha256.len(), 64);
+        let human = info.to_string();
+        assert!(
+            human.contains(&format!("sha256 = \"{}\"", info.sha256)),
+            "{human}"
+        );
+        let json = serde_json::to_value(&info).unwrap();
+        assert_eq!(json["name"], name);
+        assert!(json["config"][0]["type"].is_string());
+    }
+}
+
+fn roles_config() -> &'static str {
+    r#"
+direct_only = false
+[[mappings]]
+ldap_group = "animators"
+groups = ["Animation"]
+roles = ["Artist"]
+[[mappings]]
+ldap_group = "cn=leads,ou=groups,dc=studio,dc=example"
+groups = ["Leads"]
+roles = ["Supervisor"]
+projects = ["spring_commercial", "winter_promo"]
+"#
+}
+
+#[test]
+fn ad_roles_maps_groups_and_project_scoped_roles() {
+    let mut stage = load("ad-roles", roles_config());
+    let previous = Access {
+        groups: ["Everyone".to_string()].into(),
+        roles: Default::default(),
+    };
+    let got = stage
+        .map_groups(&entry("ada"), &UserFields::default(), previous)
+        .unwrap();
+    assert_eq!(
+        got.groups.iter().map(String::as_str).collect::<Vec<_>>(),
+        ["Animation", "Everyone", "Leads"]
+    );
+    let role = |r: &str, s: RoleScope| RoleGrant {
+        role: r.into(),
+        scope: s,
+    };
+    assert_eq!(
+        got.roles.into_iter().collect::<Vec<_>>(),
+        [
+            role("Artist", RoleScope::AllOpenProjects),
+            role("Supervisor", RoleScope::Project("spring_commercial".into())),
+            role("Supervisor", RoleScope::Project("winter_promo".into())),
+        ]
+    );
+}
+
+fn departed(username: &str, since: Option<&str>) -> DepartedUser {
+    DepartedUser {
+        username: username.into(),
+        email: None,
+        ldap_disabled: false,
+        missing_since: since.map(str::to_string),
+        today: "2026-03-01".into(),
+        entry: None,
+    }
+}
+
+#[test]
+fn grace_deprovision_waits_and_never_touches_protected_users() {
+    let mut stage = load(
+        "grace-deprovision",
+        "grace_days = 14\nprotected_users = ['render-farm']",
+    );
+    let disable = Verdict::Disable("left LDAP".into());
+    let keep = stage
+        .deprovision(&departed("ada", Some("2026-02-20")), disable.clone())
+        .unwrap();
+    assert!(
+        matches!(&keep, Verdict::Keep(r) if r.contains("9 of 14")),
+        "{keep:?}"
+    );
+    let gone = stage
+        .deprovision(&departed("ada", Some("2026-02-01")), disable.clone())
+        .unwrap();
+    assert!(
+        matches!(&gone, Verdict::Disable(r) if r.contains("28 days")),
+        "{gone:?}"
+    );
+    let protected = stage
+        .deprovision(
+            &departed("Render-Farm", Some("2020-01-01")),
+            disable.clone(),
+        )
+        .unwrap();
+    assert!(
+        matches!(&protected, Verdict::Keep(r) if r.contains("protected")),
+        "{protected:?}"
+    );
+    let err = stage
+        .deprovision(&departed("bob", Some("yesterday")), disable)
+        .unwrap_err();
+    assert_eq!(err.hook, "deprovision");
+    assert_eq!(err.entry, "bob");
+    assert!(err.message.contains("yesterday"), "{err}");
+}
+
+#[test]
+fn on_error_comes_from_settings() {
+    let mut s = settings("studio-basics", "");
+    s.on_error = OnRuleError::Skip;
+    let stage = WasmStage::load(&s, 0).unwrap();
+    assert_eq!(stage.on_error(), OnRuleError::Skip);
+}
