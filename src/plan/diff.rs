@@ -39,6 +39,8 @@ struct Index<'a> {
     groups_by_name: HashMap<String, (&'a str, &'a str)>,
     roles_by_name: HashMap<String, (&'a str, &'a str)>,
     projects_by_name: HashMap<String, &'a str>,
+    group_names: HashMap<&'a str, &'a str>,
+    role_names: HashMap<&'a str, &'a str>,
     project_names: HashMap<&'a str, &'a str>,
     /// user id → memberships (group id, membership id)
     memberships: HashMap<&'a str, Vec<(&'a str, &'a str)>>,
@@ -87,6 +89,16 @@ impl<'a> Index<'a> {
                 .projects
                 .iter()
                 .map(|p| (p.id.as_str(), p.name.as_str()))
+                .collect(),
+            group_names: f
+                .groups
+                .iter()
+                .map(|g| (g.id.as_str(), g.name.as_str()))
+                .collect(),
+            role_names: f
+                .security_roles
+                .iter()
+                .map(|r| (r.id.as_str(), r.name.as_str()))
                 .collect(),
             memberships,
             grants: f
@@ -330,7 +342,7 @@ pub fn diff(
         &managed_group_ids,
         &managed_role_ids,
     );
-    ops.sort_by_key(Operation::sort_key);
+    ops.sort_by_cached_key(Operation::sort_key);
     plan.operations = ops;
     Ok(plan)
 }
@@ -469,11 +481,11 @@ fn access_diff(
             continue;
         }
         let name = index
-            .groups_by_name
-            .values()
-            .find(|(id, _)| id == group_id)
-            .map(|(_, n)| n.to_string())
-            .unwrap_or_default();
+            .group_names
+            .get(group_id)
+            .copied()
+            .unwrap_or_default()
+            .to_string();
         let mut op = Operation::new(
             OperationKind::RemoveMembership,
             username,
@@ -542,11 +554,11 @@ fn access_diff(
             continue;
         };
         let role_name = index
-            .roles_by_name
-            .values()
-            .find(|(id, _)| id == role_id)
-            .map(|(_, n)| n.to_string())
-            .unwrap_or_default();
+            .role_names
+            .get(role_id)
+            .copied()
+            .unwrap_or_default()
+            .to_string();
         let scopes = wanted.get(&role_name.to_lowercase());
         let revoke = |scope: Option<String>, project_id: Option<String>| {
             let mut op = Operation::new(
