@@ -7,7 +7,8 @@
 
 use crate::schema::{schema, EntityDef};
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// A fast non-cryptographic hasher (FxHash-style) for the in-memory indexes: keys are
@@ -33,7 +34,14 @@ impl Hasher for FxHasher {
         self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
     }
     fn finish(&self) -> u64 {
-        self.0
+        // Final avalanche (murmur3 fmix64): the multiply above only mixes upwards, and
+        // the table picks buckets from the low bits.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 }
 
@@ -139,41 +147,57 @@ fn join_cols(cols: &[&str], rec: &Record) -> String {
 #[derive(Debug)]
 pub struct Table {
     pub def: &'static EntityDef,
-    rows: BTreeMap<u64, Record>,
+    /// Rows by sequence number (insertion order); `None` where a row was removed.
+    rows: Vec<Option<Record>>,
+    live: usize,
     by_key: HashMap<String, u64>,
     fk: HashMap<&'static str, HashMap<String, BTreeSet<u64>>>,
-    unique: Vec<HashMap<String, u64>>,
+    /// Per unique constraint; `None` for composite constraints whose first column has a
+    /// foreign-key index (checked through that index instead).
+    unique: Vec<Option<HashMap<String, u64>>>,
 }
 
 impl Table {
     fn new(def: &'static EntityDef) -> Table {
         Table {
             def,
-            rows: BTreeMap::new(),
+            rows: Vec::new(),
+            live: 0,
             by_key: HashMap::default(),
             fk: def
                 .fk_columns()
                 .map(|a| (a.name, HashMap::default()))
                 .collect(),
-            unique: def.unique.iter().map(|_| HashMap::default()).collect(),
+            unique: def
+                .unique
+                .iter()
+                .map(|cols| {
+                    let fk_backed =
+                        cols.len() > 1 && def.fk_columns().any(|a| Some(&a.name) == cols.first());
+                    (!fk_backed).then(HashMap::default)
+                })
+                .collect(),
         }
     }
 
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.live
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.live == 0
     }
 
     /// Rows in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &Record)> {
-        self.rows.iter().map(|(k, v)| (*k, v))
+        self.rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().map(|r| (i as u64, r)))
     }
 
     pub fn get(&self, seq: u64) -> Option<&Record> {
-        self.rows.get(&seq)
+        self.rows.get(usize::try_from(seq).ok()?)?.as_ref()
     }
 
     pub fn seq_by_key(&self, key: &str) -> Option<u64> {
@@ -181,7 +205,7 @@ impl Table {
     }
 
     pub fn by_key(&self, key: &str) -> Option<&Record> {
-        self.seq_by_key(key).and_then(|s| self.rows.get(&s))
+        self.seq_by_key(key).and_then(|s| self.get(s))
     }
 
     /// Whether `col` has a foreign-key index.
@@ -208,67 +232,125 @@ impl Table {
     }
 
     pub fn by_unique(&self, constraint: usize, key: &str) -> Option<u64> {
-        self.unique.get(constraint)?.get(key).copied()
+        self.unique.get(constraint)?.as_ref()?.get(key).copied()
     }
 
     /// A message describing the first constraint `rec` would violate, ignoring `exclude`.
     pub fn conflict(&self, rec: &Record, exclude: Option<u64>) -> Option<String> {
-        let pk = pk_of(self.def, rec);
-        if let Some(seq) = self.by_key.get(&pk) {
-            if Some(*seq) != exclude {
-                return Some(format!(
-                    "Duplicate entry: a {} with {} already exists.",
-                    self.def.name,
-                    describe(self.def.primary_key, rec)
-                ));
-            }
+        let dup = |cols: &[&str]| {
+            Some(format!(
+                "Duplicate entry: a {} with {} already exists.",
+                self.def.name,
+                describe(cols, rec)
+            ))
+        };
+        let clash = |seq: Option<u64>| seq.is_some_and(|s| Some(s) != exclude);
+        if clash(
+            self.by_key
+                .get(cols_key(self.def.primary_key, rec).as_ref())
+                .copied(),
+        ) {
+            return dup(self.def.primary_key);
         }
         for (i, cols) in self.def.unique.iter().enumerate() {
-            let k = join_cols(cols, rec);
-            if let Some(seq) = self.unique[i].get(&k) {
-                if Some(*seq) != exclude {
-                    return Some(format!(
-                        "Duplicate entry: a {} with {} already exists.",
-                        self.def.name,
-                        describe(cols, rec)
-                    ));
-                }
+            let hit = match &self.unique[i] {
+                Some(idx) => clash(idx.get(cols_key(cols, rec).as_ref()).copied()),
+                None => self.fk_backed_clash(cols, rec, exclude),
+            };
+            if hit {
+                return dup(cols);
             }
         }
         None
     }
 
-    fn index(&mut self, seq: u64, rec: &Record) {
-        self.by_key.insert(pk_of(self.def, rec), seq);
-        for (col, idx) in self.fk.iter_mut() {
-            if let Some(v) = rec.get(col).filter(|v| !v.is_null()) {
-                idx.entry(key_str(v)).or_default().insert(seq);
-            }
-        }
-        for (i, cols) in self.def.unique.iter().enumerate() {
-            self.unique[i].insert(join_cols(cols, rec), seq);
-        }
+    /// Composite uniqueness checked through the foreign-key index of its first column
+    /// (a user has few memberships), so no long composite keys need storing.
+    fn fk_backed_clash(&self, cols: &[&str], rec: &Record, exclude: Option<u64>) -> bool {
+        let Some(first) = cols.first() else {
+            return false;
+        };
+        let Some(v) = rec.get(first).filter(|v| !v.is_null()) else {
+            return false;
+        };
+        let Some(set) = self
+            .fk
+            .get(first)
+            .and_then(|idx| idx.get(str_of(v).as_ref()))
+        else {
+            return false;
+        };
+        set.iter().any(|seq| {
+            Some(*seq) != exclude
+                && self.get(*seq).is_some_and(|other| {
+                    cols.iter().all(|c| {
+                        other.get(c).unwrap_or(&Value::Null) == rec.get(c).unwrap_or(&Value::Null)
+                    })
+                })
+        })
     }
 
-    fn unindex(&mut self, seq: u64, rec: &Record) {
-        self.by_key.remove(&pk_of(self.def, rec));
+    fn index(&mut self, seq: u64, rec: &Record) {
+        self.by_key
+            .insert(cols_key(self.def.primary_key, rec).into_owned(), seq);
         for (col, idx) in self.fk.iter_mut() {
             if let Some(v) = rec.get(col).filter(|v| !v.is_null()) {
-                let k = key_str(v);
-                if let Some(set) = idx.get_mut(&k) {
-                    set.remove(&seq);
-                    if set.is_empty() {
-                        idx.remove(&k);
+                let k = str_of(v);
+                match idx.get_mut(k.as_ref()) {
+                    Some(set) => {
+                        set.insert(seq);
+                    }
+                    None => {
+                        idx.insert(k.into_owned(), BTreeSet::from([seq]));
                     }
                 }
             }
         }
         for (i, cols) in self.def.unique.iter().enumerate() {
-            let k = join_cols(cols, rec);
-            if self.unique[i].get(&k) == Some(&seq) {
-                self.unique[i].remove(&k);
+            if let Some(idx) = self.unique[i].as_mut() {
+                idx.insert(cols_key(cols, rec).into_owned(), seq);
             }
         }
+    }
+
+    fn unindex(&mut self, seq: u64, rec: &Record) {
+        self.by_key
+            .remove(cols_key(self.def.primary_key, rec).as_ref());
+        for (col, idx) in self.fk.iter_mut() {
+            if let Some(v) = rec.get(col).filter(|v| !v.is_null()) {
+                let k = str_of(v);
+                if let Some(set) = idx.get_mut(k.as_ref()) {
+                    set.remove(&seq);
+                    if set.is_empty() {
+                        idx.remove(k.as_ref());
+                    }
+                }
+            }
+        }
+        for (i, cols) in self.def.unique.iter().enumerate() {
+            if let Some(idx) = self.unique[i].as_mut() {
+                let k = cols_key(cols, rec);
+                if idx.get(k.as_ref()) == Some(&seq) {
+                    idx.remove(k.as_ref());
+                }
+            }
+        }
+    }
+}
+
+/// A value's index form, borrowed when it is a string.
+fn str_of(v: &Value) -> Cow<'_, str> {
+    match v {
+        Value::String(s) => Cow::Borrowed(s.as_str()),
+        other => Cow::Owned(key_str(other)),
+    }
+}
+
+/// The index key of `cols` in `rec`, borrowed for a single string column.
+fn cols_key<'a>(cols: &[&str], rec: &'a Record) -> Cow<'a, str> {
+    match cols {
+        [one] => str_of(rec.get(one).unwrap_or(&Value::Null)),
+        _ => Cow::Owned(join_cols(cols, rec)),
     }
 }
 
@@ -295,7 +377,6 @@ enum Undo {
 #[derive(Debug)]
 pub struct Store {
     tables: HashMap<&'static str, Table>,
-    next_seq: u64,
     /// Bumped on every change; query caches compare it.
     pub generation: u64,
     undo: Option<Vec<Undo>>,
@@ -315,7 +396,6 @@ impl Store {
                 .iter()
                 .map(|d| (d.name, Table::new(d)))
                 .collect(),
-            next_seq: 1,
             generation: 0,
             undo: None,
         }
@@ -368,13 +448,20 @@ impl Store {
     fn raw_insert(&mut self, t: &'static str, seq: u64, rec: Record) {
         if let Ok(table) = self.table_mut(t) {
             table.index(seq, &rec);
-            table.rows.insert(seq, rec);
+            let Ok(i) = usize::try_from(seq) else { return };
+            if table.rows.len() <= i {
+                table.rows.resize_with(i + 1, || None);
+            }
+            if table.rows[i].replace(rec).is_none() {
+                table.live += 1;
+            }
         }
     }
 
     fn raw_remove(&mut self, t: &str, seq: u64) -> Option<Record> {
         let table = self.table_mut(t).ok()?;
-        let rec = table.rows.remove(&seq)?;
+        let rec = table.rows.get_mut(usize::try_from(seq).ok()?)?.take()?;
+        table.live -= 1;
         table.unindex(seq, &rec);
         Some(rec)
     }
@@ -391,8 +478,7 @@ impl Store {
         if let Some(msg) = table.conflict(&rec, None) {
             return Err(msg);
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
+        let seq = table.rows.len() as u64;
         self.raw_insert(t, seq, rec);
         self.log(Undo::Remove(t, seq));
         self.generation += 1;
@@ -426,7 +512,7 @@ impl Store {
     pub fn reserve(&mut self, t: &str, n: usize) {
         if let Ok(table) = self.table_mut(t) {
             table.by_key.reserve(n);
-            for u in &mut table.unique {
+            for u in table.unique.iter_mut().flatten() {
                 u.reserve(n);
             }
         }
@@ -505,5 +591,58 @@ mod tests {
         );
         st.remove("Membership", seq);
         assert_eq!(st.table("Membership").by_fk("user_id", "u1"), Some(vec![]));
+    }
+
+    fn membership(id: &str, u: &str, g: &str) -> Record {
+        let m = json!({"id": id, "user_id": u, "group_id": g});
+        Record::from_map(
+            crate::schema::entity("Membership").unwrap(),
+            m.as_object().unwrap(),
+        )
+    }
+
+    #[test]
+    fn composite_uniqueness_through_the_fk_index() {
+        let mut st = Store::new();
+        st.insert("Membership", membership("m1", "u1", "g1"))
+            .unwrap();
+        st.insert("Membership", membership("m2", "u1", "g2"))
+            .unwrap();
+        let err = st
+            .insert("Membership", membership("m3", "u1", "g1"))
+            .unwrap_err();
+        assert!(err.contains("user_id") && err.contains("group_id"), "{err}");
+        // Re-pointing m2 at g1 clashes with m1; re-saving m2 unchanged does not.
+        let m2 = st.table("Membership").seq_by_key("m2").unwrap();
+        assert!(st
+            .replace("Membership", m2, membership("m2", "u1", "g1"))
+            .is_err());
+        st.replace("Membership", m2, membership("m2", "u1", "g2"))
+            .unwrap();
+        st.insert("Membership", membership("m4", "u2", "g1"))
+            .unwrap();
+    }
+
+    #[test]
+    fn rollback_keeps_insertion_order_and_counts() {
+        let mut st = Store::new();
+        for (i, n) in ["a", "b", "c"].iter().enumerate() {
+            st.insert("User", user(&i.to_string(), n)).unwrap();
+        }
+        st.begin();
+        let b = st.table("User").seq_by_key("1").unwrap();
+        st.remove("User", b).unwrap();
+        st.insert("User", user("9", "z")).unwrap();
+        assert_eq!(st.table("User").len(), 3);
+        st.rollback();
+        let names: Vec<&Value> = st
+            .table("User")
+            .iter()
+            .filter_map(|(_, r)| r.get("username"))
+            .collect();
+        assert_eq!(names, vec![&json!("a"), &json!("b"), &json!("c")]);
+        assert_eq!(st.table("User").len(), 3);
+        st.insert("User", user("9", "z")).unwrap();
+        assert_eq!(st.table("User").len(), 4);
     }
 }
