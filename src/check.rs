@@ -8,6 +8,7 @@ use crate::cli::{Failure, OutputFormat};
 use crate::config::Config;
 use crate::directory::{self, DirectorySnapshot};
 use crate::ftrack::{Connection, OpenError};
+use crate::rules::wasm::WasmStage;
 use serde::Serialize;
 
 /// The `--output json` document.
@@ -38,6 +39,7 @@ pub struct FtrackReport {
 #[derive(Debug, Serialize)]
 pub struct RuleReport {
     pub module: String,
+    pub name: String,
     pub sha256: String,
     pub hooks: Vec<String>,
 }
@@ -73,11 +75,28 @@ pub fn run(config: &Config, output: OutputFormat) -> Result<(), Failure> {
             "group members that are not selected users or groups were skipped"
         );
     }
+    let rules = config
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(index, settings)| {
+            // Loading checks the hash, the ABI and the module's configuration.
+            WasmStage::load(settings, index).map_err(|e| crate::run::load_failure(config, e))?;
+            let info = crate::rules::wasm::inspect(&settings.module)
+                .map_err(|e| crate::run::load_failure(config, e))?;
+            Ok(RuleReport {
+                module: settings.module.display().to_string(),
+                name: info.name,
+                sha256: info.sha256,
+                hooks: info.hooks.iter().map(|h| h.to_string()).collect(),
+            })
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
     let report = CheckReport {
         config: "ok",
         ldap: LdapReport::of(&snapshot),
         ftrack: Some(ftrack),
-        rules: Vec::new(),
+        rules,
     };
     match output {
         OutputFormat::Json => {
@@ -104,13 +123,18 @@ pub fn run(config: &Config, output: OutputFormat) -> Result<(), Failure> {
                     f.server_version, f.users, f.groups
                 );
             }
+            for r in &report.rules {
+                println!(
+                    "rule     {} ({}, sha256 {}), hooks: {}",
+                    r.name,
+                    r.module,
+                    r.sha256,
+                    r.hooks.join(", ")
+                );
+            }
         }
     }
-    if config.rules.is_empty() {
-        Ok(())
-    } else {
-        Err(Failure::not_built("loading rule modules"))
-    }
+    Ok(())
 }
 
 /// Server version and counts, read with a few paged queries.

@@ -10,6 +10,7 @@ use crate::ftrack::{Connection, FtrackSnapshot, OpenError};
 use crate::plan::{diff, guard, Plan, PlanSettings};
 use crate::rules::builtin::BuiltinStage;
 use crate::rules::pipeline::{Evaluation, Pipeline};
+use crate::rules::wasm::{RuleLoadError, WasmStage};
 use crate::rules::Stage;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -87,14 +88,27 @@ pub async fn read_inputs(config: &Config, keep_entries: bool) -> Result<Inputs, 
 
 /// The rule stages: built-in mappings first, then each configured module in order.
 pub fn pipeline(config: &Config) -> Result<Pipeline, Failure> {
-    let stages: Vec<Box<dyn Stage>> = vec![Box::new(BuiltinStage::new(
+    let mut stages: Vec<Box<dyn Stage>> = vec![Box::new(BuiltinStage::new(
         &config.mappings,
         &config.group_mappings,
     ))];
-    if !config.rules.is_empty() {
-        return Err(Failure::not_built("loading rule modules"));
+    for (index, settings) in config.rules.iter().enumerate() {
+        let stage = WasmStage::load(settings, index).map_err(|e| load_failure(config, e))?;
+        stages.push(Box::new(stage));
     }
     Ok(Pipeline::new(stages))
+}
+
+/// A module that cannot be used as configured is a configuration error (exit 2); one that
+/// fails while loading is a runtime failure (exit 1).
+pub fn load_failure(config: &Config, error: RuleLoadError) -> Failure {
+    match error.exit_code() {
+        2 => Failure::Config(crate::config::ConfigError {
+            file: config.file.clone(),
+            problems: error.config_problems(),
+        }),
+        _ => Failure::Runtime(error.to_string()),
+    }
 }
 
 /// Evaluates the rules and diffs against ftrack, as of today.
