@@ -1,0 +1,245 @@
+//! Rule modules in a real run: the example modules built for wasm32-wasip2 (by
+//! `tests/run.sh`) configured in sync.toml, pinned by hash, changing the plan as their
+//! configuration says — and refused with exit 2 when pinned or configured wrongly.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn module(name: &str) -> (PathBuf, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples-rules/target/wasm32-wasip2/release")
+        .join(format!("{name}.wasm"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; build the example rule modules with `bash tests/run.sh` (or `cargo build --release --target wasm32-wasip2 --manifest-path examples-rules/Cargo.toml`)",
+            path.display()
+        )
+    });
+    (path, format!("{:x}", Sha256::digest(&bytes)))
+}
+
+const LDIF_HEAD: &str = "dn: dc=studio,dc=example\nobjectClass: organization\no: s\n\n\
+dn: ou=people,dc=studio,dc=example\nobjectClass: organizationalUnit\nou: people\n\n\
+dn: cn=animators,dc=studio,dc=example\nobjectClass: groupOfNames\ncn: animators\nmember: uid=ann,ou=people,dc=studio,dc=example\nmember: uid=bob,ou=people,dc=studio,dc=example\n\n";
+
+fn person(uid: &str, n: u32) -> String {
+    format!(
+        "dn: uid={uid},ou=people,dc=studio,dc=example\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid} Person\nsn: Person\ngivenName: {uid}\nmail: {uid}@studio.example\nentryUUID: 00000000-0000-4000-8000-{n:012}\n\n"
+    )
+}
+
+struct Case {
+    dir: tempfile::TempDir,
+}
+
+impl Case {
+    fn new(rules: &str, people: &[(&str, u32)]) -> Case {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("seed.json"),
+            r#"{"SecurityRole": [{"id": "10000000-0000-4000-8000-000000000001", "name": "Artist"}]}"#,
+        )
+        .unwrap();
+        let case = Case { dir };
+        case.set_rules(rules);
+        case.set_people(people);
+        case
+    }
+
+    fn set_rules(&self, rules: &str) {
+        std::fs::write(
+            self.dir.path().join("sync.toml"),
+            format!(
+                "[ldap]\nurl = \"ldif:directory.ldif\"\nuser_base_dn = \"dc=studio,dc=example\"\n\n\
+                 [ftrack]\nserver_url = \"emulator:state.json\"\nemulator_seed = \"seed.json\"\napi_user = \"sync-bot\"\n\n\
+                 [guards]\nmax_disable = 5\n\n{rules}"
+            ),
+        )
+        .unwrap();
+    }
+
+    fn set_people(&self, people: &[(&str, u32)]) {
+        let mut ldif = LDIF_HEAD.to_string();
+        for (uid, n) in people {
+            ldif.push_str(&person(uid, *n));
+        }
+        std::fs::write(self.dir.path().join("directory.ldif"), ldif).unwrap();
+    }
+
+    fn run(&self, args: &[&str], today: &str) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_ldap2ftrack"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("LDAP2FTRACK_TODAY", today)
+            .output()
+            .unwrap()
+    }
+
+    fn plan(&self, today: &str) -> Vec<Value> {
+        let out = self.run(&["plan", "--output", "json"], today);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["operations"].as_array().unwrap().clone()
+    }
+
+    fn apply(&self, today: &str) {
+        let out = self.run(&["apply"], today);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn kinds(ops: &[Value]) -> Vec<(String, String)> {
+    ops.iter()
+        .map(|o| {
+            (
+                o["kind"].as_str().unwrap().into(),
+                o["target"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+fn pair(kind: &str, target: &str) -> (String, String) {
+    (kind.to_string(), target.to_string())
+}
+
+#[test]
+fn grace_deprovision_disables_only_after_the_grace_period() {
+    let (wasm, sha) = module("grace_deprovision");
+    let rules = format!(
+        "[[rules]]\nmodule = \"{}\"\nsha256 = \"{sha}\"\n[rules.config]\ngrace_days = 14\n",
+        wasm.display()
+    );
+    let case = Case::new(&rules, &[("ann", 1), ("bob", 2), ("cy", 3)]);
+    case.apply("2026-03-01");
+    case.set_people(&[("ann", 1), ("bob", 2)]);
+
+    // Day 0: kept, and the day it went missing is recorded.
+    let ops = case.plan("2026-03-01");
+    assert_eq!(kinds(&ops), vec![pair("update_user", "cy")]);
+    assert_eq!(
+        ops[0]["metadata"]["ldap2ftrack.missing_since"]["to"],
+        "2026-03-01"
+    );
+    assert!(
+        ops[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("grace-deprovision"),
+        "{}",
+        ops[0]
+    );
+    case.apply("2026-03-01");
+
+    // Within the grace period: nothing to do.
+    assert_eq!(case.plan("2026-03-10"), Vec::<Value>::new());
+    // After it: disabled, the rule named as the reason.
+    let ops = case.plan("2026-03-16");
+    assert_eq!(kinds(&ops), vec![pair("disable_user", "cy")]);
+    assert!(
+        ops[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("grace-deprovision"),
+        "{}",
+        ops[0]
+    );
+}
+
+#[test]
+fn one_module_two_configurations_two_plans() {
+    let (wasm, sha) = module("ad_roles");
+    let rules = |group: &str| {
+        format!(
+            "[[rules]]\nmodule = \"{}\"\nsha256 = \"{sha}\"\n[rules.config]\nmappings = [{{ ldap_group = \"animators\", groups = [\"{group}\"], roles = [\"Artist\"] }}]\n",
+            wasm.display()
+        )
+    };
+    let case = Case::new(&rules("Animation"), &[("ann", 1), ("bob", 2)]);
+    let groups = |ops: &[Value]| -> Vec<String> {
+        ops.iter()
+            .filter(|o| o["kind"] == "create_group")
+            .map(|o| o["target"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = case.plan("2026-03-01");
+    assert_eq!(groups(&first), vec!["Animation"]);
+    assert_eq!(
+        first.iter().filter(|o| o["kind"] == "grant_role").count(),
+        2
+    );
+    case.set_rules(&rules("Animation Dept"));
+    let second = case.plan("2026-03-01");
+    assert_eq!(groups(&second), vec!["Animation Dept"]);
+    let reason = second
+        .iter()
+        .find(|o| o["kind"] == "add_membership")
+        .unwrap()["reason"]
+        .clone();
+    assert!(reason.as_str().unwrap().contains("ad-roles"), "{reason}");
+}
+
+#[test]
+fn a_changed_module_or_a_bad_module_config_is_a_configuration_error() {
+    let (wasm, sha) = module("grace_deprovision");
+    let wrong = "0".repeat(64);
+    let case = Case::new(
+        &format!(
+            "[[rules]]\nmodule = \"{}\"\nsha256 = \"{wrong}\"\n",
+            wasm.display()
+        ),
+        &[("ann", 1)],
+    );
+    let out = case.run(&["plan"], "2026-03-01");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&sha) && err.contains(&wrong) && err.contains("rules[0].sha256"),
+        "{err}"
+    );
+
+    case.set_rules(&format!(
+        "[[rules]]\nmodule = \"{}\"\nsha256 = \"{sha}\"\n[rules.config]\ngrace_days = \"ten\"\ngrace_dayz = 3\n",
+        wasm.display()
+    ));
+    let out = case.run(&["check"], "2026-03-01");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rules[0].config.grace_days"), "{err}");
+    assert!(err.contains("grace_dayz"), "{err}");
+}
+
+#[test]
+fn check_reports_each_module_with_its_hooks() {
+    let (wasm, sha) = module("studio_basics");
+    let case = Case::new(
+        &format!(
+            "[[rules]]\nmodule = \"{}\"\nsha256 = \"{sha}\"\n",
+            wasm.display()
+        ),
+        &[("ann", 1)],
+    );
+    let out = case.run(&["check", "--output", "json"], "2026-03-01");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["rules"][0]["sha256"], sha);
+    assert_eq!(report["rules"][0]["name"], "studio-basics");
+    assert_eq!(
+        report["rules"][0]["hooks"],
+        serde_json::json!(["transform-user"])
+    );
+}
