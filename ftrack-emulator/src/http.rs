@@ -25,11 +25,19 @@ pub struct Inner {
     pub faults: FaultState,
 }
 
-#[derive(Debug)]
 pub struct Shared {
     pub inner: Mutex<Inner>,
     pub api_user: String,
     pub api_key: String,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("api_user", &self.api_user)
+            .field("api_key", &"<redacted>")
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {
@@ -142,8 +150,13 @@ async fn api(State(sh): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> 
         };
         let mut guard = sh2.lock();
         let inner = &mut *guard;
-        let results = inner.engine.execute_batch(&ops, &mut inner.counters)?;
+        let results = inner.engine.execute_batch(&ops, &mut inner.counters);
         drop(guard);
+        match &results {
+            Ok(r) => tracing::debug!(operations = r.len(), "ftrack emulator: batch applied"),
+            Err(e) => tracing::debug!(error = %e, "ftrack emulator: batch rejected"),
+        }
+        let results = results?;
         Ok(serde_json::to_vec(&results).unwrap_or_else(|_| b"[]".to_vec()))
     })
     .await;

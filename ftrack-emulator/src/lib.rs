@@ -37,7 +37,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// How to start an emulator.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EmulatorConfig {
     /// Username accepted in the `ftrack-user` header; it always exists as an active User.
     pub api_user: String,
@@ -49,6 +49,18 @@ pub struct EmulatorConfig {
     pub faults: Faults,
     /// Initial data (otherwise empty apart from the API user and UserType "ftrack").
     pub state: Option<StateDump>,
+}
+
+impl std::fmt::Debug for EmulatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorConfig")
+            .field("api_user", &self.api_user)
+            .field("api_key", &"<redacted>")
+            .field("listen", &self.listen)
+            .field("faults", &self.faults)
+            .field("state", &self.state.as_ref().map(|_| "<state>"))
+            .finish()
+    }
 }
 
 impl EmulatorConfig {
@@ -92,7 +104,6 @@ pub enum EmulatorError {
 }
 
 /// A running emulator. Dropping it stops the server as well.
-#[derive(Debug)]
 pub struct RunningEmulator {
     addr: SocketAddr,
     shared: Arc<Shared>,
@@ -146,6 +157,14 @@ pub async fn spawn(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         stop: Some(tx),
         task: Some(task),
     })
+}
+
+impl std::fmt::Debug for RunningEmulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningEmulator")
+            .field("url", &self.url())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RunningEmulator {

@@ -699,3 +699,11 @@ async fn concurrent_requests_are_serialised_safely() {
     .json();
     assert_eq!(r["exception"], "ValidationError");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_output_never_shows_the_key() {
+    let config = ftrack_emulator::EmulatorConfig::new(USER, KEY);
+    assert!(!format!("{config:?}").contains(KEY));
+    let emu = ftrack_emulator::spawn(config).await.unwrap();
+    assert!(!format!("{emu:?}").contains(KEY));
+}
