@@ -104,6 +104,24 @@ pub fn normalize(dn: &str) -> String {
 
 /// True when two DNs name the same entry.
 pub fn same(a: &str, b: &str) -> bool {
+    if a.eq_ignore_ascii_case(b) {
+        return true;
+    }
+    // Plain ASCII DNs (no escapes, no spaces around separators) that differ beyond ASCII
+    // case differ: skip the parse. Anything else is compared in normal form.
+    let plain = |s: &str| {
+        s.is_ascii()
+            && !s.contains(['\\', '"', '+', ';'])
+            && !s.contains(" ,")
+            && !s.contains(", ")
+            && !s.contains(" =")
+            && !s.contains("= ")
+            && !s.starts_with(' ')
+            && !s.ends_with(' ')
+    };
+    if plain(a) && plain(b) {
+        return false;
+    }
     normalize(a) == normalize(b)
 }
 

@@ -152,8 +152,8 @@ pub mod bindings {
 pub mod prelude {
     pub use crate::{
         dn, email, log, names, testing, Access, Attribute, Config, ConfigKey, ConfigType,
-        DepartedUser, Entry, GroupRef, Hook, Metadata, RoleGrant, RoleScope, Rules, UserDecision,
-        UserFields, Verdict,
+        DepartedUser, Entry, EntryFields, GroupRef, Hook, Metadata, RoleGrant, RoleScope, Rules,
+        UserDecision, UserFields, Verdict,
     };
 }
 
@@ -170,6 +170,13 @@ pub trait Rules: Sized + 'static {
     /// types already checked against [`Rules::metadata`]'s keys). `Err` refuses the
     /// configuration: the host stops with a configuration error (exit 2).
     fn configure(config: &Config) -> Result<Self, String>;
+
+    /// What the hooks read of each entry under this configuration. The host passes only
+    /// that, so declaring it makes every call cheaper (directory entries can carry dozens of
+    /// attributes and hundreds of groups). The default is everything.
+    fn reads(&self) -> EntryFields {
+        EntryFields::all()
+    }
 
     /// LDAP entry + the previous stage's proposal → ftrack user fields, or skip.
     fn transform_user(
@@ -241,10 +248,11 @@ macro_rules! export_rules {
 
                 fn configure(
                     config_json: ::std::string::String,
-                ) -> ::std::result::Result<(), ::std::string::String> {
+                ) -> ::std::result::Result<$crate::EntryFields, ::std::string::String> {
                     let state = $crate::__rt::configure::<$ty>(&config_json)?;
+                    let reads = $crate::Rules::reads(&state);
                     __STATE.with(|s| *s.borrow_mut() = ::std::option::Option::Some(state));
-                    ::std::result::Result::Ok(())
+                    ::std::result::Result::Ok(reads)
                 }
 
                 fn transform_user(

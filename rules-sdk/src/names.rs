@@ -11,6 +11,9 @@ pub fn normalize_username(name: &str) -> String {
     if let Some((user, _)) = n.split_once('@') {
         n = user;
     }
+    if !n.contains(char::is_whitespace) {
+        return n.to_lowercase();
+    }
     n.split_whitespace()
         .collect::<Vec<_>>()
         .join(".")
@@ -35,6 +38,13 @@ pub fn normalize_group(name: &str) -> String {
 
 /// True when two group names are the same group (whitespace-normalised, case-insensitive).
 pub fn same_group(a: &str, b: &str) -> bool {
+    if a.eq_ignore_ascii_case(b) {
+        return true;
+    }
+    let plain = |s: &str| s.is_ascii() && !s.contains("  ") && s.trim().len() == s.len();
+    if plain(a) && plain(b) {
+        return false;
+    }
     let (a, b) = (normalize_group(a), normalize_group(b));
     a.to_lowercase() == b.to_lowercase()
 }

@@ -20,6 +20,12 @@ pub fn config_for<T: Rules>(config_json: &str) -> Result<Config, String> {
     Config::parse(config_json, &T::metadata().config_schema)
 }
 
+/// The entry as the host would pass it to these rules: only the attributes (and groups)
+/// [`Rules::reads`] declares. Test with this to catch an undeclared attribute.
+pub fn as_passed<T: Rules>(rules: &T, entry: &Entry) -> Entry {
+    rules.reads().filter(entry)
+}
+
 /// Start building an entry.
 pub fn entry(dn: &str) -> EntryBuilder {
     EntryBuilder(Entry::new(dn))

@@ -5,8 +5,8 @@
 use crate::bindings::ldap2ftrack::rules::types as wit;
 
 pub use wit::{
-    Access, Attribute, ConfigKey, ConfigType, DepartedUser, GroupRef, Hook, LogLevel, RoleGrant,
-    RoleScope, UserDecision, UserFields, Verdict,
+    Access, Attribute, ConfigKey, ConfigType, DepartedUser, EntryFields, GroupRef, Hook, LogLevel,
+    RoleGrant, RoleScope, UserDecision, UserFields, Verdict,
 };
 
 /// One directory user (`ldap-entry` in the WIT).
@@ -64,10 +64,7 @@ impl Entry {
     /// The group matching `group` (a DN or a cn), if the user is in it.
     pub fn group(&self, group: &str) -> Option<&GroupRef> {
         if group.contains('=') {
-            let wanted = crate::dn::normalize(group);
-            self.groups
-                .iter()
-                .find(|g| crate::dn::normalize(&g.dn) == wanted)
+            self.groups.iter().find(|g| crate::dn::same(&g.dn, group))
         } else {
             self.groups
                 .iter()
@@ -78,6 +75,62 @@ impl Entry {
     /// The value of the entry's RDN (e.g. `jdoe` for `uid=jdoe,ou=people,dc=example,dc=com`).
     pub fn rdn_value(&self) -> Option<String> {
         crate::dn::rdn_value(&self.dn)
+    }
+}
+
+impl EntryFields {
+    /// Every attribute and the groups: what a module gets unless it says otherwise.
+    pub fn all() -> EntryFields {
+        EntryFields {
+            attributes: None,
+            groups: true,
+        }
+    }
+
+    /// Only these attributes (and no groups until [`EntryFields::with_groups`]).
+    pub fn only<I, S>(attributes: I) -> EntryFields
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        EntryFields {
+            attributes: Some(attributes.into_iter().map(Into::into).collect()),
+            groups: false,
+        }
+    }
+
+    /// Also the user's groups.
+    pub fn with_groups(mut self) -> EntryFields {
+        self.groups = true;
+        self
+    }
+
+    /// True when the attribute is among the ones read.
+    pub fn includes(&self, attribute: &str) -> bool {
+        self.attributes
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n.eq_ignore_ascii_case(attribute)))
+    }
+
+    /// The entry as the host hands it to the module: only these attributes, and groups only
+    /// when read. Tests use it (see [`crate::testing::as_passed`]).
+    pub fn filter(&self, entry: &Entry) -> Entry {
+        Entry {
+            dn: entry.dn.clone(),
+            stable_id: entry.stable_id.clone(),
+            disabled: entry.disabled,
+            attributes: entry
+                .attributes
+                .iter()
+                .filter(|a| self.includes(&a.name))
+                .cloned()
+                .collect(),
+            groups: if self.groups {
+                entry.groups.clone()
+            } else {
+                Vec::new()
+            },
+        }
     }
 }
 

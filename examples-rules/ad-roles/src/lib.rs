@@ -116,6 +116,11 @@ ldap2ftrack_rules::export_rules! {
             })
         }
 
+        fn reads(&self) -> EntryFields {
+            // Groups only: no attribute crosses into the module.
+            EntryFields::only(Vec::<String>::new()).with_groups()
+        }
+
         fn map_groups(&self, entry: &Entry, _user: &UserFields, proposal: Access) -> Result<Access, String> {
             let mut access = if self.replace { Access::default() } else { proposal };
             for m in self.mappings.iter().filter(|m| self.member_of(entry, &m.ldap_group)) {
@@ -174,7 +179,7 @@ mod tests {
         let rules: AdRoles = testing::configure(CONFIG).unwrap();
         let a = rules
             .map_groups(
-                &ada(),
+                &testing::as_passed(&rules, &ada()),
                 &UserFields::default(),
                 Access::default().with_group("Everyone"),
             )

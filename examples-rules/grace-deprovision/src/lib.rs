@@ -102,6 +102,11 @@ ldap2ftrack_rules::export_rules! {
             })
         }
 
+        fn reads(&self) -> EntryFields {
+            // Only the departed user's fields: nothing of the LDAP entry.
+            EntryFields::only(Vec::<String>::new())
+        }
+
         fn deprovision(&self, user: &DepartedUser, proposal: Verdict) -> Result<Verdict, String> {
             if self.protected.contains(&user.username.trim().to_lowercase()) {
                 return Ok(Verdict::Keep(format!("{} is protected by grace-deprovision", user.username)));

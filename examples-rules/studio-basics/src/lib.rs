@@ -141,6 +141,17 @@ ldap2ftrack_rules::export_rules! {
             })
         }
 
+        fn reads(&self) -> EntryFields {
+            let mut names = vec![
+                self.username_attr.clone(),
+                self.email_attr.clone(),
+                self.first_name_attr.clone(),
+                self.last_name_attr.clone(),
+            ];
+            names.extend(self.name_fallbacks.iter().cloned());
+            EntryFields::only(names)
+        }
+
         fn transform_user(&self, entry: &Entry, proposal: UserDecision) -> Result<UserDecision, String> {
             if let UserDecision::Skip(_) = proposal {
                 return Ok(proposal);
@@ -186,7 +197,10 @@ mod tests {
             .attr("givenName", ["Ada"])
             .attr("sn", ["Lovelace"])
             .build();
-        let u = sync(&rules, &e);
+        // Exactly what the host passes: the declared attributes, no groups.
+        let passed = testing::as_passed(&rules, &e);
+        assert_eq!(passed.attributes.len(), 4);
+        let u = sync(&rules, &passed);
         assert_eq!(u.username, "ada");
         assert_eq!(u.email.as_deref(), Some("ada@studio.example"));
         assert_eq!(u.first_name.as_deref(), Some("Ada"));

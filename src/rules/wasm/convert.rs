@@ -10,79 +10,134 @@ use crate::rules::{
     Verdict,
 };
 
-pub fn entry(e: &RuleEntry) -> wit::LdapEntry {
-    wit::LdapEntry {
-        dn: e.dn.clone(),
-        stable_id: e.stable_id.clone(),
-        disabled: e.disabled,
-        attributes: e
+/// The entry as the module sees it (only the attributes and groups it said it reads),
+/// borrowed from the host's entry: lowering copies the strings into the module's memory
+/// once, so nothing is cloned on the way.
+pub struct EntryView<'a> {
+    dn: &'a str,
+    stable_id: Option<&'a str>,
+    disabled: bool,
+    names: Vec<&'a str>,
+    values: Vec<Vec<&'a str>>,
+    groups: Vec<wit::GroupRef<'a>>,
+}
+
+impl<'a> EntryView<'a> {
+    pub fn new(e: &'a RuleEntry, reads: &wit::EntryFields) -> EntryView<'a> {
+        let wanted = |name: &str| {
+            reads
+                .attributes
+                .as_ref()
+                .is_none_or(|names| names.iter().any(|n| n.eq_ignore_ascii_case(name)))
+        };
+        let (names, values) = e
             .attributes
             .iter()
+            .filter(|(name, _)| wanted(name))
+            .map(|(name, values)| (name.as_str(), values.iter().map(String::as_str).collect()))
+            .unzip();
+        EntryView {
+            dn: &e.dn,
+            stable_id: e.stable_id.as_deref(),
+            disabled: e.disabled,
+            names,
+            values,
+            groups: if reads.groups {
+                e.groups
+                    .iter()
+                    .map(|g: &GroupRef| wit::GroupRef {
+                        dn: &g.dn,
+                        name: &g.name,
+                        direct: g.direct,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// The attribute records, to be borrowed by [`EntryView::lower`].
+    pub fn attributes(&self) -> Vec<wit::Attribute<'_>> {
+        self.names
+            .iter()
+            .zip(&self.values)
             .map(|(name, values)| wit::Attribute {
-                name: name.clone(),
-                values: values.clone(),
+                name,
+                values: values.as_slice(),
             })
-            .collect(),
-        groups: e
-            .groups
-            .iter()
-            .map(|g: &GroupRef| wit::GroupRef {
-                dn: g.dn.clone(),
-                name: g.name.clone(),
-                direct: g.direct,
-            })
-            .collect(),
+            .collect()
+    }
+
+    pub fn lower<'b>(&'b self, attributes: &'b [wit::Attribute<'b>]) -> wit::LdapEntry<'b> {
+        wit::LdapEntry {
+            dn: self.dn,
+            stable_id: self.stable_id,
+            disabled: self.disabled,
+            attributes,
+            groups: &self.groups,
+        }
     }
 }
 
-pub fn user_fields(u: &UserFields) -> wit::UserFields {
-    wit::UserFields {
-        username: u.username.clone(),
-        email: u.email.clone(),
-        first_name: u.first_name.clone(),
-        last_name: u.last_name.clone(),
+pub fn user_fields(u: &UserFields) -> wit::UserFieldsParam<'_> {
+    wit::UserFieldsParam {
+        username: &u.username,
+        email: u.email.as_deref(),
+        first_name: u.first_name.as_deref(),
+        last_name: u.last_name.as_deref(),
     }
 }
 
-pub fn decision(d: &UserDecision) -> wit::UserDecision {
+pub fn decision(d: &UserDecision) -> wit::UserDecisionParam<'_> {
     match d {
-        UserDecision::Sync(u) => wit::UserDecision::Sync(user_fields(u)),
-        UserDecision::Skip(why) => wit::UserDecision::Skip(why.clone()),
+        UserDecision::Sync(u) => wit::UserDecisionParam::Sync(user_fields(u)),
+        UserDecision::Skip(why) => wit::UserDecisionParam::Skip(why),
     }
 }
 
-pub fn access(a: &Access) -> wit::Access {
-    wit::Access {
-        groups: a.groups.iter().cloned().collect(),
-        roles: a
-            .roles
+/// Group names and role grants of an access proposal, to be borrowed by [`access`].
+pub fn access_parts(a: &Access) -> (Vec<&str>, Vec<wit::RoleGrantParam<'_>>) {
+    (
+        a.groups.iter().map(String::as_str).collect(),
+        a.roles
             .iter()
-            .map(|r| wit::RoleGrant {
-                role: r.role.clone(),
+            .map(|r| wit::RoleGrantParam {
+                role: &r.role,
                 scope: match &r.scope {
-                    RoleScope::AllOpenProjects => wit::RoleScope::AllOpenProjects,
-                    RoleScope::Project(p) => wit::RoleScope::Project(p.clone()),
+                    RoleScope::AllOpenProjects => wit::RoleScopeParam::AllOpenProjects,
+                    RoleScope::Project(p) => wit::RoleScopeParam::Project(p),
                 },
             })
             .collect(),
-    }
+    )
 }
 
-pub fn departed(d: &DepartedUser) -> wit::DepartedUser {
+pub fn access<'a>(
+    groups: &'a [&'a str],
+    roles: &'a [wit::RoleGrantParam<'a>],
+) -> wit::AccessParam<'a> {
+    wit::AccessParam { groups, roles }
+}
+
+pub fn departed<'a>(
+    d: &'a DepartedUser,
+    entry: Option<wit::LdapEntry<'a>>,
+) -> wit::DepartedUser<'a> {
     wit::DepartedUser {
-        username: d.username.clone(),
-        email: d.email.clone(),
+        username: &d.username,
+        email: d.email.as_deref(),
         ldap_disabled: d.ldap_disabled,
-        missing_since: d.missing_since.clone(),
-        today: d.today.clone(),
-        entry: d.entry.as_ref().map(entry),
+        missing_since: d.missing_since.as_deref(),
+        today: &d.today,
+        entry,
     }
 }
 
-pub fn verdict(v: &Verdict) -> wit::Verdict {
+pub fn verdict(v: &Verdict) -> wit::VerdictParam<'_> {
     match v {
-        Verdict::Keep(r) => wit::Verdict::Keep(r.clone()),
-        Verdict::Disable(r) => wit::Verdict::Disable(r.clone()),
+        Verdict::Keep(r) => wit::VerdictParam::Keep(r),
+        Verdict::Disable(r) => wit::VerdictParam::Disable(r),
     }
 }
 
@@ -91,22 +146,22 @@ pub trait OutputSize {
     fn output_size(&self) -> usize;
 }
 
-impl OutputSize for wit::UserDecision {
+impl OutputSize for wit::UserDecisionResult {
     fn output_size(&self) -> usize {
         match self {
-            wit::UserDecision::Sync(u) => {
+            wit::UserDecisionResult::Sync(u) => {
                 u.username.len()
                     + [&u.email, &u.first_name, &u.last_name]
                         .iter()
                         .map(|s| s.as_ref().map_or(0, String::len))
                         .sum::<usize>()
             }
-            wit::UserDecision::Skip(why) => why.len(),
+            wit::UserDecisionResult::Skip(why) => why.len(),
         }
     }
 }
 
-impl OutputSize for wit::Access {
+impl OutputSize for wit::AccessResult {
     fn output_size(&self) -> usize {
         self.groups.iter().map(|g| g.len() + 8).sum::<usize>()
             + self
@@ -116,18 +171,18 @@ impl OutputSize for wit::Access {
                     r.role.len()
                         + 8
                         + match &r.scope {
-                            wit::RoleScope::AllOpenProjects => 0,
-                            wit::RoleScope::Project(p) => p.len(),
+                            wit::RoleScopeResult::AllOpenProjects => 0,
+                            wit::RoleScopeResult::Project(p) => p.len(),
                         }
                 })
                 .sum::<usize>()
     }
 }
 
-impl OutputSize for wit::Verdict {
+impl OutputSize for wit::VerdictResult {
     fn output_size(&self) -> usize {
         match self {
-            wit::Verdict::Keep(r) | wit::Verdict::Disable(r) => r.len(),
+            wit::VerdictResult::Keep(r) | wit::VerdictResult::Disable(r) => r.len(),
         }
     }
 }
@@ -155,19 +210,19 @@ fn optional(what: &str, s: Option<String>) -> Result<Option<String>, String> {
     }
 }
 
-pub fn decision_back(d: wit::UserDecision) -> Result<UserDecision, String> {
+pub fn decision_back(d: wit::UserDecisionResult) -> Result<UserDecision, String> {
     Ok(match d {
-        wit::UserDecision::Sync(u) => UserDecision::Sync(UserFields {
+        wit::UserDecisionResult::Sync(u) => UserDecision::Sync(UserFields {
             username: name("username", &u.username)?,
             email: optional("email", u.email)?,
             first_name: optional("first name", u.first_name)?,
             last_name: optional("last name", u.last_name)?,
         }),
-        wit::UserDecision::Skip(why) => UserDecision::Skip(why),
+        wit::UserDecisionResult::Skip(why) => UserDecision::Skip(why),
     })
 }
 
-pub fn access_back(a: wit::Access) -> Result<Access, String> {
+pub fn access_back(a: wit::AccessResult) -> Result<Access, String> {
     let mut out = Access::default();
     for g in a.groups {
         out.groups.insert(name("group name", &g)?);
@@ -176,18 +231,18 @@ pub fn access_back(a: wit::Access) -> Result<Access, String> {
         out.roles.insert(RoleGrant {
             role: name("security role name", &r.role)?,
             scope: match r.scope {
-                wit::RoleScope::AllOpenProjects => RoleScope::AllOpenProjects,
-                wit::RoleScope::Project(p) => RoleScope::Project(name("project name", &p)?),
+                wit::RoleScopeResult::AllOpenProjects => RoleScope::AllOpenProjects,
+                wit::RoleScopeResult::Project(p) => RoleScope::Project(name("project name", &p)?),
             },
         });
     }
     Ok(out)
 }
 
-pub fn verdict_back(v: wit::Verdict) -> Result<Verdict, String> {
+pub fn verdict_back(v: wit::VerdictResult) -> Result<Verdict, String> {
     Ok(match v {
-        wit::Verdict::Keep(r) => Verdict::Keep(r),
-        wit::Verdict::Disable(r) => Verdict::Disable(r),
+        wit::VerdictResult::Keep(r) => Verdict::Keep(r),
+        wit::VerdictResult::Disable(r) => Verdict::Disable(r),
     })
 }
 
@@ -196,8 +251,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_what_the_module_reads_crosses() {
+        let e = RuleEntry {
+            dn: "uid=a,dc=x".into(),
+            stable_id: None,
+            disabled: false,
+            attributes: vec![
+                ("UID".into(), vec!["a".into()]),
+                ("memberOf".into(), vec!["cn=g,dc=x".into()]),
+            ],
+            groups: vec![GroupRef {
+                dn: "cn=g,dc=x".into(),
+                name: "g".into(),
+                direct: true,
+            }],
+        };
+        let all = EntryView::new(
+            &e,
+            &wit::EntryFields {
+                attributes: None,
+                groups: true,
+            },
+        );
+        let attrs = all.attributes();
+        let lowered = all.lower(&attrs);
+        assert_eq!((lowered.attributes.len(), lowered.groups.len()), (2, 1));
+        let some = EntryView::new(
+            &e,
+            &wit::EntryFields {
+                attributes: Some(vec!["uid".into()]),
+                groups: false,
+            },
+        );
+        let attrs = some.attributes();
+        let lowered = some.lower(&attrs);
+        assert_eq!(lowered.attributes[0].name, "UID");
+        assert_eq!(lowered.attributes[0].values, ["a"]);
+        assert_eq!((lowered.attributes.len(), lowered.groups.len()), (1, 0));
+    }
+
+    #[test]
     fn malformed_answers_are_refused() {
-        let bad = wit::UserDecision::Sync(wit::UserFields {
+        let bad = wit::UserDecisionResult::Sync(wit::UserFieldsResult {
             username: "  ".into(),
             email: None,
             first_name: None,
@@ -207,20 +302,22 @@ mod tests {
             decision_back(bad).unwrap_err(),
             "returned an empty username"
         );
-        let bad = wit::Access {
+        let bad = wit::AccessResult {
             groups: vec!["a\u{0}b".into()],
             roles: vec![],
         };
         assert!(access_back(bad).unwrap_err().contains("control characters"));
-        let ok = wit::Access {
+        let ok = wit::AccessResult {
             groups: vec![" Comp ".into(), "Comp".into()],
-            roles: vec![wit::RoleGrant {
+            roles: vec![wit::RoleGrantResult {
                 role: "Artist".into(),
-                scope: wit::RoleScope::Project("p1".into()),
+                scope: wit::RoleScopeResult::Project("p1".into()),
             }],
         };
-        let back = access_back(ok.clone()).unwrap();
+        let back = access_back(ok).unwrap();
         assert_eq!(back.groups.len(), 1);
-        assert_eq!(access(&back).roles, ok.roles);
+        let (groups, roles) = access_parts(&back);
+        assert_eq!(groups, ["Comp"]);
+        assert_eq!(roles[0].role, "Artist");
     }
 }

@@ -66,6 +66,7 @@ pub(crate) mod bindings {
         path: "rules-sdk/wit",
         world: "rule",
         additional_derives: [PartialEq, Eq],
+        ownership: Borrowing { duplicate_if_necessary: true },
     });
 }
 
@@ -488,7 +489,7 @@ fn metadata_of(live: &mut Live) -> Result<wit::ModuleMetadata, String> {
     Ok(m)
 }
 
-fn configure(live: &mut Live, json: &str) -> Result<Result<(), String>, String> {
+fn configure(live: &mut Live, json: &str) -> Result<Result<wit::EntryFields, String>, String> {
     live.store
         .set_fuel(limits::FUEL_PER_CALL)
         .map_err(|e| e.to_string())?;
@@ -550,6 +551,8 @@ pub struct WasmStage {
     pre: RulePre<HostState>,
     log_name: Arc<str>,
     config_json: String,
+    /// What the module reads of each entry (from `configure`).
+    reads: wit::EntryFields,
     live: Option<Live>,
     origin: Origin,
     instances: u64,
@@ -608,8 +611,8 @@ impl WasmStage {
                     .map(|(k, m)| ConfigProblem::new(k, m))
                     .collect(),
             })?;
-        match configure(&mut live, &config_json) {
-            Ok(Ok(())) => {}
+        let reads = match configure(&mut live, &config_json) {
+            Ok(Ok(reads)) => reads,
             Ok(Err(msg)) => {
                 return Err(RuleLoadError::config(
                     prefix,
@@ -625,7 +628,7 @@ impl WasmStage {
                     meta.name
                 )))
             }
-        }
+        };
         let has = |h: wit::Hook| meta.hooks.contains(&h);
         tracing::debug!(
             rule = %meta.name,
@@ -644,6 +647,7 @@ impl WasmStage {
             pre: prepared.pre,
             log_name,
             config_json,
+            reads,
             live: Some(live),
             origin: prepared.origin,
             instances: 1,
@@ -679,7 +683,7 @@ impl WasmStage {
         if self.live.is_none() {
             let mut live = instantiate(&self.pre, &self.log_name)?;
             match configure(&mut live, &self.config_json)? {
-                Ok(()) => {}
+                Ok(reads) => self.reads = reads,
                 Err(m) => return Err(format!("a fresh instance refused its configuration: {m}")),
             }
             self.instances += 1;
@@ -759,13 +763,18 @@ impl Stage for WasmStage {
         if !self.transform_user {
             return Ok(proposal);
         }
-        let (e, p) = (convert::entry(entry), convert::decision(&proposal));
+        let view = convert::EntryView::new(entry, &self.reads);
+        let attributes = view.attributes();
+        let p = convert::decision(&proposal);
         self.call(
             HookName::TransformUser,
             &entry.dn,
             |rule, store| {
-                rule.ldap2ftrack_rules_hooks()
-                    .call_transform_user(store, &e, &p)
+                rule.ldap2ftrack_rules_hooks().call_transform_user(
+                    store,
+                    view.lower(&attributes),
+                    p,
+                )
             },
             convert::decision_back,
         )
@@ -780,17 +789,19 @@ impl Stage for WasmStage {
         if !self.map_groups {
             return Ok(proposal);
         }
-        let (e, u, p) = (
-            convert::entry(entry),
-            convert::user_fields(user),
-            convert::access(&proposal),
-        );
+        let view = convert::EntryView::new(entry, &self.reads);
+        let attributes = view.attributes();
+        let (groups, roles) = convert::access_parts(&proposal);
         self.call(
             HookName::MapGroups,
             &entry.dn,
             |rule, store| {
-                rule.ldap2ftrack_rules_hooks()
-                    .call_map_groups(store, &e, &u, &p)
+                rule.ldap2ftrack_rules_hooks().call_map_groups(
+                    store,
+                    view.lower(&attributes),
+                    convert::user_fields(user),
+                    convert::access(&groups, &roles),
+                )
             },
             convert::access_back,
         )
@@ -804,17 +815,20 @@ impl Stage for WasmStage {
         if !self.deprovision {
             return Ok(proposal);
         }
-        let (d, p) = (convert::departed(user), convert::verdict(&proposal));
-        let who = match &user.entry {
-            Some(e) => format!("{} ({})", user.username, e.dn),
-            None => user.username.clone(),
-        };
+        let view = user
+            .entry
+            .as_ref()
+            .map(|e| convert::EntryView::new(e, &self.reads));
+        let attributes = view.as_ref().map(|v| v.attributes()).unwrap_or_default();
         self.call(
             HookName::Deprovision,
-            &who,
+            &user.username,
             |rule, store| {
-                rule.ldap2ftrack_rules_hooks()
-                    .call_deprovision(store, &d, &p)
+                rule.ldap2ftrack_rules_hooks().call_deprovision(
+                    store,
+                    convert::departed(user, view.as_ref().map(|v| v.lower(&attributes))),
+                    convert::verdict(&proposal),
+                )
             },
             convert::verdict_back,
         )

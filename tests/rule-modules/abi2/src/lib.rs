@@ -20,8 +20,11 @@ impl Guest for Abi2 {
             config_schema: vec![],
         }
     }
-    fn configure(_config_json: String) -> Result<(), String> {
-        Ok(())
+    fn configure(_config_json: String) -> Result<EntryFields, String> {
+        Ok(EntryFields {
+            attributes: None,
+            groups: true,
+        })
     }
     fn transform_user(_entry: LdapEntry, proposal: UserDecision) -> Result<UserDecision, String> {
         Ok(proposal)
