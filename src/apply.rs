@@ -174,6 +174,7 @@ pub async fn apply(
     };
     let total = plan.operations.len();
     let mut report = ApplyReport::default();
+    let _phase = crate::progress::start(crate::progress::APPLY, Some(total as u64));
     let mut start = 0;
     while start < total {
         // Fill a batch with whole operations up to batch_size wire calls (at least one op).
@@ -217,6 +218,7 @@ pub async fn apply(
                 })?;
             }
         }
+        crate::progress::advance(crate::progress::APPLY, (end - start) as u64);
         start = end;
     }
     Ok(report)

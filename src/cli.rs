@@ -161,6 +161,11 @@ impl Failure {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
+    crate::progress::enable_on_terminal(
+        cli.output == OutputFormat::Json,
+        cli.quiet > 0,
+        cli.verbose > 0 || std::env::var_os("LDAP2FTRACK_LOG").is_some(),
+    );
     // Every log line of this run carries its id, so a log shipper can group them.
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let span = tracing::info_span!("run", run_id = &run_id[..12]);

@@ -152,6 +152,15 @@ impl RunRecord {
             "Operations applied by the last run.",
             &[(String::new(), self.applied.to_string())],
         );
+        let ldap_pages = crate::directory::ldap::pages_read();
+        if ldap_pages > 0 {
+            metric(
+                "ldap2ftrack_read_pages",
+                "gauge",
+                "Result pages the last run read from the LDAP server (for sizing and benchmarks).",
+                &labelled(&[("ldap", ldap_pages.to_string())], "source"),
+            );
+        }
         let margins: Vec<(&str, String)> = self
             .guard_margins
             .iter()
@@ -194,7 +203,12 @@ mod tests {
         let mut record = RunRecord::new("apply");
         record.phase("ldap_read", Duration::from_millis(1500));
         record.plan(&Plan::default(), &GuardSettings::default());
+        crate::directory::ldap::count_pages(1);
         let ok = record.render(0, None);
+        assert!(
+            ok.contains("ldap2ftrack_read_pages{source=\"ldap\"} "),
+            "{ok}"
+        );
         assert!(
             ok.contains("ldap2ftrack_phase_duration_seconds{phase=\"ldap_read\"} 1.500000"),
             "{ok}"

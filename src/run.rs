@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::directory::{self, DirectorySnapshot};
 use crate::ftrack::{Connection, FtrackSnapshot, OpenError};
 use crate::plan::{diff, guard, Plan, PlanSettings};
+use crate::progress;
 use crate::rules::builtin::BuiltinStage;
 use crate::rules::pipeline::{Evaluation, Pipeline};
 use crate::rules::wasm::{RuleLoadError, WasmStage};
@@ -46,6 +47,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 pub async fn read_inputs(config: &Config, keep_entries: bool) -> Result<Inputs, Failure> {
     let env = |name: &str| std::env::var(name).ok();
     let ftrack = async {
+        let phase = progress::start(progress::FTRACK_READ, None);
         let started = std::time::Instant::now();
         let connection = Connection::open(&config.ftrack, &env)
             .await
@@ -56,19 +58,32 @@ pub async fn read_inputs(config: &Config, keep_entries: bool) -> Result<Inputs, 
         let snapshot = FtrackSnapshot::read(&connection.session)
             .await
             .map_err(|e| Failure::Runtime(format!("reading ftrack failed: {e}")))?;
+        drop(phase);
         Ok::<_, Failure>((connection, snapshot, started.elapsed()))
     };
     let env_lookup = |name: &str| std::env::var(name).ok();
     let directory = async {
+        let phase = progress::start(progress::LDAP_READ, None);
         let started = std::time::Instant::now();
         let entries = directory::read_entries_with_env(&config.ldap, &env_lookup).await;
-        (entries, started.elapsed())
+        let ldap_time = started.elapsed();
+        drop(phase);
+        let entries = entries.map_err(|e| Failure::Runtime(e.to_string()))?;
+        let kept = keep_entries.then(|| entries.clone());
+        // Assembled while the ftrack read may still be running; on a blocking thread so the
+        // ftrack read's I/O keeps being driven meanwhile.
+        let started = std::time::Instant::now();
+        let assembled = tokio::task::spawn_blocking(move || {
+            let _phase = progress::start(progress::ASSEMBLE, None);
+            directory::snapshot::assemble(entries)
+        })
+        .await
+        .map_err(|e| Failure::Runtime(format!("assembling the directory failed: {e}")))?
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+        Ok::<_, Failure>((assembled, kept, ldap_time, started.elapsed()))
     };
-    let ((entries, ldap_time), ftrack) = tokio::join!(directory, ftrack);
-    let entries = entries.map_err(|e| Failure::Runtime(e.to_string()))?;
-    let kept = keep_entries.then(|| entries.clone());
-    let directory =
-        directory::snapshot::assemble(entries).map_err(|e| Failure::Runtime(e.to_string()))?;
+    let (directory, ftrack) = tokio::join!(directory, ftrack);
+    let (directory, kept, ldap_time, assemble_time) = directory?;
     let (connection, ftrack, ftrack_time) = ftrack?;
     tracing::info!(
         users = directory.users.len(),
@@ -82,12 +97,30 @@ pub async fn read_inputs(config: &Config, keep_entries: bool) -> Result<Inputs, 
         entries: kept,
         ftrack,
         connection,
-        timings: vec![("ldap_read", ldap_time), ("ftrack_read", ftrack_time)],
+        timings: vec![
+            ("ldap_read", ldap_time),
+            ("assemble", assemble_time),
+            ("ftrack_read", ftrack_time),
+        ],
     })
 }
 
 /// The rule stages: built-in mappings first, then each configured module in order.
 pub fn pipeline(config: &Config) -> Result<Pipeline, Failure> {
+    let first = stages(config)?;
+    // A second worker thread gets its own instance of every stage, loaded the same way.
+    let owned = config.clone();
+    let factory = move || {
+        stages(&owned).map_err(|e| match e {
+            Failure::Runtime(m) | Failure::Usage(m) | Failure::Guard(m) => m,
+            Failure::Config(c) => c.to_string(),
+            Failure::PendingChanges => String::new(),
+        })
+    };
+    Ok(Pipeline::new(first).with_workers(Box::new(factory)))
+}
+
+fn stages(config: &Config) -> Result<Vec<Box<dyn Stage>>, Failure> {
     let mut stages: Vec<Box<dyn Stage>> = vec![Box::new(BuiltinStage::new(
         &config.mappings,
         &config.group_mappings,
@@ -96,7 +129,7 @@ pub fn pipeline(config: &Config) -> Result<Pipeline, Failure> {
         let stage = WasmStage::load(settings, index).map_err(|e| load_failure(config, e))?;
         stages.push(Box::new(stage));
     }
-    Ok(Pipeline::new(stages))
+    Ok(stages)
 }
 
 /// A module that cannot be used as configured is a configuration error (exit 2); one that
@@ -134,8 +167,10 @@ pub fn plan_on(
     let rules_time = started.elapsed();
     let started = std::time::Instant::now();
     let settings = PlanSettings::from_config(config, &api_user, today);
+    let phase = progress::start(progress::DIFF, None);
     let plan = diff::diff(&evaluation, &inputs.ftrack, &settings, pipeline)
         .map_err(|e| Failure::Runtime(e.to_string()))?;
+    drop(phase);
     Ok(Planned {
         plan,
         evaluation,

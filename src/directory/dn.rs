@@ -23,6 +23,15 @@ pub struct DnError {
 impl NormalizedDn {
     /// Parses and normalises `dn`.
     pub fn parse(dn: &str) -> Result<NormalizedDn, DnError> {
+        let mut simple = String::new();
+        if simple_canonical_into(dn, &mut simple) {
+            return Ok(NormalizedDn(simple));
+        }
+        Self::parse_general(dn)
+    }
+
+    /// The full parser, for every DN [`simple_canonical_into`] does not take.
+    fn parse_general(dn: &str) -> Result<NormalizedDn, DnError> {
         let fail = |reason: &str| DnError {
             dn: dn.to_string(),
             reason: reason.to_string(),
@@ -87,6 +96,39 @@ impl NormalizedDn {
         let theirs: Vec<&str> = base.rdns().collect();
         mine.len() >= theirs.len() && mine[mine.len() - theirs.len()..] == theirs[..]
     }
+}
+
+/// The canonical form of a DN in the shape servers send almost every DN in
+/// (`uid=jdoe,ou=people,dc=example,dc=org`): `type=value` RDNs, one value each, of ASCII
+/// letters, digits and `-._@` only. For those the canonical form is the lower-cased text, so
+/// it is written into `out` (cleared first) without parsing or allocating per RDN, and
+/// `true` returned. Anything else (spaces, escapes, quotes, `+`, `;`, `#`, non-ASCII, the
+/// `OID.` prefix, an empty or malformed RDN) returns `false`: use [`NormalizedDn::parse`].
+pub fn simple_canonical_into(dn: &str, out: &mut String) -> bool {
+    out.clear();
+    if dn.is_empty() {
+        return false;
+    }
+    for rdn in dn.split(',') {
+        let Some((ty, value)) = rdn.split_once('=') else {
+            return false;
+        };
+        let type_ok = !ty.is_empty()
+            && ty
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            && !ty.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("oid."));
+        let value_ok = !value.is_empty()
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'@'));
+        if !type_ok || !value_ok {
+            return false;
+        }
+    }
+    out.reserve(dn.len());
+    out.extend(dn.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+    true
 }
 
 impl fmt::Display for NormalizedDn {
@@ -296,6 +338,58 @@ mod tests {
 
     fn n(dn: &str) -> String {
         NormalizedDn::parse(dn).unwrap().0
+    }
+
+    #[test]
+    fn the_simple_shape_gives_what_the_full_parser_gives() {
+        for dn in [
+            "uid=JDoe,ou=People,dc=Example,dc=org",
+            "CN=a.b-c_d@x,OU=g,DC=x",
+            "2.5.4.3=x,dc=y",
+            "cn=a=b,dc=x",
+            "OID.2.5.4.3=x,dc=y",
+            "oid.2.5.4.3=x",
+            "cn=,dc=x",
+            "cn=x,",
+            ",cn=x",
+            "cn",
+            "cn=a b,dc=x",
+            "cn=a+sn=b,dc=x",
+            "cn=a;dc=x",
+            "cn=#04,dc=x",
+            "cn=Zoë,dc=x",
+            "cn=a\\,b,dc=x",
+            "",
+            " ",
+        ] {
+            let mut simple = String::new();
+            if simple_canonical_into(dn, &mut simple) {
+                assert_eq!(
+                    Ok(simple),
+                    NormalizedDn::parse_general(dn).map(|d| d.0),
+                    "{dn}"
+                );
+            }
+            assert_eq!(
+                NormalizedDn::parse(dn),
+                NormalizedDn::parse_general(dn),
+                "{dn}"
+            );
+        }
+        let mut out = String::new();
+        assert!(simple_canonical_into("uid=U1,OU=People,dc=x", &mut out));
+        assert_eq!(out, "uid=u1,ou=people,dc=x");
+        assert!(!simple_canonical_into("cn=a b,dc=x", &mut out));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_path_never_disagrees(dn in "[a-zA-Z0-9=,.@_ +;#\\\\\"-]{0,40}") {
+            proptest::prop_assert_eq!(
+                NormalizedDn::parse(&dn),
+                NormalizedDn::parse_general(&dn)
+            );
+        }
     }
 
     #[test]

@@ -57,6 +57,18 @@ pub const GROUP_ATTRIBUTES: &[&str] = &[
     "objectGUID",
 ];
 
+/// Search result pages this process has read from LDAP servers (for the metrics textfile).
+static PAGES_READ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Pages read from LDAP servers so far by this process: one run, for the binary.
+pub fn pages_read() -> u64 {
+    PAGES_READ.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+pub(crate) fn count_pages(n: u64) {
+    PAGES_READ.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Reads every user and group the settings select from the configured LDAP server.
 ///
 /// `env` looks up environment variables (for `ldap.bind_password_env`); pass
@@ -469,6 +481,8 @@ impl Conn {
                 .await?;
             stats.pages += 1;
             stats.entries += (entries.len() - before) as u64;
+            crate::progress::advance(crate::progress::LDAP_READ, (entries.len() - before) as u64);
+            count_pages(1);
             let response = result
                 .ctrls
                 .iter()

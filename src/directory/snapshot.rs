@@ -6,9 +6,10 @@
 //! `memberOf`. Members that are not users (contacts, unknown DNs, a `memberUid` nobody has)
 //! are skipped and counted, never guessed.
 
-use super::dn::NormalizedDn;
+use super::dn::{self, NormalizedDn};
 use super::entry::{Entry, Value};
 use super::{DirectoryError, EntrySet, ReadStats};
+use crate::fasthash::FastMap;
 use std::collections::{HashMap, VecDeque};
 
 /// Index of a group in [`DirectorySnapshot::groups`].
@@ -132,23 +133,25 @@ pub fn assemble(set: EntrySet) -> Result<DirectorySnapshot, DirectoryError> {
     raw_groups.sort_by(|a, b| a.0.cmp(&b.0));
     raw_groups.dedup_by(|a, b| a.0 == b.0);
 
-    let user_by_dn: HashMap<&NormalizedDn, usize> =
-        users.iter().enumerate().map(|(i, u)| (&u.dn, i)).collect();
-    let group_by_dn: HashMap<&NormalizedDn, GroupId> = raw_groups
+    // Keyed by the canonical text, so a member DN in the usual simple shape is looked up
+    // from a reused buffer: no parse and no allocation per member value.
+    let user_by_dn: FastMap<&str, usize> = users
         .iter()
         .enumerate()
-        .map(|(i, (dn, _))| (dn, i as GroupId))
+        .map(|(i, u)| (u.dn.as_str(), i))
         .collect();
-    let mut user_by_uid: HashMap<String, usize> = HashMap::new();
-    for (i, u) in users.iter().enumerate() {
-        for uid in u.entry.texts("uid") {
-            user_by_uid.entry(uid.trim().to_lowercase()).or_insert(i);
-        }
-    }
+    let group_by_dn: FastMap<&str, GroupId> = raw_groups
+        .iter()
+        .enumerate()
+        .map(|(i, (dn, _))| (dn.as_str(), i as GroupId))
+        .collect();
+    // Only built when some group lists members by uid.
+    let mut user_by_uid: Option<HashMap<String, usize>> = None;
 
     let mut skipped = SkippedMembers::default();
     let mut direct: Vec<Vec<GroupId>> = vec![Vec::new(); users.len()];
     let mut subgroups: Vec<Vec<GroupId>> = vec![Vec::new(); raw_groups.len()];
+    let mut simple = String::new();
     for (gid, (group_dn, entry)) in raw_groups.iter().enumerate() {
         let gid = gid as GroupId;
         for attr in MEMBER_DN_ATTRIBUTES {
@@ -157,14 +160,26 @@ pub fn assemble(set: EntrySet) -> Result<DirectorySnapshot, DirectoryError> {
                     skipped.invalid_dn += 1;
                     continue;
                 };
-                let Ok(member) = NormalizedDn::parse(strip_unique_member_uid(text)) else {
-                    skipped.invalid_dn += 1;
-                    skipped.note(|| format!("{group_dn}: invalid member DN `{text}`"));
-                    continue;
+                let written = strip_unique_member_uid(text);
+                let parsed;
+                let member: &str = if dn::simple_canonical_into(written, &mut simple) {
+                    &simple
+                } else {
+                    match NormalizedDn::parse(written) {
+                        Ok(dn) => {
+                            parsed = dn;
+                            parsed.as_str()
+                        }
+                        Err(_) => {
+                            skipped.invalid_dn += 1;
+                            skipped.note(|| format!("{group_dn}: invalid member DN `{text}`"));
+                            continue;
+                        }
+                    }
                 };
-                if let Some(&u) = user_by_dn.get(&member) {
+                if let Some(&u) = user_by_dn.get(member) {
                     direct[u].push(gid);
-                } else if let Some(&g) = group_by_dn.get(&member) {
+                } else if let Some(&g) = group_by_dn.get(member) {
                     subgroups[gid as usize].push(g);
                 } else {
                     skipped.unknown_dn += 1;
@@ -175,6 +190,15 @@ pub fn assemble(set: EntrySet) -> Result<DirectorySnapshot, DirectoryError> {
             }
         }
         for uid in entry.texts("memberUid") {
+            let user_by_uid = user_by_uid.get_or_insert_with(|| {
+                let mut by_uid = HashMap::new();
+                for (i, u) in users.iter().enumerate() {
+                    for uid in u.entry.texts("uid") {
+                        by_uid.entry(uid.trim().to_lowercase()).or_insert(i);
+                    }
+                }
+                by_uid
+            });
             match user_by_uid.get(&uid.trim().to_lowercase()) {
                 Some(&u) => direct[u].push(gid),
                 None => {

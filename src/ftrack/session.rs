@@ -212,27 +212,70 @@ impl Session {
                 "expression": format!("{expression} offset {offset} limit {}", self.page_size),
             });
             let mut answer = self.call(std::slice::from_ref(&op)).await?;
-            let page = answer.pop().unwrap_or(Value::Null);
-            let data = page.get("data").and_then(Value::as_array).ok_or_else(|| {
-                FtrackError::Protocol(format!("query `{expression}` answered without a data list"))
-            })?;
-            rows.extend(data.iter().cloned());
+            let mut page = answer.pop().unwrap_or(Value::Null);
+            // Moved out, not cloned: a large read is hundreds of thousands of rows.
+            let data = match page.get_mut("data").map(Value::take) {
+                Some(Value::Array(data)) => data,
+                _ => {
+                    return Err(FtrackError::Protocol(format!(
+                        "query `{expression}` answered without a data list"
+                    )))
+                }
+            };
+            let empty = data.is_empty();
+            crate::progress::advance(crate::progress::FTRACK_READ, data.len() as u64);
+            rows.extend(data);
             match page
                 .pointer("/metadata/next/offset")
                 .and_then(Value::as_u64)
             {
-                Some(next) if next > offset && !data.is_empty() => offset = next,
+                Some(next) if next > offset && !empty => offset = next,
+                _ => return Ok(rows),
+            }
+        }
+    }
+
+    /// [`Session::query_all`] decoding each row straight into `T`: no JSON tree is built for
+    /// rows that are then converted anyway (a large read is hundreds of thousands of rows).
+    pub async fn query_all_as<T: serde::de::DeserializeOwned>(
+        &self,
+        expression: &str,
+    ) -> Result<Vec<T>, FtrackError> {
+        let mut rows = Vec::new();
+        let mut offset: u64 = 0;
+        loop {
+            let op = json!({
+                "action": "query",
+                "expression": format!("{expression} offset {offset} limit {}", self.page_size),
+            });
+            let decode = |status: u16, bytes: &[u8]| decode_page::<T>(status, bytes, expression);
+            let (data, next) = self
+                .send_with_retries_decoded(std::slice::from_ref(&op), decode)
+                .await?;
+            let empty = data.is_empty();
+            crate::progress::advance(crate::progress::FTRACK_READ, data.len() as u64);
+            rows.extend(data);
+            match next {
+                Some(next) if next > offset && !empty => offset = next,
                 _ => return Ok(rows),
             }
         }
     }
 
     async fn send_with_retries(&self, batch: &[Value]) -> Result<Vec<Value>, FtrackError> {
+        self.send_with_retries_decoded(batch, decode_answer).await
+    }
+
+    async fn send_with_retries_decoded<R>(
+        &self,
+        batch: &[Value],
+        decode: impl Fn(u16, &[u8]) -> Result<R, FtrackError>,
+    ) -> Result<R, FtrackError> {
         let started = Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (result, retry_after) = self.send_once(batch).await;
+            let (result, retry_after) = self.send_once(batch, &decode).await;
             let error = match result {
                 Ok(results) => return Ok(results),
                 Err(e) if !e.retryable() => return Err(e),
@@ -267,10 +310,11 @@ impl Session {
         Duration::from_millis(millis / 2 + fastrand::u64(0..=millis / 2))
     }
 
-    async fn send_once(
+    async fn send_once<R>(
         &self,
         batch: &[Value],
-    ) -> (Result<Vec<Value>, FtrackError>, Option<Duration>) {
+        decode: &impl Fn(u16, &[u8]) -> Result<R, FtrackError>,
+    ) -> (Result<R, FtrackError>, Option<Duration>) {
         let body = match serde_json::to_vec(batch) {
             Ok(b) => b,
             Err(e) => {
@@ -324,7 +368,7 @@ impl Session {
                 )
             }
         };
-        (decode_answer(status, &bytes), retry_after)
+        (decode(status, &bytes), retry_after)
     }
 }
 
@@ -363,6 +407,55 @@ fn decode_answer(status: u16, bytes: &[u8]) -> Result<Vec<Value>, FtrackError> {
             "the answer is not JSON: {e}"
         ))),
     }
+}
+
+/// One query page decoded into rows of `T` and the next offset. Anything else (an error
+/// object, an HTTP error, a row of the wrong shape) is decoded the general way, so errors
+/// read exactly as they do for any other call.
+fn decode_page<T: serde::de::DeserializeOwned>(
+    status: u16,
+    bytes: &[u8],
+    expression: &str,
+) -> Result<(Vec<T>, Option<u64>), FtrackError> {
+    #[derive(serde::Deserialize)]
+    struct Page<T> {
+        data: Vec<T>,
+        #[serde(default)]
+        metadata: Option<PageMetadata>,
+    }
+    #[derive(serde::Deserialize)]
+    struct PageMetadata {
+        #[serde(default)]
+        next: Option<NextPage>,
+    }
+    #[derive(serde::Deserialize)]
+    struct NextPage {
+        #[serde(default)]
+        offset: Option<u64>,
+    }
+    if status < 400 {
+        if let Ok(mut pages) = serde_json::from_slice::<Vec<Page<T>>>(bytes) {
+            if pages.len() == 1 {
+                let page = pages.remove(0);
+                let next = page.metadata.and_then(|m| m.next).and_then(|n| n.offset);
+                return Ok((page.data, next));
+            }
+        }
+    }
+    let mut answer = decode_answer(status, bytes)?;
+    let page = answer.pop().unwrap_or(Value::Null);
+    let Some(data) = page.get("data").and_then(Value::as_array) else {
+        return Err(FtrackError::Protocol(format!(
+            "query `{expression}` answered without a data list"
+        )));
+    };
+    let why = data
+        .iter()
+        .find_map(|row| serde_json::from_value::<T>(row.clone()).err())
+        .map_or_else(|| "an unexpected answer".to_string(), |e| e.to_string());
+    Err(FtrackError::Protocol(format!(
+        "a row of `{expression}` does not have the expected shape: {why}"
+    )))
 }
 
 fn truncate(s: &str) -> String {

@@ -4,7 +4,6 @@
 
 use super::session::{FtrackError, Session};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Metadata keys written by ldap2ftrack start with this; only those are read.
@@ -166,16 +165,5 @@ async fn rows<T: serde::de::DeserializeOwned>(
     session: &Session,
     expression: &str,
 ) -> Result<Vec<T>, FtrackError> {
-    session
-        .query_all(expression)
-        .await?
-        .into_iter()
-        .map(|row: Value| {
-            serde_json::from_value(row).map_err(|e| {
-                FtrackError::Protocol(format!(
-                    "a row of `{expression}` does not have the expected shape: {e}"
-                ))
-            })
-        })
-        .collect()
+    session.query_all_as(expression).await
 }

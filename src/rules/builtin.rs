@@ -7,14 +7,15 @@ use super::{
 };
 use crate::config::{AttributeMappings, GroupMapping};
 use crate::directory::NormalizedDn;
-use std::collections::{BTreeMap, HashMap};
+use crate::fasthash::FastMap;
+use std::collections::BTreeMap;
 
 pub const STAGE_NAME: &str = "mappings";
 
 pub struct BuiltinStage {
     mappings: AttributeMappings,
     /// Canonical DN or lower-cased cn → (the key as written, its mapping).
-    group_mappings: HashMap<String, (String, GroupMapping)>,
+    group_mappings: FastMap<String, (String, GroupMapping)>,
 }
 
 impl BuiltinStage {
@@ -33,9 +34,20 @@ impl BuiltinStage {
     }
 
     fn mapping_for(&self, group: &GroupRef) -> Option<&(String, GroupMapping)> {
-        self.group_mappings
-            .get(&group.dn)
-            .or_else(|| self.group_mappings.get(&group.name.to_lowercase()))
+        if let Some(found) = self.group_mappings.get(group.dn.as_str()) {
+            return Some(found);
+        }
+        // Called for every group of every user: skip the lower-casing copy when the name is
+        // lower-case ASCII already (the usual case).
+        if group
+            .name
+            .bytes()
+            .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+        {
+            self.group_mappings.get(group.name.as_str())
+        } else {
+            self.group_mappings.get(group.name.to_lowercase().as_str())
+        }
     }
 
     /// Splits a full name ("Jane Q. Doe") into first ("Jane Q.") and last ("Doe") names.

@@ -14,11 +14,25 @@ use std::collections::{BTreeMap, HashMap};
 /// The stages, in order: built-in mappings first, then the rule modules.
 pub struct Pipeline {
     stages: Vec<Box<dyn Stage>>,
+    /// Builds another, independent set of the same stages for a second worker thread.
+    workers: Option<StageFactory>,
 }
+
+/// Makes a fresh set of the pipeline's stages (one instance of each module per worker).
+pub type StageFactory = Box<dyn Fn() -> Result<Vec<Box<dyn Stage>>, String> + Send + Sync>;
+
+/// Below this many users per thread, one thread is quicker than loading more stage sets.
+const PARALLEL_MIN_USERS: usize = 4096;
+/// Users evaluated between two progress updates.
+const PROGRESS_STEP: usize = 1024;
 
 /// What the rules want for one directory user.
 #[derive(Debug, Clone)]
 pub struct DesiredUser {
+    /// The entry the rules saw. For an enabled user only its identity is kept (dn, stable
+    /// id, disabled); attributes and groups, which the rules have used by now, are dropped
+    /// as each user is evaluated — at 100,000 users they would be most of a run's memory. A
+    /// user disabled in LDAP keeps the whole entry for the `deprovision` hook.
     pub entry: RuleEntry,
     pub fields: UserFields,
     pub access: Access,
@@ -47,79 +61,77 @@ pub struct Evaluation {
 
 impl Pipeline {
     pub fn new(stages: Vec<Box<dyn Stage>>) -> Pipeline {
-        Pipeline { stages }
+        Pipeline {
+            stages,
+            workers: None,
+        }
+    }
+
+    /// Lets [`Pipeline::evaluate`] use every core: each extra worker thread gets its own set
+    /// of stages from `factory` (no module instance is ever shared), and the users are split
+    /// into contiguous runs whose results are joined in order — the same evaluation, and the
+    /// same first error, as one thread gives.
+    pub fn with_workers(mut self, factory: StageFactory) -> Pipeline {
+        self.workers = Some(factory);
+        self
+    }
+
+    /// Stage sets for the extra worker threads; none when one thread will do.
+    fn extra_workers(&self, users: usize) -> Vec<Vec<Box<dyn Stage>>> {
+        let Some(factory) = &self.workers else {
+            return Vec::new();
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let wanted = cores.min(users / PARALLEL_MIN_USERS).saturating_sub(1);
+        let mut extra = Vec::with_capacity(wanted);
+        for _ in 0..wanted {
+            match factory() {
+                Ok(stages) => extra.push(stages),
+                Err(e) => {
+                    tracing::debug!("evaluating the rules on fewer threads: {e}");
+                    break;
+                }
+            }
+        }
+        extra
     }
 
     /// Runs every user through the stages. Fails on a stage error under `on_error = "abort"`.
     pub fn evaluate(&mut self, directory: &DirectorySnapshot) -> Result<Evaluation, RuleError> {
-        let mut evaluation = Evaluation::default();
-        for user in &directory.users {
-            let entry = rule_entry(directory, user);
-            match self.evaluate_user(entry)? {
-                Ok(desired) => evaluation.users.push(desired),
-                Err(skipped) => evaluation.skipped.push(skipped),
-            }
-        }
-        validate(&mut evaluation);
-        Ok(evaluation)
-    }
-
-    fn evaluate_user(
-        &mut self,
-        entry: RuleEntry,
-    ) -> Result<Result<DesiredUser, SkippedEntry>, RuleError> {
-        let mut reasons = BTreeMap::new();
-        let mut decision = UserDecision::Sync(UserFields::default());
-        for stage in &mut self.stages {
-            let before = decision.clone();
-            decision = match stage.transform_user(&entry, decision) {
-                Ok(d) => d,
-                Err(e) => return skip_or_abort(stage.on_error(), e, &entry),
-            };
-            if let (UserDecision::Sync(old), UserDecision::Sync(new)) = (&before, &decision) {
-                for (field, changed) in [
-                    ("username", old.username != new.username),
-                    ("email", old.email != new.email),
-                    ("first_name", old.first_name != new.first_name),
-                    ("last_name", old.last_name != new.last_name),
-                ] {
-                    if changed {
-                        reasons.insert(field.to_string(), stage.describe(&entry, field));
+        let users = &directory.users;
+        let _phase = crate::progress::start(crate::progress::RULES, Some(users.len() as u64));
+        let mut extra = self.extra_workers(users.len());
+        let mut evaluation = if extra.is_empty() {
+            evaluate_run(&mut self.stages, directory, users)?
+        } else {
+            let size = users.len().div_ceil(extra.len() + 1).max(1);
+            let mut runs = users.chunks(size);
+            let first = runs.next().unwrap_or(&[]);
+            let stages = &mut self.stages;
+            let results = std::thread::scope(|scope| {
+                let handles: Vec<_> = runs
+                    .zip(extra.iter_mut())
+                    .map(|(run, worker)| scope.spawn(move || evaluate_run(worker, directory, run)))
+                    .collect();
+                let mut results = vec![evaluate_run(stages, directory, first)];
+                for handle in handles {
+                    match handle.join() {
+                        Ok(result) => results.push(result),
+                        Err(panic) => std::panic::resume_unwind(panic),
                     }
                 }
+                results
+            });
+            let mut evaluation = Evaluation::default();
+            for result in results {
+                let part = result?;
+                evaluation.users.extend(part.users);
+                evaluation.skipped.extend(part.skipped);
             }
-            if let UserDecision::Skip(why) = &decision {
-                return Ok(Err(SkippedEntry {
-                    dn: entry.dn.clone(),
-                    reason: format!("{}: {why}", stage.name()),
-                }));
-            }
-        }
-        let UserDecision::Sync(fields) = decision else {
-            unreachable!("a skip returned above")
+            evaluation
         };
-        let mut access = Access::default();
-        for stage in &mut self.stages {
-            let before = access.clone();
-            access = match stage.map_groups(&entry, &fields, access) {
-                Ok(a) => a,
-                Err(e) => return skip_or_abort(stage.on_error(), e, &entry),
-            };
-            for group in access.groups.difference(&before.groups) {
-                let what = format!("group:{group}");
-                reasons.insert(what.clone(), stage.describe(&entry, &what));
-            }
-            for grant in access.roles.difference(&before.roles) {
-                let what = role_key(&grant.role, &grant.scope);
-                reasons.insert(what.clone(), stage.describe(&entry, &what));
-            }
-        }
-        Ok(Ok(DesiredUser {
-            entry,
-            fields,
-            access,
-            reasons,
-        }))
+        validate(&mut evaluation);
+        Ok(evaluation)
     }
 
     /// Asks every stage for a verdict on a departed user, starting from `initial`.
@@ -150,6 +162,91 @@ impl Pipeline {
         }
         Ok((verdict, by))
     }
+}
+
+/// One contiguous run of users through one set of stages, in order.
+fn evaluate_run(
+    stages: &mut [Box<dyn Stage>],
+    directory: &DirectorySnapshot,
+    users: &[DirectoryUser],
+) -> Result<Evaluation, RuleError> {
+    let mut evaluation = Evaluation::default();
+    for (i, user) in users.iter().enumerate() {
+        let entry = rule_entry(directory, user);
+        match evaluate_user(stages, entry)? {
+            Ok(mut desired) => {
+                if !desired.entry.disabled {
+                    desired.entry.attributes = Vec::new();
+                    desired.entry.groups = Vec::new();
+                }
+                evaluation.users.push(desired)
+            }
+            Err(skipped) => evaluation.skipped.push(skipped),
+        }
+        if (i + 1) % PROGRESS_STEP == 0 {
+            crate::progress::advance(crate::progress::RULES, PROGRESS_STEP as u64);
+        }
+    }
+    crate::progress::advance(crate::progress::RULES, (users.len() % PROGRESS_STEP) as u64);
+    Ok(evaluation)
+}
+
+fn evaluate_user(
+    stages: &mut [Box<dyn Stage>],
+    entry: RuleEntry,
+) -> Result<Result<DesiredUser, SkippedEntry>, RuleError> {
+    let mut reasons = BTreeMap::new();
+    let mut decision = UserDecision::Sync(UserFields::default());
+    for stage in stages.iter_mut() {
+        let before = decision.clone();
+        decision = match stage.transform_user(&entry, decision) {
+            Ok(d) => d,
+            Err(e) => return skip_or_abort(stage.on_error(), e, &entry),
+        };
+        if let (UserDecision::Sync(old), UserDecision::Sync(new)) = (&before, &decision) {
+            for (field, changed) in [
+                ("username", old.username != new.username),
+                ("email", old.email != new.email),
+                ("first_name", old.first_name != new.first_name),
+                ("last_name", old.last_name != new.last_name),
+            ] {
+                if changed {
+                    reasons.insert(field.to_string(), stage.describe(&entry, field));
+                }
+            }
+        }
+        if let UserDecision::Skip(why) = &decision {
+            return Ok(Err(SkippedEntry {
+                dn: entry.dn.clone(),
+                reason: format!("{}: {why}", stage.name()),
+            }));
+        }
+    }
+    let UserDecision::Sync(fields) = decision else {
+        unreachable!("a skip returned above")
+    };
+    let mut access = Access::default();
+    for stage in stages.iter_mut() {
+        let before = access.clone();
+        access = match stage.map_groups(&entry, &fields, access) {
+            Ok(a) => a,
+            Err(e) => return skip_or_abort(stage.on_error(), e, &entry),
+        };
+        for group in access.groups.difference(&before.groups) {
+            let what = format!("group:{group}");
+            reasons.insert(what.clone(), stage.describe(&entry, &what));
+        }
+        for grant in access.roles.difference(&before.roles) {
+            let what = role_key(&grant.role, &grant.scope);
+            reasons.insert(what.clone(), stage.describe(&entry, &what));
+        }
+    }
+    Ok(Ok(DesiredUser {
+        entry,
+        fields,
+        access,
+        reasons,
+    }))
 }
 
 /// The key under which a role grant's reason is kept: `role:ROLE` or `role:ROLE@PROJECT`.
