@@ -271,7 +271,10 @@ pub fn test(args: &TestArgs, output: OutputFormat) -> Result<(), Failure> {
     let mut results = Vec::new();
     for case in &cases {
         let name = case.display().to_string();
-        let outcome = fixtures::run_case(case, args.update);
+        let (outcome, unpinned) = match fixtures::run_case(case, args.update) {
+            Ok(run) => (Ok(run.outcome), run.unpinned),
+            Err(e) => (Err(e), Vec::new()),
+        };
         let (status, detail) = match outcome {
             Ok(CaseOutcome::Passed) => ("pass", String::new()),
             Ok(CaseOutcome::Updated) => ("updated", String::new()),
@@ -291,9 +294,19 @@ pub fn test(args: &TestArgs, output: OutputFormat) -> Result<(), Failure> {
         };
         if output == OutputFormat::Human {
             println!("{status:7} {name}");
+            // Which build was tested, when the case trusts whatever the path holds.
+            for m in &unpinned {
+                println!(
+                    "        unpinned module {} (sha256 {})",
+                    m.module.display(),
+                    m.sha256
+                );
+            }
             print!("{detail}");
         }
-        results.push(serde_json::json!({"case": name, "status": status, "detail": detail}));
+        results.push(serde_json::json!({
+            "case": name, "status": status, "detail": detail, "unpinned_modules": unpinned,
+        }));
     }
     match output {
         OutputFormat::Json => println!("{}", json_text(&results)?),

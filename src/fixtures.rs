@@ -10,6 +10,20 @@
 //!   (the LDIF's first entry, standard filters) do not fit; `[test] today = "YYYY-MM-DD"`
 //!   pins the date (default 2026-01-01);
 //! - `expected.json` — the plan, as `plan --output json` prints it.
+//!
+//! ## How a case pins its rule modules
+//!
+//! `[[rules]] module` paths resolve against the case folder. A module with a `sha256` is
+//! checked exactly as in production: a different file fails the case. A case may instead
+//! leave `sha256` out — *only* when its fragment also says `[test] trust_unpinned_modules =
+//! true`. That is for a module's own repository, whose fixtures test whatever the last
+//! `cargo build` produced: a rebuilt module has a new hash with every code change, and even
+//! the same source hashes differently when built in another folder (rustc embeds source
+//! paths), so a hash committed next to the fixtures could not pass in a CI checkout. The
+//! test report names each module it trusted this way with the hash it actually tested.
+//! The opt-in is per case and written in the case, `[test]` exists only in test cases (a
+//! real `sync.toml` with it is refused as an unknown key), and a captured case (`plan
+//! --snapshot`) keeps production's hashes: a production run is never unpinned.
 
 use crate::cli::Failure;
 use crate::config::Config;
@@ -25,6 +39,23 @@ pub const FTRACK_FILE: &str = "ftrack.json";
 pub const CONFIG_FILE: &str = "sync.toml";
 pub const EXPECTED_FILE: &str = "expected.json";
 const DEFAULT_TODAY: &str = "2026-01-01";
+/// The keys a case's `[test]` table may hold.
+const TEST_KEYS: [&str; 2] = ["today", "trust_unpinned_modules"];
+
+/// A module a case ran without a pinned hash (`[test] trust_unpinned_modules = true`): the
+/// file and the SHA-256 it had when tested.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UnpinnedModule {
+    pub module: PathBuf,
+    pub sha256: String,
+}
+
+/// One case's result: the outcome and the modules it trusted unpinned.
+#[derive(Debug)]
+pub struct CaseRun {
+    pub outcome: CaseOutcome,
+    pub unpinned: Vec<UnpinnedModule>,
+}
 
 /// The outcome of one case.
 #[derive(Debug)]
@@ -62,8 +93,18 @@ pub fn find_cases(dir: &Path) -> Result<Vec<PathBuf>, Failure> {
 }
 
 /// Runs one case; with `update`, rewrites its expected.json instead of comparing.
-pub fn run_case(case: &Path, update: bool) -> Result<CaseOutcome, Failure> {
-    let (config, today) = case_config(case)?;
+pub fn run_case(case: &Path, update: bool) -> Result<CaseRun, Failure> {
+    let (config, today, unpinned) = case_config(case)?;
+    let outcome = run_case_with(case, config, today, update)?;
+    Ok(CaseRun { outcome, unpinned })
+}
+
+fn run_case_with(
+    case: &Path,
+    config: Config,
+    today: String,
+    update: bool,
+) -> Result<CaseOutcome, Failure> {
     let state_dir = tempfile::tempdir()
         .map_err(|e| Failure::Runtime(format!("cannot create a temporary folder: {e}")))?;
     let mut config = config;
@@ -139,8 +180,9 @@ fn readable_diff(expected: &Value, actual: &Value) -> String {
     out
 }
 
-/// The configuration of a case: its fragment plus defaults for the offline sources.
-fn case_config(case: &Path) -> Result<(Config, String), Failure> {
+/// The configuration of a case: its fragment plus defaults for the offline sources, the
+/// date it runs on, and the modules it trusts unpinned.
+fn case_config(case: &Path) -> Result<(Config, String, Vec<UnpinnedModule>), Failure> {
     let fragment_path = case.join(CONFIG_FILE);
     let mut table: toml::Table = match std::fs::read_to_string(&fragment_path) {
         Ok(text) => text.parse().map_err(|e: toml::de::Error| {
@@ -148,19 +190,9 @@ fn case_config(case: &Path) -> Result<(Config, String), Failure> {
         })?,
         Err(_) => toml::Table::new(),
     };
-    let today = match table.remove("test") {
-        Some(toml::Value::Table(mut t)) => match t.remove("today") {
-            Some(toml::Value::String(d)) if crate::clock::is_date(&d) => d,
-            Some(other) => {
-                return Err(Failure::Usage(format!(
-                    "{}: [test] today must be a date like \"2026-01-01\", not {other}",
-                    fragment_path.display()
-                )))
-            }
-            None => DEFAULT_TODAY.to_string(),
-        },
-        _ => DEFAULT_TODAY.to_string(),
-    };
+    let settings = test_settings(table.remove("test"), &fragment_path)?;
+    let unpinned = pin_modules(&mut table, case, &fragment_path, settings.trust_unpinned)?;
+    let today = settings.today;
     let root_dn = first_dn(&case.join(DIRECTORY_FILE))?;
     let ldap = table
         .entry("ldap")
@@ -184,7 +216,124 @@ fn case_config(case: &Path) -> Result<(Config, String), Failure> {
     let text = toml::to_string(&table)
         .map_err(|e| Failure::Runtime(format!("cannot rebuild the case config: {e}")))?;
     let config = Config::from_toml(&text, &fragment_path, &|_| None).map_err(Failure::Config)?;
-    Ok((config, today))
+    Ok((config, today, unpinned))
+}
+
+/// A case's `[test]` table.
+#[derive(Debug, PartialEq, Eq)]
+struct TestSettings {
+    today: String,
+    trust_unpinned: bool,
+}
+
+fn test_settings(value: Option<toml::Value>, fragment: &Path) -> Result<TestSettings, Failure> {
+    let shown = fragment.display();
+    let mut table = match value {
+        None => toml::Table::new(),
+        Some(toml::Value::Table(t)) => t,
+        Some(other) => {
+            return Err(Failure::Usage(format!(
+                "{shown}: `test` must be a table ([test]), not {other}"
+            )))
+        }
+    };
+    if let Some(key) = table.keys().find(|k| !TEST_KEYS.contains(&k.as_str())) {
+        return Err(Failure::Usage(format!(
+            "{shown}: unknown key `test.{key}`; [test] takes {}",
+            TEST_KEYS.join(", ")
+        )));
+    }
+    let today = match table.remove("today") {
+        Some(toml::Value::String(d)) if crate::clock::is_date(&d) => d,
+        Some(other) => {
+            return Err(Failure::Usage(format!(
+                "{shown}: [test] today must be a date like \"2026-01-01\", not {other}"
+            )))
+        }
+        None => DEFAULT_TODAY.to_string(),
+    };
+    let trust_unpinned = match table.remove("trust_unpinned_modules") {
+        Some(toml::Value::Boolean(b)) => b,
+        Some(other) => {
+            return Err(Failure::Usage(format!(
+                "{shown}: [test] trust_unpinned_modules must be true or false, not {other}"
+            )))
+        }
+        None => false,
+    };
+    Ok(TestSettings {
+        today,
+        trust_unpinned,
+    })
+}
+
+/// Fills in the hash of each `[[rules]]` module that has none, when the case trusts
+/// unpinned modules; refuses an unpinned module otherwise. Pinned modules are left as
+/// written, so the pipeline checks them as in production.
+fn pin_modules(
+    table: &mut toml::Table,
+    case: &Path,
+    fragment: &Path,
+    trust: bool,
+) -> Result<Vec<UnpinnedModule>, Failure> {
+    let shown = fragment.display();
+    let mut unpinned = Vec::new();
+    let Some(toml::Value::Array(rules)) = table.get_mut("rules") else {
+        return Ok(unpinned);
+    };
+    for (i, rule) in rules.iter_mut().enumerate() {
+        let toml::Value::Table(rule) = rule else {
+            continue; // the configuration check reports it
+        };
+        if rule.contains_key("sha256") {
+            continue;
+        }
+        let Some(toml::Value::String(module)) = rule.get("module") else {
+            continue; // the configuration check reports the missing module
+        };
+        let path = case.join(module);
+        if !trust {
+            return Err(Failure::Usage(format!(
+                "{shown}: rules[{i}].sha256 is missing: pin the module with `sha256 = \"...\"` \
+                 (`ldap2ftrack rules inspect {}` prints it), or, in a test case only, add \
+                 `[test] trust_unpinned_modules = true` to test whatever module is at that path",
+                path.display()
+            )));
+        }
+        let bytes = std::fs::read(&path).map_err(|e| {
+            Failure::Usage(format!(
+                "{shown}: rules[{i}].module: cannot read {}: {e}; build the module first \
+                 (`cargo build --release --target wasm32-wasip2` in its crate), or fix the \
+                 path (relative to the case folder)",
+                path.display()
+            ))
+        })?;
+        let sha256 = crate::rules::wasm::sha256_hex(&bytes);
+        rule.insert("sha256".into(), sha256.clone().into());
+        unpinned.push(UnpinnedModule {
+            module: tidy(&path),
+            sha256,
+        });
+    }
+    Ok(unpinned)
+}
+
+/// `a/b/../c` → `a/c`, for showing a path (lexically; the file was already read).
+fn tidy(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn first_dn(ldif: &Path) -> Result<String, Failure> {
@@ -333,4 +482,81 @@ fn full_state_dump(f: &FtrackSnapshot) -> Value {
         }))).collect::<Vec<_>>(),
         "Project": f.projects.iter().map(|p| json!({"id": p.id, "name": p.name, "status": p.status})).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(text: &str) -> Result<TestSettings, String> {
+        let mut t: toml::Table = text.parse().unwrap();
+        test_settings(t.remove("test"), Path::new("case/sync.toml")).map_err(|e| match e {
+            Failure::Usage(m) => m,
+            other => panic!("{other:?}"),
+        })
+    }
+
+    #[test]
+    fn test_table_defaults_and_checks() {
+        assert_eq!(
+            settings("").unwrap(),
+            TestSettings {
+                today: DEFAULT_TODAY.into(),
+                trust_unpinned: false
+            }
+        );
+        let s = settings("[test]\ntoday = \"2026-03-15\"\ntrust_unpinned_modules = true").unwrap();
+        assert_eq!(s.today, "2026-03-15");
+        assert!(s.trust_unpinned);
+        let e = settings("[test]\ntrust_unpinned = true").unwrap_err();
+        assert!(e.contains("unknown key `test.trust_unpinned`"), "{e}");
+        let e = settings("[test]\ntrust_unpinned_modules = \"yes\"").unwrap_err();
+        assert!(e.contains("must be true or false"), "{e}");
+        let e = settings("[test]\ntoday = \"15/03/2026\"").unwrap_err();
+        assert!(e.contains("[test] today must be a date"), "{e}");
+    }
+
+    #[test]
+    fn unpinned_modules_need_the_opt_in_and_are_hashed_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("m.wasm"), b"module bytes").unwrap();
+        let fragment = dir.path().join(CONFIG_FILE);
+        let rules = "[[rules]]\nmodule = \"m.wasm\"\n\n[[rules]]\nmodule = \"m.wasm\"\nsha256 = \"pinned\"\n";
+
+        let mut table: toml::Table = rules.parse().unwrap();
+        let e = pin_modules(&mut table, dir.path(), &fragment, false).unwrap_err();
+        let Failure::Usage(m) = e else { panic!() };
+        assert!(m.contains("rules[0].sha256 is missing"), "{m}");
+        assert!(m.contains("trust_unpinned_modules = true"), "{m}");
+
+        let mut table: toml::Table = rules.parse().unwrap();
+        let unpinned = pin_modules(&mut table, dir.path(), &fragment, true).unwrap();
+        let hash = crate::rules::wasm::sha256_hex(b"module bytes");
+        assert_eq!(
+            unpinned,
+            vec![UnpinnedModule {
+                module: dir.path().join("m.wasm"),
+                sha256: hash.clone()
+            }]
+        );
+        let rules = table["rules"].as_array().unwrap();
+        assert_eq!(rules[0]["sha256"].as_str(), Some(hash.as_str()));
+        // A pinned module stays pinned as written: the pipeline checks it.
+        assert_eq!(rules[1]["sha256"].as_str(), Some("pinned"));
+
+        let mut table: toml::Table = "[[rules]]\nmodule = \"missing.wasm\"".parse().unwrap();
+        let Err(Failure::Usage(m)) = pin_modules(&mut table, dir.path(), &fragment, true) else {
+            panic!()
+        };
+        assert!(m.contains("build the module first"), "{m}");
+    }
+
+    #[test]
+    fn tidy_paths_for_the_report() {
+        assert_eq!(
+            tidy(Path::new("x/fixtures/case/../../../target/m.wasm")),
+            PathBuf::from("target/m.wasm")
+        );
+        assert_eq!(tidy(Path::new("../a/./b")), PathBuf::from("../a/b"));
+    }
 }

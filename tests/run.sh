@@ -35,7 +35,7 @@ fi
 # --- Python venv for the official ftrack client -------------------------------------------
 venv="$root/.venv"
 stamp="$venv/.ldap2ftrack-requirements"
-requirements="ftrack-python-api==3.1.0 pytest==8.3.5"
+requirements="ftrack-python-api==3.1.0 pytest==8.3.5 componentize-py==0.25.1"
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$requirements" ]; then
   log "creating $venv with: $requirements"
   python3 -m venv "$venv"
@@ -52,6 +52,17 @@ for ws in examples-rules tests/rule-modules; do
   log "cargo build --release --target wasm32-wasip2 ($ws)"
   cargo build --release --target wasm32-wasip2 --manifest-path "$ws/Cargo.toml"
 done
+# The Python twin of studio-basics, built by componentize-py (offline) from the same WIT;
+# tests/example_fixtures.rs runs it on studio-basics' fixture cases. Rebuilt when its source
+# or the WIT is newer than the component.
+py_module=examples-rules/target/wasm32-wasip2/release/studio_basics_py.wasm
+if [ ! -f "$py_module" ] || [ examples-rules/studio-basics-py/app.py -nt "$py_module" ] \
+   || [ rules-sdk/wit/rules.wit -nt "$py_module" ]; then
+  log "componentize-py (examples-rules/studio-basics-py)"
+  mkdir -p "$(dirname "$py_module")"
+  "$venv/bin/componentize-py" -d rules-sdk/wit -w rule componentize --stub-wasi \
+    -p examples-rules/studio-basics-py app -o "$py_module"
+fi
 log "cargo test (examples-rules, natively)"
 cargo test --manifest-path examples-rules/Cargo.toml
 

@@ -1,0 +1,241 @@
+//! The example rule modules pass their own fixture cases through `ldap2ftrack test`, as a
+//! module's CI would run them — and the Python twin of studio-basics passes the same cases
+//! as its Rust original. The modules are built by `tests/run.sh` (cargo for the Rust ones,
+//! componentize-py for the Python one); a missing `.wasm` fails here saying so.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The compiled-module cache for these tests: under target/, so repeated runs (and the
+/// Python module's seconds-long compile) are paid once, and the user's cache is left alone.
+fn cache_dir() -> PathBuf {
+    root().join("target/test-rule-cache")
+}
+
+fn ldap2ftrack(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ldap2ftrack"))
+        .args(args)
+        .current_dir(root())
+        .env("LDAP2FTRACK_CACHE_DIR", cache_dir())
+        .env_remove("LDAP2FTRACK_TODAY")
+        .output()
+        .unwrap()
+}
+
+fn require_module(file: &str) {
+    let path = root()
+        .join("examples-rules/target/wasm32-wasip2/release")
+        .join(file);
+    assert!(
+        path.is_file(),
+        "{} is missing: build the example rule modules with `bash tests/run.sh` (Rust: \
+         `cargo build --release --target wasm32-wasip2 --manifest-path examples-rules/Cargo.toml`; \
+         Python: the componentize-py step in tests/run.sh)",
+        path.display()
+    );
+}
+
+/// Runs `ldap2ftrack test` on a module's fixtures and asserts every case passes.
+fn fixtures_pass(module_dir: &str, wasm: &str, cases: &[&str]) -> String {
+    require_module(wasm);
+    let dir = format!("examples-rules/{module_dir}/fixtures");
+    let out = ldap2ftrack(&["test", &dir]);
+    let report = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for case in cases {
+        assert!(
+            report.contains(&format!("pass    {dir}/{case}\n")),
+            "{case} did not pass:\n{report}"
+        );
+    }
+    assert!(
+        report.contains(&format!("{} passed, 0 failed", cases.len())),
+        "{report}"
+    );
+    // The report names the build it tested (the cases trust the unpinned build output).
+    assert!(
+        report.contains(&format!(
+            "unpinned module examples-rules/target/wasm32-wasip2/release/{wasm} (sha256 "
+        )),
+        "{report}"
+    );
+    report
+}
+
+const STUDIO_BASICS_CASES: [&str; 3] = [
+    "invalid-email-domain-fallback",
+    "invalid-email-skips-user",
+    "normalises-usernames",
+];
+
+#[test]
+fn studio_basics_passes_its_fixtures() {
+    fixtures_pass("studio-basics", "studio_basics.wasm", &STUDIO_BASICS_CASES);
+}
+
+#[test]
+fn ad_roles_passes_its_fixtures() {
+    fixtures_pass(
+        "ad-roles",
+        "ad_roles.wasm",
+        &[
+            "another-studio-config",
+            "group-prefix-direct-only",
+            "project-scoped-roles",
+        ],
+    );
+}
+
+#[test]
+fn grace_deprovision_passes_its_fixtures() {
+    fixtures_pass(
+        "grace-deprovision",
+        "grace_deprovision.wasm",
+        &[
+            "after-grace-period",
+            "disabled-in-ldap-waits",
+            "within-grace-period",
+        ],
+    );
+}
+
+#[test]
+fn the_python_twin_passes_the_rust_modules_cases() {
+    fixtures_pass(
+        "studio-basics-py",
+        "studio_basics_py.wasm",
+        &STUDIO_BASICS_CASES,
+    );
+    // The same cases, not look-alikes: same inputs and the same expected plan, the module's
+    // name in the reasons aside; the fragments differ only in which module they load.
+    for case in STUDIO_BASICS_CASES {
+        let rust = root()
+            .join("examples-rules/studio-basics/fixtures")
+            .join(case);
+        let py = root()
+            .join("examples-rules/studio-basics-py/fixtures")
+            .join(case);
+        let read = |p: PathBuf| {
+            std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        };
+        for file in ["directory.ldif", "ftrack.json"] {
+            assert_eq!(read(rust.join(file)), read(py.join(file)), "{case}/{file}");
+        }
+        assert_eq!(
+            read(rust.join("sync.toml")).replace(
+                "release/studio_basics.wasm",
+                "release/studio_basics_py.wasm"
+            ),
+            read(py.join("sync.toml")),
+            "{case}/sync.toml"
+        );
+        assert_eq!(
+            read(rust.join("expected.json")).replace("studio-basics", "studio-basics-py"),
+            read(py.join("expected.json")),
+            "{case}/expected.json"
+        );
+    }
+}
+
+#[test]
+fn a_wrong_expectation_in_a_module_case_fails_with_a_diff() {
+    require_module("ad_roles.wasm");
+    let tmp = tempfile::tempdir().unwrap();
+    // A module repository's layout: fixtures/<case>, the build output three levels up.
+    let case = tmp.path().join("ad-roles/fixtures/project-scoped-roles");
+    let from = root().join("examples-rules/ad-roles/fixtures/project-scoped-roles");
+    std::fs::create_dir_all(&case).unwrap();
+    for file in ["directory.ldif", "ftrack.json", "expected.json"] {
+        std::fs::copy(from.join(file), case.join(file)).unwrap();
+    }
+    let module = root().join("examples-rules/target/wasm32-wasip2/release/ad_roles.wasm");
+    let fragment = std::fs::read_to_string(from.join("sync.toml"))
+        .unwrap()
+        .replace(
+            "../../../target/wasm32-wasip2/release/ad_roles.wasm",
+            &module.display().to_string(),
+        );
+    std::fs::write(case.join("sync.toml"), &fragment).unwrap();
+    let expected = case.join("expected.json");
+    let text = std::fs::read_to_string(&expected).unwrap();
+    std::fs::write(
+        &expected,
+        text.replace(
+            "\"scope\": \"spring_commercial\"",
+            "\"scope\": \"short_film\"",
+        ),
+    )
+    .unwrap();
+
+    let out = ldap2ftrack(&["test", &case.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("FAIL    "), "{report}");
+    assert!(
+        report.contains("-       \"scope\": \"short_film\",")
+            && report.contains("+       \"scope\": \"spring_commercial\","),
+        "{report}"
+    );
+    assert!(report.contains("0 passed, 1 failed"), "{report}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("1 of 1 test cases failed"), "{err}");
+}
+
+#[test]
+fn an_unpinned_module_without_the_opt_in_is_refused() {
+    require_module("studio_basics.wasm");
+    let tmp = tempfile::tempdir().unwrap();
+    let case = tmp.path().join("case");
+    let from = root().join("examples-rules/studio-basics/fixtures/normalises-usernames");
+    std::fs::create_dir_all(&case).unwrap();
+    for file in ["directory.ldif", "ftrack.json", "expected.json"] {
+        std::fs::copy(from.join(file), case.join(file)).unwrap();
+    }
+    let module = root().join("examples-rules/target/wasm32-wasip2/release/studio_basics.wasm");
+    let fragment = format!("[[rules]]\nmodule = \"{}\"\n", module.display());
+    std::fs::write(case.join("sync.toml"), &fragment).unwrap();
+    let out = ldap2ftrack(&["test", &case.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("ERROR   "), "{report}");
+    assert!(
+        report.contains("rules[0].sha256 is missing")
+            && report.contains("trust_unpinned_modules = true"),
+        "{report}"
+    );
+
+    // Pinned with the right hash: runs without the opt-in, as production would.
+    let sha = {
+        use sha2::{Digest, Sha256};
+        format!("{:x}", Sha256::digest(std::fs::read(&module).unwrap()))
+    };
+    std::fs::write(
+        case.join("sync.toml"),
+        format!("{fragment}sha256 = \"{sha}\"\n"),
+    )
+    .unwrap();
+    let out = ldap2ftrack(&["test", &case.display().to_string()]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(!report.contains("unpinned module"), "{report}");
+
+    // Pinned with a wrong hash: the pin wins over nothing; the case fails naming both.
+    let wrong = "0".repeat(64);
+    std::fs::write(
+        case.join("sync.toml"),
+        format!("{fragment}sha256 = \"{wrong}\"\n\n[test]\ntrust_unpinned_modules = true\n"),
+    )
+    .unwrap();
+    let out = ldap2ftrack(&["test", &case.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains(&sha) && report.contains(&wrong), "{report}");
+}
