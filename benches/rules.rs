@@ -283,6 +283,7 @@ fn main() {
         wasm,
         native,
         stage.instances(),
+        stage.last_fuel_used(),
     ));
 
     // The fixed cost of a call: the same hook on an entry with a DN and a uid only.
@@ -316,6 +317,7 @@ fn main() {
         wasm,
         native,
         stage.instances(),
+        stage.last_fuel_used(),
     ));
 
     // map-groups
@@ -338,7 +340,14 @@ fn main() {
                 .unwrap(),
         );
     });
-    rows.push(("map-groups", "ad-roles", wasm, native, stage.instances()));
+    rows.push((
+        "map-groups",
+        "ad-roles",
+        wasm,
+        native,
+        stage.instances(),
+        stage.last_fuel_used(),
+    ));
 
     // deprovision
     let mut stage = WasmStage::load(
@@ -371,6 +380,7 @@ fn main() {
         wasm,
         native,
         stage.instances(),
+        stage.last_fuel_used(),
     ));
 
     println!();
@@ -380,16 +390,16 @@ fn main() {
     println!("in brackets); wall = wall-clock mean over the run, which includes other load.");
     println!();
     println!(
-        "| Hook (module) | wasm, CPU | wasm, wall | native, CPU | native, wall | wasm/native |"
+        "| Hook (module) | wasm, CPU | wasm, wall | native, CPU | native, wall | wasm/native | fuel/call |"
     );
-    println!("|---|---|---|---|---|---|");
-    for (hook, module, w, nat, instances) in rows {
+    println!("|---|---|---|---|---|---|---|");
+    for (hook, module, w, nat, instances, fuel) in rows {
         assert_eq!(
             instances, 1,
             "{hook}: the instance was replaced during the run"
         );
         println!(
-            "| {hook} ({module}) | {:.2} µs ({:.2}) | {:.2} µs | {:.3} µs ({:.3}) | {:.3} µs | {:.1}× |",
+            "| {hook} ({module}) | {:.2} µs ({:.2}) | {:.2} µs | {:.3} µs ({:.3}) | {:.3} µs | {:.1}× | {fuel} |",
             w.cpu_us,
             w.worst_chunk_us,
             w.wall_us,

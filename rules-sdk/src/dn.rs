@@ -109,20 +109,31 @@ pub fn same(a: &str, b: &str) -> bool {
     }
     // Plain ASCII DNs (no escapes, no spaces around separators) that differ beyond ASCII
     // case differ: skip the parse. Anything else is compared in normal form.
-    let plain = |s: &str| {
-        s.is_ascii()
-            && !s.contains(['\\', '"', '+', ';'])
-            && !s.contains(" ,")
-            && !s.contains(", ")
-            && !s.contains(" =")
-            && !s.contains("= ")
-            && !s.starts_with(' ')
-            && !s.ends_with(' ')
-    };
     if plain(a) && plain(b) {
         return false;
     }
     normalize(a) == normalize(b)
+}
+
+/// ASCII, no escapes or multi-valued RDNs, no spaces around `,` or `=`: such a DN is in
+/// normal form except for letter case. One pass over the bytes.
+fn plain(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.first() == Some(&b' ') || b.last() == Some(&b' ') {
+        return false;
+    }
+    let mut prev = 0u8;
+    for &c in b {
+        if c >= 0x80 || matches!(c, b'\\' | b'"' | b'+' | b';') {
+            return false;
+        }
+        if (c == b' ' && matches!(prev, b',' | b'=')) || (matches!(c, b',' | b'=') && prev == b' ')
+        {
+            return false;
+        }
+        prev = c;
+    }
+    true
 }
 
 /// True when `dn` is at or below `base`.

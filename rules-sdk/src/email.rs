@@ -38,7 +38,13 @@ pub fn is_valid(address: &str) -> bool {
 pub fn normalize(address: &str) -> String {
     let a = address.trim();
     match a.rsplit_once('@') {
-        Some((local, domain)) => format!("{local}@{}", domain.to_ascii_lowercase()),
+        Some((local, domain)) => {
+            let mut out = String::with_capacity(a.len());
+            out.push_str(local);
+            out.push('@');
+            out.extend(domain.chars().map(|c| c.to_ascii_lowercase()));
+            out
+        }
         None => a.to_string(),
     }
 }

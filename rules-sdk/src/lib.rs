@@ -108,6 +108,8 @@ extern crate self as ldap2ftrack_rules;
 mod config;
 pub mod dn;
 pub mod email;
+#[doc(hidden)]
+pub mod fast_alloc;
 pub mod log;
 pub mod names;
 pub mod testing;
@@ -115,6 +117,12 @@ mod types;
 
 pub use config::Config;
 pub use types::*;
+
+/// Rule modules allocate through [`fast_alloc`] (feature `fast-alloc`, default): most of a
+/// hook's allocations are the small strings of the entry it is handed.
+#[cfg(all(target_arch = "wasm32", feature = "fast-alloc"))]
+#[global_allocator]
+static ALLOCATOR: fast_alloc::FastAlloc = fast_alloc::FastAlloc::new();
 
 /// Re-exported so that modules can name the exact wit-bindgen the SDK was built with.
 pub use wit_bindgen;

@@ -11,8 +11,8 @@ pub fn normalize_username(name: &str) -> String {
     if let Some((user, _)) = n.split_once('@') {
         n = user;
     }
-    if !n.contains(char::is_whitespace) {
-        return n.to_lowercase();
+    if n.is_ascii() && !n.contains(|c: char| c.is_ascii_whitespace()) {
+        return n.to_ascii_lowercase();
     }
     n.split_whitespace()
         .collect::<Vec<_>>()

@@ -191,7 +191,8 @@ fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
 }
 
-fn name(what: &str, s: &str) -> Result<String, String> {
+/// A non-empty name without control characters, trimmed (reusing the string when it is).
+fn name(what: &str, s: String) -> Result<String, String> {
     let t = s.trim();
     if t.is_empty() {
         return Err(format!("returned an empty {what}"));
@@ -199,13 +200,13 @@ fn name(what: &str, s: &str) -> Result<String, String> {
     if has_control(t) {
         return Err(format!("returned a {what} with control characters: {t:?}"));
     }
-    Ok(t.to_string())
+    Ok(if t.len() == s.len() { s } else { t.to_string() })
 }
 
 fn optional(what: &str, s: Option<String>) -> Result<Option<String>, String> {
     match s {
         Some(v) if v.trim().is_empty() => Ok(None),
-        Some(v) => name(what, &v).map(Some),
+        Some(v) => name(what, v).map(Some),
         None => Ok(None),
     }
 }
@@ -213,7 +214,7 @@ fn optional(what: &str, s: Option<String>) -> Result<Option<String>, String> {
 pub fn decision_back(d: wit::UserDecisionResult) -> Result<UserDecision, String> {
     Ok(match d {
         wit::UserDecisionResult::Sync(u) => UserDecision::Sync(UserFields {
-            username: name("username", &u.username)?,
+            username: name("username", u.username)?,
             email: optional("email", u.email)?,
             first_name: optional("first name", u.first_name)?,
             last_name: optional("last name", u.last_name)?,
@@ -225,14 +226,14 @@ pub fn decision_back(d: wit::UserDecisionResult) -> Result<UserDecision, String>
 pub fn access_back(a: wit::AccessResult) -> Result<Access, String> {
     let mut out = Access::default();
     for g in a.groups {
-        out.groups.insert(name("group name", &g)?);
+        out.groups.insert(name("group name", g)?);
     }
     for r in a.roles {
         out.roles.insert(RoleGrant {
-            role: name("security role name", &r.role)?,
+            role: name("security role name", r.role)?,
             scope: match r.scope {
                 wit::RoleScopeResult::AllOpenProjects => RoleScope::AllOpenProjects,
-                wit::RoleScopeResult::Project(p) => RoleScope::Project(name("project name", &p)?),
+                wit::RoleScopeResult::Project(p) => RoleScope::Project(name("project name", p)?),
             },
         });
     }

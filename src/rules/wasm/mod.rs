@@ -556,6 +556,7 @@ pub struct WasmStage {
     live: Option<Live>,
     origin: Origin,
     instances: u64,
+    last_fuel: u64,
 }
 
 impl fmt::Debug for WasmStage {
@@ -651,6 +652,7 @@ impl WasmStage {
             live: Some(live),
             origin: prepared.origin,
             instances: 1,
+            last_fuel: 0,
         })
     }
 
@@ -662,6 +664,12 @@ impl WasmStage {
     /// How many instances were made so far (1 + one per trap).
     pub fn instances(&self) -> u64 {
         self.instances
+    }
+
+    /// WebAssembly instructions (fuel) the last hook call used: what a rule costs,
+    /// independent of the machine (0 when the hook is not implemented).
+    pub fn last_fuel_used(&self) -> u64 {
+        self.last_fuel
     }
 
     /// The module file.
@@ -714,6 +722,12 @@ impl WasmStage {
         live.store.data_mut().begin_call();
         let result = f(&live.rule, &mut live.store);
         live.store.data_mut().end_call();
+        let fuel_used = limits::FUEL_PER_CALL - live.store.get_fuel().unwrap_or(0);
+        let failure = match &result {
+            Err(e) => Some(describe(e, live.store.data())),
+            Ok(_) => None,
+        };
+        self.last_fuel = fuel_used;
         match result {
             Ok(Ok(answer)) => {
                 let size = answer.output_size();
@@ -738,7 +752,7 @@ impl WasmStage {
                 ),
             )),
             Err(e) => {
-                let message = describe(&e, live.store.data());
+                let message = failure.unwrap_or_else(|| e.to_string());
                 self.live = None;
                 Err(self.error(hook, entry, message))
             }
