@@ -117,10 +117,16 @@ pub enum RulesCommand {
         /// The module file (.wasm).
         module: PathBuf,
     },
-    /// Create a new rule crate from the SDK template.
+    /// Create a new rule crate (Cargo.toml, src/lib.rs on the SDK, a passing fixture case).
     New {
-        /// The crate name.
+        /// The crate and module name (lower-case letters, digits, hyphens).
         name: String,
+        /// Where to create it (default: ./NAME); must not exist or be empty.
+        #[arg(long, value_name = "PATH")]
+        dir: Option<PathBuf>,
+        /// The rules SDK folder the crate depends on (default: this build's checkout).
+        #[arg(long, value_name = "PATH")]
+        sdk: Option<PathBuf>,
     },
 }
 
@@ -212,7 +218,32 @@ fn init_logging(cli: &Cli) {
 
 fn dispatch(cli: &Cli) -> Result<(), Failure> {
     match &cli.command {
-        Command::Rules(RulesCommand::New { .. }) => Err(Failure::not_built("`rules new`")),
+        Command::Rules(RulesCommand::New { name, dir, sdk }) => {
+            let made = crate::scaffold::generate(name, dir.as_deref(), sdk.as_deref())?;
+            match cli.output {
+                OutputFormat::Human => {
+                    println!(
+                        "created rule crate `{}` in {}",
+                        made.name,
+                        made.dir.display()
+                    );
+                    for f in &made.files {
+                        println!("  {}", f.display());
+                    }
+                    println!("rules SDK: {}", made.sdk.display());
+                    println!("\nnext, in {}:", made.dir.display());
+                    println!("  cargo test");
+                    println!("  cargo build --release --target wasm32-wasip2");
+                    println!("  ldap2ftrack test fixtures");
+                }
+                OutputFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&made)
+                        .map_err(|e| Failure::Runtime(format!("cannot print JSON: {e}")))?
+                ),
+            }
+            Ok(())
+        }
         Command::Rules(RulesCommand::Inspect { module }) => {
             let info = crate::rules::wasm::inspect(module).map_err(|e| match e.exit_code() {
                 2 => Failure::Usage(e.to_string()),

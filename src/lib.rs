@@ -20,3 +20,4 @@ pub mod plan;
 pub mod progress;
 pub mod rules;
 pub mod run;
+pub mod scaffold;
