@@ -289,7 +289,8 @@ pub fn test(args: &TestArgs, output: OutputFormat) -> Result<(), Failure> {
                     Failure::Runtime(m) | Failure::Usage(m) | Failure::Guard(m) => m,
                     Failure::PendingChanges => String::new(),
                 };
-                ("ERROR", format!("    {message}\n"))
+                let indented: String = message.lines().map(|l| format!("    {l}\n")).collect();
+                ("ERROR", indented)
             }
         };
         if output == OutputFormat::Human {
