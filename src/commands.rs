@@ -202,7 +202,7 @@ pub fn explain(config: &Config, args: &ExplainArgs, output: OutputFormat) -> Res
         .find(|u| u.fields.username.to_lowercase() == wanted);
     let old_name = desired
         .and_then(|d| {
-            let anchor = crate::plan::diff::anchor_of(d.entry.stable_id.as_deref(), &d.entry.dn);
+            let anchor = d.entry.anchor();
             inputs
                 .ftrack
                 .users

@@ -18,6 +18,8 @@ struct Person {
     uid: String,
     mail: Option<String>,
     locked: bool,
+    /// Extra raw LDIF lines for the entry.
+    extra: String,
 }
 
 fn person(i: usize) -> Person {
@@ -26,6 +28,7 @@ fn person(i: usize) -> Person {
         uid: format!("user{i:02}"),
         mail: Some(format!("user{i:02}@studio.example")),
         locked: false,
+        extra: String::new(),
     }
 }
 
@@ -127,6 +130,7 @@ protected_users = ["admin"]
             if p.locked {
                 ldif.push_str("pwdAccountLockedTime: 000001010000Z\n");
             }
+            ldif.push_str(&p.extra);
             ldif.push('\n');
         }
         let group = |name: &str, members: &[usize], extra: &str| {
@@ -722,4 +726,90 @@ async fn json_logs_carry_the_run_id_and_the_metrics_file_the_run() {
             "{needle} missing from:\n{metrics}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_values_skip_their_entry_only_and_never_disable_it() {
+    let mut s = Studio::new().await;
+    s.apply();
+    // user05: a uid that is not UTF-8; user06: a 2 MiB value; user07: 10,000 values.
+    s.people.get_mut(&5).unwrap().uid = "placeholder".into();
+    s.people.get_mut(&5).unwrap().rdn = Some("cn=Person 5".into());
+    s.people.get_mut(&6).unwrap().extra = format!("description: {}\n", "x".repeat(2 * 1024 * 1024));
+    s.people.get_mut(&7).unwrap().extra = (0..10_000)
+        .map(|i| format!("description: v{i}\n"))
+        .collect();
+    s.people.get_mut(&9).unwrap().mail = Some("user09-changed@studio.example".into());
+    s.write_directory();
+    let ldif = std::fs::read_to_string(s.dir.path().join("directory.ldif")).unwrap();
+    std::fs::write(
+        s.dir.path().join("directory.ldif"),
+        ldif.replace("uid: placeholder\n", "uid:: //7/\n"),
+    )
+    .unwrap();
+
+    let out = s.run(&["plan", "--output", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let skipped: Vec<(String, String)> = v["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["dn"].as_str().unwrap().to_string(),
+                s["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(skipped.len(), 3, "{skipped:?}");
+    assert!(
+        skipped[0].0.starts_with("cn=Person 5") && skipped[0].1.contains("not valid UTF-8"),
+        "{skipped:?}"
+    );
+    assert!(
+        skipped[1].0.starts_with("uid=user06") && skipped[1].1.contains("KiB"),
+        "{skipped:?}"
+    );
+    assert!(
+        skipped[2].0.starts_with("uid=user07") && skipped[2].1.contains("10000 values"),
+        "{skipped:?}"
+    );
+    // The rest of the run goes on, and the skipped users are not treated as departed.
+    let ops = v["operations"].as_array().unwrap();
+    assert_eq!(ops.len(), 1, "{ops:?}");
+    assert_eq!(ops[0]["kind"], "update_user");
+    assert_eq!(ops[0]["target"], "user09");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_credentials_exit_1_with_the_servers_message_and_never_the_key() {
+    let s = Studio::new().await;
+    let wrong = "wrong-key-7f3a9c1e5b";
+    for args in [&["check"][..], &["plan"][..], &["apply"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ldap2ftrack"))
+            .args(args)
+            .arg("-vv")
+            .current_dir(s.dir.path())
+            .env("FTRACK_API_KEY", wrong)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(all.contains("InvalidCredentialsError"), "{args:?}: {all}");
+        assert!(!all.contains(wrong), "{args:?} printed the key: {all}");
+    }
+    assert_eq!(
+        s.state()["User"].as_array().unwrap().len(),
+        3,
+        "nothing created"
+    );
 }

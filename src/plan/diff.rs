@@ -25,14 +25,6 @@ fn planned_id(kind: &str, key: &str) -> String {
     uuid::Uuid::new_v5(&ID_NAMESPACE, format!("{kind}:{key}").as_bytes()).to_string()
 }
 
-/// The anchor stored for an entry: its stable id, or its DN when the directory has none.
-pub fn anchor_of(stable_id: Option<&str>, dn: &str) -> String {
-    match stable_id {
-        Some(id) => id.to_string(),
-        None => format!("dn:{}", dn.to_lowercase()),
-    }
-}
-
 struct Index<'a> {
     users_by_anchor: HashMap<&'a str, &'a FtrackUser>,
     users_by_name: HashMap<String, &'a FtrackUser>,
@@ -182,21 +174,18 @@ pub fn diff(
     let mut desired: Vec<&DesiredUser> = evaluation.users.iter().collect();
     desired.sort_by_key(|u| u.fields.username.to_lowercase());
     for user in desired {
-        let anchor = anchor_of(user.entry.stable_id.as_deref(), &user.entry.dn);
+        let anchor = user.entry.anchor();
         let username = user.fields.username.trim();
         let by_name = index.users_by_name.get(&username.to_lowercase()).copied();
         let matched = match index.users_by_anchor.get(anchor.as_str()).copied() {
             Some(u) => Some(u),
             None => match by_name {
                 Some(u) if u.metadata.get(ANCHOR_KEY).is_some_and(|a| *a != anchor) => {
-                    plan.skipped.push(SkippedEntry {
-                        dn: user.entry.dn.clone(),
-                        reason: format!(
+                    plan.skipped.push(SkippedEntry::of(&user.entry, format!(
                             "ftrack user `{}` belongs to another LDAP entry (anchor {}); rename one of them",
                             u.username,
                             u.metadata.get(ANCHOR_KEY).map(String::as_str).unwrap_or("")
-                        ),
-                    });
+                        )));
                     continue;
                 }
                 other => other,
@@ -320,6 +309,12 @@ pub fn diff(
         ops.push(op);
     }
 
+    // An entry left out of this run is still in LDAP: its user is not departed.
+    for skipped in &plan.skipped {
+        if let Some(u) = index.users_by_anchor.get(skipped.anchor.as_str()) {
+            seen.insert(u.id.as_str());
+        }
+    }
     for u in &ftrack.users {
         if seen.contains(u.id.as_str()) || !u.metadata.contains_key(ANCHOR_KEY) {
             continue;
@@ -385,13 +380,10 @@ fn update_user(
                 .get(&desired.to_lowercase())
                 .is_some_and(|other| other.id != current.id);
             if taken {
-                plan.skipped.push(SkippedEntry {
-                    dn: user.entry.dn.clone(),
-                    reason: format!(
+                plan.skipped.push(SkippedEntry::of(&user.entry, format!(
                         "renaming `{}` to `{desired}` is impossible: another ftrack user has that username",
                         current.username
-                    ),
-                });
+                    )));
                 continue;
             }
             op.target = current.username.clone();

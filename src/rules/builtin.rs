@@ -16,6 +16,8 @@ pub struct BuiltinStage {
     mappings: AttributeMappings,
     /// Canonical DN or lower-cased cn → (the key as written, its mapping).
     group_mappings: FastMap<String, (String, GroupMapping)>,
+    /// Whether any key can equal a group's DN (has a `=`): if none, DN lookups are skipped.
+    dn_keys: bool,
 }
 
 impl BuiltinStage {
@@ -23,19 +25,22 @@ impl BuiltinStage {
         mappings: &AttributeMappings,
         group_mappings: &BTreeMap<String, GroupMapping>,
     ) -> BuiltinStage {
-        let group_mappings = group_mappings
+        let group_mappings: FastMap<String, (String, GroupMapping)> = group_mappings
             .iter()
             .map(|(key, m)| (lookup_key(key), (key.clone(), m.clone())))
             .collect();
         BuiltinStage {
             mappings: mappings.clone(),
+            dn_keys: group_mappings.keys().any(|k| k.contains('=')),
             group_mappings,
         }
     }
 
     fn mapping_for(&self, group: &GroupRef) -> Option<&(String, GroupMapping)> {
-        if let Some(found) = self.group_mappings.get(group.dn.as_str()) {
-            return Some(found);
+        if self.dn_keys {
+            if let Some(found) = self.group_mappings.get(group.dn.as_str()) {
+                return Some(found);
+            }
         }
         // Called for every group of every user: skip the lower-casing copy when the name is
         // lower-case ASCII already (the usual case).
@@ -152,6 +157,15 @@ impl Stage for BuiltinStage {
         _proposal: UserDecision,
     ) -> Result<UserDecision, RuleError> {
         let Some(username) = entry.first(&self.mappings.username) else {
+            if !entry
+                .values(&format!("{};base64", self.mappings.username))
+                .is_empty()
+            {
+                return Ok(UserDecision::Skip(format!(
+                    "the `{}` attribute is not valid UTF-8 text",
+                    self.mappings.username
+                )));
+            }
             return Ok(UserDecision::Skip(format!(
                 "no `{}` attribute to take the username from ([mappings] username)",
                 self.mappings.username

@@ -45,11 +45,49 @@ impl RuleEntry {
             .map_or(&[], |(_, v)| v.as_slice())
     }
 
+    /// The anchor stored on the entry's ftrack user: its stable id, or its DN when the
+    /// directory has none.
+    pub fn anchor(&self) -> String {
+        match &self.stable_id {
+            Some(id) => id.clone(),
+            None => format!("dn:{}", self.dn.to_lowercase()),
+        }
+    }
+
     pub fn first(&self, name: &str) -> Option<&str> {
         self.values(name)
             .iter()
             .map(|v| v.trim())
             .find(|v| !v.is_empty())
+    }
+}
+
+/// The most attribute-value bytes an entry may carry into the rules.
+pub const MAX_ENTRY_BYTES: usize = 1024 * 1024;
+/// The most values one attribute of a user entry may have.
+pub const MAX_VALUES_PER_ATTRIBUTE: usize = 5_000;
+
+impl RuleEntry {
+    /// Why this entry is too malformed or too big to evaluate, if it is. Such an entry is
+    /// skipped and reported; the run goes on.
+    pub fn problem(&self) -> Option<String> {
+        let mut bytes = 0;
+        for (name, values) in &self.attributes {
+            if values.len() > MAX_VALUES_PER_ATTRIBUTE {
+                return Some(format!(
+                    "attribute `{name}` has {} values, more than the {MAX_VALUES_PER_ATTRIBUTE} a user entry may have; check the entry in the directory",
+                    values.len()
+                ));
+            }
+            bytes += values.iter().map(String::len).sum::<usize>();
+        }
+        (bytes > MAX_ENTRY_BYTES).then(|| {
+            format!(
+                "the entry carries {} KiB of attribute values, more than the {} KiB a rule may be given; check the entry in the directory",
+                bytes / 1024,
+                MAX_ENTRY_BYTES / 1024
+            )
+        })
     }
 }
 

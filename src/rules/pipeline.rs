@@ -51,6 +51,20 @@ impl DesiredUser {
 pub struct SkippedEntry {
     pub dn: String,
     pub reason: String,
+    /// The entry's anchor: its ftrack user, if any, is left alone (a skipped entry is not a
+    /// departed one).
+    #[serde(skip)]
+    pub anchor: String,
+}
+
+impl SkippedEntry {
+    pub fn of(entry: &RuleEntry, reason: impl Into<String>) -> SkippedEntry {
+        SkippedEntry {
+            dn: entry.dn.clone(),
+            reason: reason.into(),
+            anchor: entry.anchor(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -195,6 +209,9 @@ fn evaluate_user(
     stages: &mut [Box<dyn Stage>],
     entry: RuleEntry,
 ) -> Result<Result<DesiredUser, SkippedEntry>, RuleError> {
+    if let Some(problem) = entry.problem() {
+        return Ok(Err(SkippedEntry::of(&entry, problem)));
+    }
     let mut reasons = BTreeMap::new();
     let mut decision = UserDecision::Sync(UserFields::default());
     for stage in stages.iter_mut() {
@@ -216,10 +233,10 @@ fn evaluate_user(
             }
         }
         if let UserDecision::Skip(why) = &decision {
-            return Ok(Err(SkippedEntry {
-                dn: entry.dn.clone(),
-                reason: format!("{}: {why}", stage.name()),
-            }));
+            return Ok(Err(SkippedEntry::of(
+                &entry,
+                format!("{}: {why}", stage.name()),
+            )));
         }
     }
     let UserDecision::Sync(fields) = decision else {
@@ -266,10 +283,7 @@ fn skip_or_abort(
         OnRuleError::Abort => Err(error),
         OnRuleError::Skip => {
             tracing::warn!("{error}; the entry is skipped (on_error = \"skip\")");
-            Ok(Err(SkippedEntry {
-                dn: entry.dn.clone(),
-                reason: error.to_string(),
-            }))
+            Ok(Err(SkippedEntry::of(entry, error.to_string())))
         }
     }
 }
@@ -350,10 +364,9 @@ fn validate(evaluation: &mut Evaluation) {
             }
         };
         match problem {
-            Some(reason) => evaluation.skipped.push(SkippedEntry {
-                dn: user.entry.dn.clone(),
-                reason,
-            }),
+            Some(reason) => evaluation
+                .skipped
+                .push(SkippedEntry::of(&user.entry, reason)),
             None => evaluation.users.push(user),
         }
     }
