@@ -239,3 +239,36 @@ fn an_unpinned_module_without_the_opt_in_is_refused() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(report.contains(&sha) && report.contains(&wrong), "{report}");
 }
+
+#[test]
+fn a_case_whose_module_config_does_not_fit_the_schema_says_which_key() {
+    require_module("grace_deprovision.wasm");
+    let tmp = tempfile::tempdir().unwrap();
+    let case = tmp.path().join("case");
+    let from = root().join("examples-rules/grace-deprovision/fixtures/within-grace-period");
+    std::fs::create_dir_all(&case).unwrap();
+    for file in ["directory.ldif", "ftrack.json", "expected.json"] {
+        std::fs::copy(from.join(file), case.join(file)).unwrap();
+    }
+    let module = root().join("examples-rules/target/wasm32-wasip2/release/grace_deprovision.wasm");
+    let fragment = std::fs::read_to_string(from.join("sync.toml"))
+        .unwrap()
+        .replace(
+            "../../../target/wasm32-wasip2/release/grace_deprovision.wasm",
+            &module.display().to_string(),
+        )
+        .replace(
+            "grace_days = 14",
+            "grace_days = \"two weeks\"\ngrace_dayz = 3",
+        );
+    std::fs::write(case.join("sync.toml"), fragment).unwrap();
+    let out = ldap2ftrack(&["test", &case.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("key `rules[0].config.grace_days`: must be an integer")
+            && report.contains("key `rules[0].config.grace_dayz`: unknown key")
+            && report.contains("did you mean `grace_days`?"),
+        "{report}"
+    );
+}
