@@ -523,3 +523,53 @@ fn on_error_comes_from_settings() {
     let stage = WasmStage::load(&s, 0).unwrap();
     assert_eq!(stage.on_error(), OnRuleError::Skip);
 }
+
+#[test]
+fn an_oversized_module_is_refused_before_reading_it() {
+    cache();
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.wasm");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(33 << 20).unwrap();
+    let e = wasm::inspect(&big).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.to_string().contains("limited to 32 MiB"), "{e}");
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_module_log_goes_to_tracing_with_the_module_name() {
+    let mut stage = load("studio-basics", "");
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::TRACE)
+        .finish();
+    let mut e = entry("fay");
+    e.attributes[1].1 = vec!["fay at studio".into()];
+    tracing::subscriber::with_default(subscriber, || {
+        stage.transform_user(&e, proposal("f")).unwrap();
+    });
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("WARN"), "{text}");
+    assert!(text.contains("rule=\"studio-basics\""), "{text}");
+    assert!(
+        text.contains("mail `fay at studio` is not a valid e-mail address; synced without it"),
+        "{text}"
+    );
+}
