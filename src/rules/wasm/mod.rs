@@ -465,6 +465,10 @@ fn check_metadata(m: &wit::ModuleMetadata, shown: &str, key: &str) -> Result<(),
 }
 
 fn metadata_of(live: &mut Live) -> Result<wit::ModuleMetadata, String> {
+    live.store
+        .set_fuel(limits::FUEL_PER_CALL)
+        .map_err(|e| e.to_string())?;
+    live.store.set_epoch_deadline(limits::EPOCH_TICKS_PER_CALL);
     live.store.data_mut().begin_call();
     let r = live
         .rule
