@@ -13,10 +13,12 @@
 //! requests from the emulator's counters. It prints a markdown table and PASS/FAIL against
 //! the targets of issue 9.
 //!
-//! Run: `cargo bench --bench scale` (1k, 10k, 100k) or
-//! `cargo bench --bench scale -- --users 1000,10000` (`--plan-only`: just the first plan;
-//! `--bin PATH`: measure another build of ldap2ftrack; `--serve DIR`: set up the first size,
-//! write DIR/sync.toml and keep slapd and the emulator running, for profiling by hand). Needs slapd, slapadd, ldapsearch
+//! Run: `cargo bench --bench scale` (1k, 10k, 100k users; BENCHMARKS.md, "Scale"). Options
+//! after `--`: `--users 1000,10000` (the sizes); `--repeat N` (the full plan runs N times,
+//! default 3, and the fastest run is reported, as is the best of 3 `ldapsearch` dumps: the
+//! machine may be shared); `--plan-only`; `--bin PATH` (measure another build of
+//! ldap2ftrack); `--serve DIR` (set up the first size, write DIR/sync.toml and keep slapd
+//! and the emulator running, for profiling by hand). Needs slapd, slapadd and ldapsearch
 //! (`bash tests/run.sh` installs them) and `/usr/bin/time`.
 
 #[path = "../tests/support/slapd.rs"]
@@ -40,6 +42,7 @@ fn main() {
     let mut sizes = vec![1_000usize, 10_000, 100_000];
     let mut binary = None;
     let mut plan_only = false;
+    let mut repeat = 3;
     let mut serve: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -52,11 +55,17 @@ fn main() {
                     .collect();
             }
             "--plan-only" => plan_only = true,
+            "--repeat" => {
+                repeat = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("--repeat needs a count")
+            }
             "--serve" => serve = Some(PathBuf::from(args.next().expect("--serve needs a folder"))),
             "--bin" => binary = Some(PathBuf::from(args.next().expect("--bin needs a path"))),
             // `cargo bench` passes `--bench`; anything else is a mistake worth naming.
             "--bench" => {}
-            other => panic!("unknown argument {other}; usage: -- [--users 1000,10000,100000] [--bin PATH] [--plan-only] [--serve DIR]"),
+            other => panic!("unknown argument {other}; usage: -- [--users 1000,10000,100000] [--bin PATH] [--plan-only] [--repeat N] [--serve DIR]"),
         }
     }
     // The binary cargo built with this bench, or another one to compare (`--bin PATH`).
@@ -71,7 +80,7 @@ fn main() {
     let mut rows = Vec::new();
     let mut creates = Vec::new();
     for &n in &sizes {
-        let row = rt.block_on(bench_size(&binary, n, plan_only, &mut creates));
+        let row = rt.block_on(bench_size(&binary, n, plan_only, repeat, &mut creates));
         eprintln!("{}", row.markdown_row());
         rows.push(row);
     }
@@ -644,7 +653,7 @@ fn writes(emulator: &RunningEmulator) -> u64 {
 
 fn ldapsearch(url: &str) -> f64 {
     let mut best = f64::MAX;
-    for _ in 0..2 {
+    for _ in 0..3 {
         let started = Instant::now();
         let status = Command::new("ldapsearch")
             .args(["-x", "-LLL", "-H", url, "-D", SYNC_DN, "-w", SYNC_PASSWORD])
@@ -675,7 +684,13 @@ struct Creates {
     wall: f64,
 }
 
-async fn bench_size(binary: &Path, n: usize, plan_only: bool, creates: &mut Vec<Creates>) -> Row {
+async fn bench_size(
+    binary: &Path,
+    n: usize,
+    plan_only: bool,
+    repeat: usize,
+    creates: &mut Vec<Creates>,
+) -> Row {
     let started = Instant::now();
     let org = generate(n);
     eprintln!(
@@ -718,12 +733,23 @@ async fn bench_size(binary: &Path, n: usize, plan_only: bool, creates: &mut Vec<
         m
     };
 
-    emulator.reset_counters();
-    let plan = child("plan");
+    // The machine is shared: the best of a few runs is the figure least disturbed by others.
+    let mut best: Option<(Measured, u64)> = None;
+    for _ in 0..repeat.max(1) {
+        emulator.reset_counters();
+        let plan = child("plan");
+        let requests = emulator.counters().requests;
+        if best.as_ref().is_none_or(|(b, _)| plan.wall < b.wall) {
+            best = Some((plan, requests));
+        }
+    }
+    let Some((plan, plan_requests)) = best else {
+        unreachable!("at least one run")
+    };
     row.plan_ops = operations(&plan.stdout);
     row.plan_wall = plan.wall;
     row.plan_rss_mb = plan.rss_mb;
-    row.plan_requests = emulator.counters().requests;
+    row.plan_requests = plan_requests;
     row.phases = samples(&plan.metrics, "ldap2ftrack_phase_duration_seconds");
     row.ldap_pages = samples(&plan.metrics, "ldap2ftrack_read_pages")
         .get("ldap")

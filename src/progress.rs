@@ -52,21 +52,41 @@ pub struct Phase {
     bar: Option<(&'static str, ProgressBar)>,
 }
 
-/// Starts a phase: a bar when `total` is known, else a counter with a spinner.
+/// Starts a phase: a bar when `total` is known, else a spinner.
 pub fn start(name: &'static str, total: Option<u64>) -> Phase {
+    match total {
+        Some(n) => show(
+            name,
+            || ProgressBar::new(n),
+            "{spinner:.green} {prefix:<12} [{bar:32.cyan/blue}] {human_pos:>9}/{human_len:9} {elapsed:>4}",
+        ),
+        None => show(
+            name,
+            ProgressBar::new_spinner,
+            "{spinner:.green} {prefix:<12} {elapsed:>4}",
+        ),
+    }
+}
+
+/// Starts a phase of unknown length that counts what it has done (entries, rows).
+pub fn start_counting(name: &'static str, unit: &'static str) -> Phase {
+    let phase = show(
+        name,
+        ProgressBar::new_spinner,
+        "{spinner:.green} {prefix:<12} {human_pos:>9} {msg} {elapsed:>4}",
+    );
+    if let Some((_, bar)) = &phase.bar {
+        bar.set_message(unit);
+    }
+    phase
+}
+
+/// Nothing is created when bars are off: an unfinished bar draws when it is dropped.
+fn show(name: &'static str, bar: impl FnOnce() -> ProgressBar, template: &str) -> Phase {
     if !enabled() {
         return Phase { bar: None };
     }
-    let (bar, template) = match total {
-        Some(n) => (
-            ProgressBar::new(n),
-            "{spinner:.green} {prefix:<12} [{bar:32.cyan/blue}] {human_pos:>9}/{human_len:9} {elapsed:>4}",
-        ),
-        None => (
-            ProgressBar::new_spinner(),
-            "{spinner:.green} {prefix:<12} {human_pos:>9} {msg} {elapsed:>4}",
-        ),
-    };
+    let bar = bar();
     if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style.progress_chars("=> "));
     }

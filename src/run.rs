@@ -47,7 +47,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 pub async fn read_inputs(config: &Config, keep_entries: bool) -> Result<Inputs, Failure> {
     let env = |name: &str| std::env::var(name).ok();
     let ftrack = async {
-        let phase = progress::start(progress::FTRACK_READ, None);
+        let phase = progress::start_counting(progress::FTRACK_READ, "rows");
         let started = std::time::Instant::now();
         let connection = Connection::open(&config.ftrack, &env)
             .await
@@ -63,7 +63,7 @@ pub async fn read_inputs(config: &Config, keep_entries: bool) -> Result<Inputs, 
     };
     let env_lookup = |name: &str| std::env::var(name).ok();
     let directory = async {
-        let phase = progress::start(progress::LDAP_READ, None);
+        let phase = progress::start_counting(progress::LDAP_READ, "entries");
         let started = std::time::Instant::now();
         let entries = directory::read_entries_with_env(&config.ldap, &env_lookup).await;
         let ldap_time = started.elapsed();
