@@ -897,8 +897,19 @@ fn parse_entry(tag: StructureTag) -> Option<Entry> {
             None => Vec::new(),
         };
         let mut values = Vec::with_capacity(raw_values.len());
+        // What `Value::from_bytes` does, with the attribute's kind looked up once, not per
+        // value: a large group has hundreds of thousands of member values.
+        let binary = super::entry::is_binary_attribute(&name);
         for value in raw_values {
-            values.push(Value::from_bytes(&name, value.expect_primitive()?));
+            let bytes = value.expect_primitive()?;
+            values.push(if binary {
+                Value::Binary(bytes)
+            } else {
+                match String::from_utf8(bytes) {
+                    Ok(text) => Value::Text(text),
+                    Err(e) => Value::Binary(e.into_bytes()),
+                }
+            });
         }
         match attributes
             .iter_mut()
