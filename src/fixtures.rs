@@ -17,9 +17,10 @@
 //! checked exactly as in production: a different file fails the case. A case may instead
 //! leave `sha256` out — *only* when its fragment also says `[test] trust_unpinned_modules =
 //! true`. That is for a module's own repository, whose fixtures test whatever the last
-//! `cargo build` produced: a rebuilt module has a new hash with every code change, and even
-//! the same source hashes differently when built in another folder (rustc embeds source
-//! paths), so a hash committed next to the fixtures could not pass in a CI checkout. The
+//! `cargo build` produced: a rebuilt module has a new hash with every code change, the same
+//! Rust source hashes differently where the SDK or cargo's registry sits elsewhere (rustc
+//! embeds their source paths), and componentize-py output differs on every build, so a hash
+//! committed next to the fixtures could not pass in a CI checkout. The
 //! test report names each module it trusted this way with the hash it actually tested.
 //! The opt-in is per case and written in the case, `[test]` exists only in test cases (a
 //! real `sync.toml` with it is refused as an unknown key), and a captured case (`plan
