@@ -243,3 +243,36 @@ fn check_reports_each_module_with_its_hooks() {
         serde_json::json!(["transform-user"])
     );
 }
+
+#[test]
+fn a_user_disabled_in_ldap_gets_the_grace_period_too_when_configured() {
+    let (wasm, sha) = module("grace_deprovision");
+    let rules = format!(
+        "[[rules]]\nmodule = \"{}\"\nsha256 = \"{sha}\"\n[rules.config]\ngrace_days = 14\ndisabled_in_ldap = \"grace\"\n",
+        wasm.display()
+    );
+    let case = Case::new(&rules, &[("ann", 1), ("bob", 2)]);
+    case.apply("2026-03-01");
+    let ldif = std::fs::read_to_string(case.dir.path().join("directory.ldif")).unwrap();
+    std::fs::write(
+        case.dir.path().join("directory.ldif"),
+        ldif.replace(
+            "uid: bob\n",
+            "uid: bob\npwdAccountLockedTime: 000001010000Z\n",
+        ),
+    )
+    .unwrap();
+    // Day 0: kept, and the day it was first seen disabled is recorded.
+    let ops = case.plan("2026-03-01");
+    assert_eq!(kinds(&ops), vec![pair("update_user", "bob")]);
+    assert_eq!(
+        ops[0]["metadata"]["ldap2ftrack.missing_since"]["to"],
+        "2026-03-01"
+    );
+    case.apply("2026-03-01");
+    assert_eq!(case.plan("2026-03-10"), Vec::<Value>::new());
+    assert_eq!(
+        kinds(&case.plan("2026-03-16")),
+        vec![pair("disable_user", "bob")]
+    );
+}

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Metadata key holding the LDAP stable id of the entry a user belongs to.
 pub const ANCHOR_KEY: &str = "ldap2ftrack.anchor";
-/// Metadata key: the date the user was first found missing from LDAP.
+/// Metadata key: the date the user was first found missing from LDAP, or disabled there.
 pub const MISSING_SINCE_KEY: &str = "ldap2ftrack.missing_since";
 /// Metadata key: the date ldap2ftrack disabled the user (so only it re-enables them).
 pub const DISABLED_BY_SYNC_KEY: &str = "ldap2ftrack.disabled_by_sync";
@@ -612,7 +612,7 @@ fn deprovision(
         ldap_disabled,
         missing_since: missing_since
             .clone()
-            .or_else(|| (!ldap_disabled).then(|| settings.today.clone())),
+            .or_else(|| Some(settings.today.clone())),
         today: settings.today.clone(),
         entry: still_in_ldap.map(|d| d.entry.clone()),
     };
@@ -662,8 +662,9 @@ fn deprovision(
             format!("{by}: kept: {reason}"),
         ),
     };
-    // Record when the user went missing, so grace periods need no local state.
-    if !ldap_disabled && missing_since.is_none() {
+    // Record when the user went missing (or was disabled in LDAP), so grace periods need no
+    // local state.
+    if missing_since.is_none() {
         op.metadata.insert(
             MISSING_SINCE_KEY.into(),
             Change {
