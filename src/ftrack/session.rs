@@ -337,17 +337,13 @@ impl Session {
             .body(body)
             .send()
             .await;
+        let transport = |e: reqwest::Error| FtrackError::Transport {
+            url: self.server_url.clone(),
+            cause: describe_transport_error(&e),
+        };
         let response = match response {
             Ok(r) => r,
-            Err(e) => {
-                return (
-                    Err(FtrackError::Transport {
-                        url: self.server_url.clone(),
-                        cause: describe_transport_error(&e),
-                    }),
-                    None,
-                )
-            }
+            Err(e) => return (Err(transport(e)), None),
         };
         let status = response.status().as_u16();
         let retry_after = response
@@ -358,15 +354,7 @@ impl Session {
             .map(|s| Duration::from_secs(s.min(300)));
         let bytes = match response.bytes().await {
             Ok(b) => b,
-            Err(e) => {
-                return (
-                    Err(FtrackError::Transport {
-                        url: self.server_url.clone(),
-                        cause: describe_transport_error(&e),
-                    }),
-                    retry_after,
-                )
-            }
+            Err(e) => return (Err(transport(e)), retry_after),
         };
         (decode(status, &bytes), retry_after)
     }

@@ -3,7 +3,7 @@
 //! stores on them, or by username on first adoption), only groups and roles it manages,
 //! and never the API user or protected users.
 
-use super::operation::{Change, Operation, OperationKind};
+use super::operation::{Operation, OperationKind};
 use super::{ManagedCounts, Plan, PlanSettings};
 use crate::ftrack::snapshot::{FtrackSnapshot, FtrackUser};
 use crate::rules::pipeline::{role_key, DesiredUser, Evaluation, Pipeline, SkippedEntry};
@@ -217,22 +217,10 @@ pub fn diff(
                 op.user_id = Some(id.clone());
                 for (field, value) in user_fields(user) {
                     if let Some(v) = value {
-                        op.changes.insert(
-                            field.to_string(),
-                            Change {
-                                from: None,
-                                to: Some(v.to_string()),
-                            },
-                        );
+                        op.set(field, None, Some(v.to_string()));
                     }
                 }
-                op.metadata.insert(
-                    ANCHOR_KEY.into(),
-                    Change {
-                        from: None,
-                        to: Some(anchor.clone()),
-                    },
-                );
+                op.set_metadata(ANCHOR_KEY, None, Some(anchor.clone()));
                 ops.push(op);
                 id
             }
@@ -246,19 +234,11 @@ pub fn diff(
                             format!("back in LDAP and enabled there ({})", user.entry.dn),
                         );
                         op.user_id = Some(current.id.clone());
-                        op.changes.insert(
-                            "is_active".into(),
-                            Change {
-                                from: Some("false".into()),
-                                to: Some("true".into()),
-                            },
-                        );
-                        op.metadata.insert(
-                            DISABLED_BY_SYNC_KEY.into(),
-                            Change {
-                                from: current.metadata.get(DISABLED_BY_SYNC_KEY).cloned(),
-                                to: None,
-                            },
+                        op.set("is_active", Some("false".into()), Some("true".into()));
+                        op.set_metadata(
+                            DISABLED_BY_SYNC_KEY,
+                            current.metadata.get(DISABLED_BY_SYNC_KEY).cloned(),
+                            None,
                         );
                         // Clearing "missing since" belongs to the return, not to a separate update.
                         if let Some(u) = update.as_mut() {
@@ -388,33 +368,19 @@ fn update_user(
             }
             op.target = current.username.clone();
         }
-        op.changes.insert(
-            field.to_string(),
-            Change {
-                from: now.map(str::to_string),
-                to: Some(desired.to_string()),
-            },
-        );
+        op.set(field, now.map(str::to_string), Some(desired.to_string()));
         reasons.push(format!("{field}: {}", user.reason(field)));
     }
     if current.metadata.get(ANCHOR_KEY).map(String::as_str) != Some(anchor) {
-        op.metadata.insert(
-            ANCHOR_KEY.into(),
-            Change {
-                from: current.metadata.get(ANCHOR_KEY).cloned(),
-                to: Some(anchor.to_string()),
-            },
+        op.set_metadata(
+            ANCHOR_KEY,
+            current.metadata.get(ANCHOR_KEY).cloned(),
+            Some(anchor.to_string()),
         );
         reasons.push(format!("adopted: matched by username to {}", user.entry.dn));
     }
     if let Some(since) = current.metadata.get(MISSING_SINCE_KEY) {
-        op.metadata.insert(
-            MISSING_SINCE_KEY.into(),
-            Change {
-                from: Some(since.clone()),
-                to: None,
-            },
-        );
+        op.set_metadata(MISSING_SINCE_KEY, Some(since.clone()), None);
         reasons.push(format!("back in LDAP ({})", user.entry.dn));
     }
     if op.changes.is_empty() && op.metadata.is_empty() {
@@ -635,20 +601,8 @@ fn deprovision(
                 &user.username,
                 format!("{by}: {reason}"),
             );
-            op.changes.insert(
-                "is_active".into(),
-                Change {
-                    from: Some("true".into()),
-                    to: Some("false".into()),
-                },
-            );
-            op.metadata.insert(
-                DISABLED_BY_SYNC_KEY.into(),
-                Change {
-                    from: None,
-                    to: Some(settings.today.clone()),
-                },
-            );
+            op.set("is_active", Some("true".into()), Some("false".into()));
+            op.set_metadata(DISABLED_BY_SYNC_KEY, None, Some(settings.today.clone()));
             op
         }
         Verdict::Disable(_) => Operation::new(
@@ -665,13 +619,7 @@ fn deprovision(
     // Record when the user went missing (or was disabled in LDAP), so grace periods need no
     // local state.
     if missing_since.is_none() {
-        op.metadata.insert(
-            MISSING_SINCE_KEY.into(),
-            Change {
-                from: None,
-                to: Some(settings.today.clone()),
-            },
-        );
+        op.set_metadata(MISSING_SINCE_KEY, None, Some(settings.today.clone()));
     }
     if op.kind == OperationKind::UpdateUser && op.metadata.is_empty() {
         return Ok(None);

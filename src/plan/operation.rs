@@ -120,6 +120,16 @@ impl Operation {
         }
     }
 
+    /// Records a user field change.
+    pub fn set(&mut self, field: &str, from: Option<String>, to: Option<String>) {
+        self.changes.insert(field.to_string(), Change { from, to });
+    }
+
+    /// Records a change of ldap2ftrack metadata on the user (`to: None` deletes the key).
+    pub fn set_metadata(&mut self, key: &str, from: Option<String>, to: Option<String>) {
+        self.metadata.insert(key.to_string(), Change { from, to });
+    }
+
     /// The sort key that makes plans deterministic.
     pub fn sort_key(&self) -> (OperationKind, String, String, String, String) {
         (

@@ -98,7 +98,8 @@ fn describe(t: &Tok) -> String {
     }
 }
 
-const KEYWORDS: &[&str] = &[
+/// The words of the query language (reserved: not usable as bare values).
+pub const KEYWORDS: &[&str] = &[
     "select",
     "from",
     "where",
