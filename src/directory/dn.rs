@@ -287,7 +287,11 @@ fn canonical_value(text: &str) -> String {
             out.push('\\');
         }
         if c.is_control() {
-            out.push_str(&format!("\\{:02x}", c as u32));
+            // Each UTF-8 byte as `\xx`: U+0085 is `\c2\85`, never a lone `\85`.
+            let mut buf = [0u8; 4];
+            for byte in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("\\{byte:02x}"));
+            }
         } else {
             out.push(c);
         }
@@ -297,18 +301,29 @@ fn canonical_value(text: &str) -> String {
 
 /// Undoes [`canonical_value`]'s escaping (for display of a leaf value).
 fn unescape_canonical(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    let mut chars = value.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            if let Some(n) = chars.next() {
-                out.push(n);
+    let mut out = Vec::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(at) = rest.find('\\') {
+        out.extend_from_slice(&rest.as_bytes()[..at]);
+        let escaped = &rest[at + 1..];
+        let hex = escaped
+            .get(..2)
+            .and_then(|pair| u8::from_str_radix(pair, 16).ok());
+        match (hex, escaped.chars().next()) {
+            (Some(byte), _) => {
+                out.push(byte);
+                rest = &escaped[2..];
             }
-        } else {
-            out.push(c);
+            (None, Some(c)) => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                rest = &escaped[c.len_utf8()..];
+            }
+            (None, None) => rest = "",
         }
     }
-    out
+    out.extend_from_slice(rest.as_bytes());
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Splits at `sep` characters that are not escaped with a backslash.
@@ -432,6 +447,18 @@ mod tests {
     fn significant_spaces_survive() {
         assert_eq!(n("cn=\\ lead\\ ,dc=x"), "cn=\\ lead\\ ,dc=x");
         assert_ne!(n("cn=\\ lead,dc=x"), n("cn=lead,dc=x"));
+    }
+
+    #[test]
+    fn control_characters_are_escaped_byte_by_byte_and_stay_stable() {
+        // U+0080 is a C1 control; its escape is its two UTF-8 bytes (found by hostile_input).
+        let dn = NormalizedDn::parse("c=\u{80}x,dc=example").unwrap();
+        assert_eq!(dn.as_str(), "c=\\c2\\80x,dc=example");
+        assert_eq!(NormalizedDn::parse(dn.as_str()).unwrap(), dn);
+        assert_eq!(dn.leaf_value().as_deref(), Some("\u{80}x"));
+        let control = NormalizedDn::parse("cn=a\\01b,dc=example").unwrap();
+        assert_eq!(control.as_str(), "cn=a\\01b,dc=example");
+        assert_eq!(control.leaf_value().as_deref(), Some("a\u{1}b"));
     }
 
     #[test]
