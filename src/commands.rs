@@ -18,6 +18,13 @@ fn print_plan(plan: &Plan, output: OutputFormat) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Hands a run's inputs and results to the process exit instead of freeing them: the
+/// command returns straight to `main`, and the OS takes the memory back at once, where
+/// freeing a 100,000-user run object by object took 0.2 s.
+fn release_at_exit<T>(value: T) {
+    std::mem::forget(value);
+}
+
 fn json_text(value: &impl serde::Serialize) -> Result<String, Failure> {
     serde_json::to_string_pretty(value)
         .map_err(|e| Failure::Runtime(format!("cannot encode JSON: {e}")))
@@ -105,7 +112,9 @@ fn plan_locked(
             out.display()
         );
     }
-    if args.check && !planned.plan.is_empty() {
+    let pending = !planned.plan.is_empty();
+    release_at_exit((inputs, planned, pipeline));
+    if args.check && pending {
         return Err(Failure::PendingChanges);
     }
     Ok(())
@@ -156,6 +165,7 @@ fn apply_locked(
     record.phase("apply", started.elapsed());
     let report = report?;
     record.applied = report.applied;
+    release_at_exit((inputs, pipeline));
     match output {
         OutputFormat::Json => println!(
             "{}",
@@ -225,6 +235,7 @@ pub fn explain(config: &Config, args: &ExplainArgs, output: OutputFormat) -> Res
         .iter()
         .filter(|s| s.dn.to_lowercase().contains(&wanted))
         .collect();
+    let reasons = desired.map(|d| pipeline.reasons(&inputs.directory, d).all());
     if desired.is_none() && operations.is_empty() && skipped.is_empty() {
         return Err(Failure::Runtime(format!(
             "`{}` is neither an LDAP user the rules map to ftrack nor the target of any planned change",
@@ -236,7 +247,7 @@ pub fn explain(config: &Config, args: &ExplainArgs, output: OutputFormat) -> Res
             let value = serde_json::json!({
                 "username": args.username,
                 "ldap_dn": desired.map(|d| d.entry.dn.clone()),
-                "reasons": desired.map(|d| d.reasons.clone()),
+                "reasons": reasons,
                 "operations": operations,
                 "skipped": skipped,
             });
@@ -245,7 +256,7 @@ pub fn explain(config: &Config, args: &ExplainArgs, output: OutputFormat) -> Res
         OutputFormat::Human => {
             if let Some(d) = desired {
                 println!("{} comes from {}", d.fields.username, d.entry.dn);
-                for (what, why) in &d.reasons {
+                for (what, why) in reasons.iter().flatten() {
                     println!("  {what}: {why}");
                 }
             }

@@ -5,13 +5,13 @@
 //! See ARCHITECTURE.md at the repository root for the map.
 
 pub mod apply;
+pub mod caseless;
 pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod directory;
-pub mod fasthash;
 pub mod fixtures;
 pub mod ftrack;
 pub mod lock;

@@ -7,5 +7,19 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    disable_transparent_huge_pages();
     ldap2ftrack::cli::run()
+}
+
+/// A run allocates and frees hundreds of megabytes of small objects once and exits; with
+/// transparent huge pages each fresh 2 MiB page is zeroed whole on first touch and the
+/// allocator's purges split them again. Off for this process, a 100,000-user plan takes
+/// 3.6–3.9 s instead of 4.2–5.5 s (BENCHMARKS.md, "Scale").
+fn disable_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and touches no memory of ours;
+    // on a kernel without it the call fails and nothing changes.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
 }

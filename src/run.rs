@@ -168,8 +168,14 @@ pub fn plan_on(
     let started = std::time::Instant::now();
     let settings = PlanSettings::from_config(config, &api_user, today);
     let phase = progress::start(progress::DIFF, None);
-    let plan = diff::diff(&evaluation, &inputs.ftrack, &settings, pipeline)
-        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    let plan = diff::diff(
+        &evaluation,
+        &inputs.directory,
+        &inputs.ftrack,
+        &settings,
+        pipeline,
+    )
+    .map_err(|e| Failure::Runtime(e.to_string()))?;
     drop(phase);
     Ok(Planned {
         plan,

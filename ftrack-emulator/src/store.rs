@@ -9,43 +9,11 @@ use crate::schema::{schema, EntityDef};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
-use std::hash::{BuildHasherDefault, Hasher};
 
-/// A fast non-cryptographic hasher (FxHash-style) for the in-memory indexes: keys are
-/// ids and usernames supplied by trusted test/demo clients, so hash-flooding resistance
-/// is not needed, and SipHash dominated state-load time at 1M rows.
-#[derive(Default, Clone, Copy)]
-pub struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-        }
-        for b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(K);
-        }
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn finish(&self) -> u64 {
-        // Final avalanche (murmur3 fmix64): the multiply above only mixes upwards, and
-        // the table picks buckets from the low bits.
-        let mut h = self.0;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    }
-}
-
-type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FxHasher>>;
+// FxHash (rustc-hash) for the in-memory indexes: keys are ids and usernames from trusted
+// test/demo clients, so hash-flooding resistance is not needed, and SipHash dominated
+// state-load time at 1M rows.
+type HashMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
 /// One stored entity: a slot per stored column of its type (see
 /// [`crate::schema::Attr::is_stored`]); `None` means "not set yet" (defaults apply).

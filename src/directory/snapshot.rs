@@ -9,7 +9,7 @@
 use super::dn::{self, NormalizedDn};
 use super::entry::{Entry, Value};
 use super::{DirectoryError, EntrySet, ReadStats};
-use crate::fasthash::FastMap;
+use rustc_hash::FxHashMap;
 use std::collections::{HashMap, VecDeque};
 
 /// Index of a group in [`DirectorySnapshot::groups`].
@@ -135,12 +135,12 @@ pub fn assemble(set: EntrySet) -> Result<DirectorySnapshot, DirectoryError> {
 
     // Keyed by the canonical text, so a member DN in the usual simple shape is looked up
     // from a reused buffer: no parse and no allocation per member value.
-    let user_by_dn: FastMap<&str, usize> = users
+    let user_by_dn: FxHashMap<&str, usize> = users
         .iter()
         .enumerate()
         .map(|(i, u)| (u.dn.as_str(), i))
         .collect();
-    let group_by_dn: FastMap<&str, GroupId> = raw_groups
+    let group_by_dn: FxHashMap<&str, GroupId> = raw_groups
         .iter()
         .enumerate()
         .map(|(i, (dn, _))| (dn.as_str(), i as GroupId))

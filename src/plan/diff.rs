@@ -5,10 +5,14 @@
 
 use super::operation::{Operation, OperationKind};
 use super::{ManagedCounts, Plan, PlanSettings};
+use crate::caseless::lowercase;
+use crate::directory::DirectorySnapshot;
 use crate::ftrack::snapshot::{FtrackSnapshot, FtrackUser};
-use crate::rules::pipeline::{role_key, DesiredUser, Evaluation, Pipeline, SkippedEntry};
+use crate::rules::pipeline::{role_key, DesiredUser, Evaluation, Pipeline, Reasons, SkippedEntry};
 use crate::rules::{DepartedUser, RoleScope, RuleError, Verdict};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Metadata key holding the LDAP stable id of the entry a user belongs to.
 pub const ANCHOR_KEY: &str = "ldap2ftrack.anchor";
@@ -25,24 +29,25 @@ fn planned_id(kind: &str, key: &str) -> String {
     uuid::Uuid::new_v5(&ID_NAMESPACE, format!("{kind}:{key}").as_bytes()).to_string()
 }
 
+/// ftrack's state, indexed for the diff. Names are keyed lower-cased ([`lowercase`]).
 struct Index<'a> {
-    users_by_anchor: HashMap<&'a str, &'a FtrackUser>,
-    users_by_name: HashMap<String, &'a FtrackUser>,
-    groups_by_name: HashMap<String, (&'a str, &'a str)>,
-    roles_by_name: HashMap<String, (&'a str, &'a str)>,
-    projects_by_name: HashMap<String, &'a str>,
-    group_names: HashMap<&'a str, &'a str>,
-    role_names: HashMap<&'a str, &'a str>,
-    project_names: HashMap<&'a str, &'a str>,
+    users_by_anchor: FxHashMap<&'a str, &'a FtrackUser>,
+    users_by_name: FxHashMap<Cow<'a, str>, &'a FtrackUser>,
+    groups_by_name: FxHashMap<Cow<'a, str>, (&'a str, &'a str)>,
+    roles_by_name: FxHashMap<Cow<'a, str>, (&'a str, &'a str)>,
+    projects_by_name: FxHashMap<Cow<'a, str>, &'a str>,
+    group_names: FxHashMap<&'a str, &'a str>,
+    role_names: FxHashMap<&'a str, &'a str>,
+    project_names: FxHashMap<&'a str, &'a str>,
     /// user id → memberships (group id, membership id)
-    memberships: HashMap<&'a str, Vec<(&'a str, &'a str)>>,
+    memberships: FxHashMap<&'a str, Vec<(&'a str, &'a str)>>,
     /// (user id, role id) → (all open projects, project ids)
-    grants: HashMap<(&'a str, &'a str), (bool, Vec<&'a str>)>,
+    grants: FxHashMap<(&'a str, &'a str), (bool, Vec<&'a str>)>,
 }
 
 impl<'a> Index<'a> {
     fn new(f: &'a FtrackSnapshot) -> Index<'a> {
-        let mut memberships: HashMap<&str, Vec<(&str, &str)>> = HashMap::new();
+        let mut memberships: FxHashMap<&str, Vec<(&str, &str)>> = FxHashMap::default();
         for m in &f.memberships {
             memberships
                 .entry(m.user_id.as_str())
@@ -58,24 +63,24 @@ impl<'a> Index<'a> {
             users_by_name: f
                 .users
                 .iter()
-                .map(|u| (u.username.to_lowercase(), u))
+                .map(|u| (lowercase(&u.username), u))
                 .collect(),
             // Top-level groups only: managed groups are created at the top level.
             groups_by_name: f
                 .groups
                 .iter()
                 .filter(|g| g.parent_id.is_none() && !g.local)
-                .map(|g| (g.name.to_lowercase(), (g.id.as_str(), g.name.as_str())))
+                .map(|g| (lowercase(&g.name), (g.id.as_str(), g.name.as_str())))
                 .collect(),
             roles_by_name: f
                 .security_roles
                 .iter()
-                .map(|r| (r.name.to_lowercase(), (r.id.as_str(), r.name.as_str())))
+                .map(|r| (lowercase(&r.name), (r.id.as_str(), r.name.as_str())))
                 .collect(),
             projects_by_name: f
                 .projects
                 .iter()
-                .map(|p| (p.name.to_lowercase(), p.id.as_str()))
+                .map(|p| (lowercase(&p.name), p.id.as_str()))
                 .collect(),
             project_names: f
                 .projects
@@ -113,70 +118,79 @@ impl<'a> Index<'a> {
 /// Computes the plan. Fails only when a rule module fails under `on_error = "abort"`.
 pub fn diff(
     evaluation: &Evaluation,
+    directory: &DirectorySnapshot,
     ftrack: &FtrackSnapshot,
     settings: &PlanSettings,
     pipeline: &mut Pipeline,
 ) -> Result<Plan, RuleError> {
     let index = Index::new(ftrack);
-    let protected: HashSet<String> = std::iter::once(settings.api_user.to_lowercase())
-        .chain(settings.protected_users.iter().map(|u| u.to_lowercase()))
-        .collect();
-    let managed_groups: BTreeSet<String> = settings
+    let protected = Protected::new(settings);
+    let managed_groups: FxHashSet<&str> = settings
         .managed_groups
         .iter()
-        .cloned()
+        .map(String::as_str)
         .chain(
             evaluation
                 .users
                 .iter()
-                .flat_map(|u| u.access.groups.iter().cloned()),
+                .flat_map(|u| u.access.groups.iter().map(String::as_str)),
         )
         .collect();
-    let managed_roles: BTreeSet<String> = settings
+    let managed_roles: FxHashSet<&str> = settings
         .managed_roles
         .iter()
-        .cloned()
+        .map(String::as_str)
         .chain(
             evaluation
                 .users
                 .iter()
-                .flat_map(|u| u.access.roles.iter().map(|g| g.role.clone())),
+                .flat_map(|u| u.access.roles.iter().map(|g| g.role.as_str())),
         )
         .collect();
-    let managed_group_ids: HashSet<&str> = managed_groups
+    let group_ids: FxHashSet<&str> = managed_groups
         .iter()
         .filter_map(|g| {
             index
                 .groups_by_name
-                .get(&g.to_lowercase())
+                .get(lowercase(g).as_ref())
                 .map(|(id, _)| *id)
         })
         .collect();
-    let managed_role_ids: HashSet<&str> = managed_roles
+    let mut role_ids: Vec<&str> = managed_roles
         .iter()
         .filter_map(|r| {
             index
                 .roles_by_name
-                .get(&r.to_lowercase())
+                .get(lowercase(r).as_ref())
                 .map(|(id, _)| *id)
         })
         .collect();
+    role_ids.sort_unstable();
+    role_ids.dedup();
+    let managed = Managed {
+        group_ids,
+        role_ids,
+    };
 
     let mut plan = Plan {
         skipped: evaluation.skipped.clone(),
         ..Plan::default()
     };
     let mut ops: Vec<Operation> = Vec::new();
-    let mut seen: HashSet<&str> = HashSet::new();
+    let mut seen: FxHashSet<&str> = FxHashSet::default();
     let mut departed: Vec<(&FtrackUser, Option<&DesiredUser>)> = Vec::new();
     let mut created_groups: BTreeMap<String, String> = BTreeMap::new();
 
     let mut desired: Vec<&DesiredUser> = evaluation.users.iter().collect();
-    desired.sort_by_key(|u| u.fields.username.to_lowercase());
+    desired.sort_by_cached_key(|u| lowercase(&u.fields.username));
     for user in desired {
+        let reasons = pipeline.reasons(directory, user);
         let anchor = user.entry.anchor();
         let username = user.fields.username.trim();
-        let by_name = index.users_by_name.get(&username.to_lowercase()).copied();
+        let by_name = index
+            .users_by_name
+            .get(lowercase(username).as_ref())
+            .copied();
         let matched = match index.users_by_anchor.get(anchor.as_str()).copied() {
             Some(u) => Some(u),
             None => match by_name {
@@ -193,12 +207,12 @@ pub fn diff(
         };
         if let Some(u) = matched {
             seen.insert(u.id.as_str());
-            if protected.contains(&u.username.to_lowercase()) {
+            if protected.contains(&u.username) {
                 plan.notes
                     .push(format!("`{}` is protected; left as it is", u.username));
                 continue;
             }
-        } else if protected.contains(&username.to_lowercase()) {
+        } else if protected.contains(username) {
             plan.notes
                 .push(format!("`{username}` is protected; not created"));
             continue;
@@ -213,7 +227,7 @@ pub fn diff(
             None => {
                 let id = planned_id("user", &anchor);
                 let mut op =
-                    Operation::new(OperationKind::CreateUser, username, user.reason("username"));
+                    Operation::new(OperationKind::CreateUser, username, reasons.of("username"));
                 op.user_id = Some(id.clone());
                 for (field, value) in user_fields(user) {
                     if let Some(v) = value {
@@ -225,7 +239,7 @@ pub fn diff(
                 id
             }
             Some(current) => {
-                let mut update = update_user(user, current, &anchor, &index, &mut plan);
+                let mut update = update_user(user, &reasons, current, &anchor, &index, &mut plan);
                 if !current.is_active {
                     if current.metadata.contains_key(DISABLED_BY_SYNC_KEY) {
                         let mut op = Operation::new(
@@ -266,12 +280,12 @@ pub fn diff(
         let current_id = matched.map(|u| u.id.as_str());
         access_diff(
             user,
+            &reasons,
             username,
             &user_id,
             current_id,
             &index,
-            &managed_group_ids,
-            &managed_role_ids,
+            &managed,
             &mut created_groups,
             &mut ops,
             &mut plan,
@@ -299,7 +313,7 @@ pub fn diff(
         if seen.contains(u.id.as_str()) || !u.metadata.contains_key(ANCHOR_KEY) {
             continue;
         }
-        if protected.contains(&u.username.to_lowercase()) {
+        if protected.contains(&u.username) {
             continue;
         }
         departed.push((u, None));
@@ -310,13 +324,7 @@ pub fn diff(
         }
     }
 
-    plan.managed = managed_counts(
-        ftrack,
-        &index,
-        &protected,
-        &managed_group_ids,
-        &managed_role_ids,
-    );
+    plan.managed = managed_counts(ftrack, &index, &protected, &managed);
     ops.sort_by_cached_key(Operation::sort_key);
     plan.operations = ops;
     Ok(plan)
@@ -333,6 +341,7 @@ fn user_fields(user: &DesiredUser) -> [(&'static str, Option<&str>); 4] {
 
 fn update_user(
     user: &DesiredUser,
+    reasons: &Reasons,
     current: &FtrackUser,
     anchor: &str,
     index: &Index,
@@ -340,7 +349,7 @@ fn update_user(
 ) -> Option<Operation> {
     let mut op = Operation::new(OperationKind::UpdateUser, user.fields.username.trim(), "");
     op.user_id = Some(current.id.clone());
-    let mut reasons = Vec::new();
+    let mut why = Vec::new();
     for (field, desired) in user_fields(user) {
         let Some(desired) = desired else {
             continue; // LDAP has no value: leave ftrack's as it is
@@ -357,7 +366,7 @@ fn update_user(
         if field == "username" {
             let taken = index
                 .users_by_name
-                .get(&desired.to_lowercase())
+                .get(lowercase(desired).as_ref())
                 .is_some_and(|other| other.id != current.id);
             if taken {
                 plan.skipped.push(SkippedEntry::of(&user.entry, format!(
@@ -369,7 +378,7 @@ fn update_user(
             op.target = current.username.clone();
         }
         op.set(field, now.map(str::to_string), Some(desired.to_string()));
-        reasons.push(format!("{field}: {}", user.reason(field)));
+        why.push(format!("{field}: {}", reasons.of(field)));
     }
     if current.metadata.get(ANCHOR_KEY).map(String::as_str) != Some(anchor) {
         op.set_metadata(
@@ -377,40 +386,74 @@ fn update_user(
             current.metadata.get(ANCHOR_KEY).cloned(),
             Some(anchor.to_string()),
         );
-        reasons.push(format!("adopted: matched by username to {}", user.entry.dn));
+        why.push(format!("adopted: matched by username to {}", user.entry.dn));
     }
     if let Some(since) = current.metadata.get(MISSING_SINCE_KEY) {
         op.set_metadata(MISSING_SINCE_KEY, Some(since.clone()), None);
-        reasons.push(format!("back in LDAP ({})", user.entry.dn));
+        why.push(format!("back in LDAP ({})", user.entry.dn));
     }
     if op.changes.is_empty() && op.metadata.is_empty() {
         return None;
     }
-    op.reason = reasons.join("; ");
+    op.reason = why.join("; ");
     Some(op)
 }
 
+/// What the sync owns in ftrack this run: the groups and roles named in `sync.toml` or by
+/// the rules (by id; only those it adds members to, grants or revokes).
+struct Managed<'a> {
+    group_ids: FxHashSet<&'a str>,
+    /// Sorted, so revocations come out in the same order every run.
+    role_ids: Vec<&'a str>,
+}
+
+/// The API user and `protected_users`, compared case-insensitively.
+struct Protected(FxHashSet<String>);
+
+impl Protected {
+    fn new(settings: &PlanSettings) -> Protected {
+        Protected(
+            std::iter::once(&settings.api_user)
+                .chain(&settings.protected_users)
+                .map(|u| u.to_lowercase())
+                .collect(),
+        )
+    }
+
+    fn contains(&self, username: &str) -> bool {
+        self.0.contains(lowercase(username).as_ref())
+    }
+}
+
+/// The memberships and role grants to add and remove for one user. `user_id` is the ftrack
+/// user (planned id when it is being created); `current_id` the existing one, if any.
 #[allow(clippy::too_many_arguments)]
 fn access_diff(
     user: &DesiredUser,
+    reasons: &Reasons,
     username: &str,
     user_id: &str,
     current_id: Option<&str>,
     index: &Index,
-    managed_group_ids: &HashSet<&str>,
-    managed_role_ids: &HashSet<&str>,
+    managed: &Managed,
     created_groups: &mut BTreeMap<String, String>,
     ops: &mut Vec<Operation>,
     plan: &mut Plan,
 ) {
-    let current_memberships: Vec<(&str, &str)> = current_id
+    let current_memberships: &[(&str, &str)] = current_id
         .and_then(|id| index.memberships.get(id))
-        .cloned()
-        .unwrap_or_default();
-    let mut wanted_group_ids = HashSet::new();
+        .map_or(&[], Vec::as_slice);
+    // Only groups that exist can be in `current_memberships`, so only their ids are kept.
+    let mut wanted_group_ids: Vec<&str> = Vec::with_capacity(user.access.groups.len());
     for group in &user.access.groups {
-        let (group_id, group_name) = match index.groups_by_name.get(&group.to_lowercase()) {
-            Some((id, name)) => (id.to_string(), name.to_string()),
+        let (group_id, group_name) = match index.groups_by_name.get(lowercase(group).as_ref()) {
+            Some(&(id, name)) => {
+                wanted_group_ids.push(id);
+                if current_memberships.iter().any(|(g, _)| *g == id) {
+                    continue;
+                }
+                (id.to_string(), name.to_string())
+            }
             None => {
                 let id = created_groups
                     .entry(group.clone())
@@ -419,14 +462,10 @@ fn access_diff(
                 (id, group.clone())
             }
         };
-        wanted_group_ids.insert(group_id.clone());
-        if current_memberships.iter().any(|(g, _)| *g == group_id) {
-            continue;
-        }
         let mut op = Operation::new(
             OperationKind::AddMembership,
             username,
-            user.reason(&format!("group:{group}")),
+            reasons.of(&format!("group:{group}")),
         );
         op.user_id = Some(user_id.to_string());
         op.membership_id = Some(planned_id("membership", &format!("{user_id}/{group_id}")));
@@ -434,8 +473,8 @@ fn access_diff(
         op.group_id = Some(group_id);
         ops.push(op);
     }
-    for (group_id, membership_id) in &current_memberships {
-        if !managed_group_ids.contains(group_id) || wanted_group_ids.contains(*group_id) {
+    for &(group_id, membership_id) in current_memberships {
+        if !managed.group_ids.contains(group_id) || wanted_group_ids.contains(&group_id) {
             continue;
         }
         let name = index
@@ -460,29 +499,32 @@ fn access_diff(
     }
 
     // Roles: wanted scopes per role, compared with the current grant of each managed role.
-    let mut wanted: BTreeMap<String, BTreeSet<RoleScope>> = BTreeMap::new();
+    let mut wanted: BTreeMap<Cow<str>, BTreeSet<&RoleScope>> = BTreeMap::new();
     for grant in &user.access.roles {
         wanted
-            .entry(grant.role.to_lowercase())
+            .entry(lowercase(&grant.role))
             .or_default()
-            .insert(grant.scope.clone());
+            .insert(&grant.scope);
     }
     for (role_lower, scopes) in &wanted {
-        let Some((role_id, role_name)) = index.roles_by_name.get(role_lower) else {
+        let Some(&(role_id, role_name)) = index.roles_by_name.get(role_lower.as_ref()) else {
             plan.notes.push(format!(
                 "security role `{role_lower}` for `{username}` does not exist in ftrack; create it there first"
             ));
             continue;
         };
-        let (all_now, projects_now) = current_id
-            .and_then(|uid| index.grants.get(&(uid, *role_id)))
-            .cloned()
-            .unwrap_or((false, Vec::new()));
-        for scope in scopes {
+        let (all_now, projects_now): (bool, &[&str]) = current_id
+            .and_then(|uid| index.grants.get(&(uid, role_id)))
+            .map_or((false, &[]), |(all, projects)| (*all, projects.as_slice()));
+        for &scope in scopes {
             let (has, project_id, scope_text) = match scope {
                 RoleScope::AllOpenProjects => (all_now, None, "all open projects".to_string()),
-                RoleScope::Project(p) => match index.projects_by_name.get(&p.to_lowercase()) {
-                    Some(pid) => (projects_now.contains(pid), Some(pid.to_string()), p.clone()),
+                RoleScope::Project(p) => match index.projects_by_name.get(lowercase(p).as_ref()) {
+                    Some(&pid) => (
+                        projects_now.contains(&pid),
+                        Some(pid.to_string()),
+                        p.clone(),
+                    ),
                     None => {
                         plan.notes.push(format!(
                             "project `{p}` (role {role_name} for `{username}`) does not exist in ftrack; grant skipped"
@@ -494,7 +536,7 @@ fn access_diff(
             if has {
                 continue;
             }
-            let reason = user.reason(&role_key(&grant_role_name(user, role_lower), scope));
+            let reason = reasons.of(&role_key(&grant_role_name(user, role_lower), scope));
             let mut op = Operation::new(OperationKind::GrantRole, username, reason);
             op.user_id = Some(user_id.to_string());
             op.role = Some(role_name.to_string());
@@ -507,17 +549,12 @@ fn access_diff(
     let Some(uid) = current_id else {
         return;
     };
-    for role_id in managed_role_ids {
-        let Some((all_now, projects_now)) = index.grants.get(&(uid, *role_id)) else {
+    for &role_id in &managed.role_ids {
+        let Some((all_now, projects_now)) = index.grants.get(&(uid, role_id)) else {
             continue;
         };
-        let role_name = index
-            .role_names
-            .get(role_id)
-            .copied()
-            .unwrap_or_default()
-            .to_string();
-        let scopes = wanted.get(&role_name.to_lowercase());
+        let role_name = index.role_names.get(role_id).copied().unwrap_or_default();
+        let scopes = wanted.get(lowercase(role_name).as_ref());
         let revoke = |scope: Option<String>, project_id: Option<String>| {
             let mut op = Operation::new(
                 OperationKind::RevokeRole,
@@ -528,7 +565,7 @@ fn access_diff(
                 ),
             );
             op.user_id = Some(uid.to_string());
-            op.role = Some(role_name.clone());
+            op.role = Some(role_name.to_string());
             op.role_id = Some(role_id.to_string());
             op.scope = scope;
             op.project_id = project_id;
@@ -559,7 +596,7 @@ fn grant_role_name(user: &DesiredUser, role_lower: &str) -> String {
     user.access
         .roles
         .iter()
-        .find(|g| g.role.to_lowercase() == role_lower)
+        .find(|g| lowercase(&g.role) == role_lower)
         .map(|g| g.role.clone())
         .unwrap_or_default()
 }
@@ -631,29 +668,26 @@ fn deprovision(
 fn managed_counts(
     ftrack: &FtrackSnapshot,
     index: &Index,
-    protected: &HashSet<String>,
-    managed_group_ids: &HashSet<&str>,
-    managed_role_ids: &HashSet<&str>,
+    protected: &Protected,
+    managed: &Managed,
 ) -> ManagedCounts {
     let managed_users: Vec<&FtrackUser> = ftrack
         .users
         .iter()
-        .filter(|u| {
-            u.metadata.contains_key(ANCHOR_KEY) && !protected.contains(&u.username.to_lowercase())
-        })
+        .filter(|u| u.metadata.contains_key(ANCHOR_KEY) && !protected.contains(&u.username))
         .collect();
-    let ids: HashSet<&str> = managed_users.iter().map(|u| u.id.as_str()).collect();
+    let ids: FxHashSet<&str> = managed_users.iter().map(|u| u.id.as_str()).collect();
     let memberships = ftrack
         .memberships
         .iter()
         .filter(|m| {
-            ids.contains(m.user_id.as_str()) && managed_group_ids.contains(m.group_id.as_str())
+            ids.contains(m.user_id.as_str()) && managed.group_ids.contains(m.group_id.as_str())
         })
         .count();
     let role_grants = index
         .grants
         .iter()
-        .filter(|((u, r), _)| ids.contains(u) && managed_role_ids.contains(r))
+        .filter(|((u, r), _)| ids.contains(u) && managed.role_ids.contains(r))
         .map(|(_, (all, projects))| usize::from(*all) + projects.len())
         .sum();
     ManagedCounts {

@@ -7,7 +7,7 @@ use super::{
 };
 use crate::config::{AttributeMappings, GroupMapping};
 use crate::directory::NormalizedDn;
-use crate::fasthash::FastMap;
+use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 
 pub const STAGE_NAME: &str = "mappings";
@@ -15,7 +15,7 @@ pub const STAGE_NAME: &str = "mappings";
 pub struct BuiltinStage {
     mappings: AttributeMappings,
     /// Canonical DN or lower-cased cn → (the key as written, its mapping).
-    group_mappings: FastMap<String, (String, GroupMapping)>,
+    group_mappings: FxHashMap<String, (String, GroupMapping)>,
     /// Whether any key can equal a group's DN (has a `=`): if none, DN lookups are skipped.
     dn_keys: bool,
 }
@@ -25,7 +25,7 @@ impl BuiltinStage {
         mappings: &AttributeMappings,
         group_mappings: &BTreeMap<String, GroupMapping>,
     ) -> BuiltinStage {
-        let group_mappings: FastMap<String, (String, GroupMapping)> = group_mappings
+        let group_mappings: FxHashMap<String, (String, GroupMapping)> = group_mappings
             .iter()
             .map(|(key, m)| (lookup_key(key), (key.clone(), m.clone())))
             .collect();
@@ -42,17 +42,8 @@ impl BuiltinStage {
                 return Some(found);
             }
         }
-        // Called for every group of every user: skip the lower-casing copy when the name is
-        // lower-case ASCII already (the usual case).
-        if group
-            .name
-            .bytes()
-            .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
-        {
-            self.group_mappings.get(group.name.as_str())
-        } else {
-            self.group_mappings.get(group.name.to_lowercase().as_str())
-        }
+        self.group_mappings
+            .get(crate::caseless::lowercase(&group.name).as_ref())
     }
 
     /// Splits a full name ("Jane Q. Doe") into first ("Jane Q.") and last ("Doe") names.

@@ -34,15 +34,87 @@ pub struct DesiredUser {
     /// as each user is evaluated — at 100,000 users they would be most of a run's memory. A
     /// user disabled in LDAP keeps the whole entry for the `deprovision` hook.
     pub entry: RuleEntry,
+    /// Where the entry is in [`DirectorySnapshot::users`] (to see it whole again for a reason).
+    pub source: usize,
     pub fields: UserFields,
     pub access: Access,
-    /// `username`, `email`, `group:NAME`, `role:ROLE[@PROJECT]` → why (stage and LDAP value).
-    pub reasons: BTreeMap<String, String>,
+    /// What a stage after the first proposed (`username`, `email`, `group:NAME`,
+    /// `role:ROLE[@PROJECT]`) → that stage's position, latest last. Everything else came from
+    /// the first stage. Reasons are worded only for what ends up in the plan ([`Reasons`]):
+    /// most users need none, and wording them all was a third of the rules' time.
+    pub proposed_by: Vec<(String, usize)>,
 }
 
 impl DesiredUser {
-    pub fn reason(&self, what: &str) -> String {
-        self.reasons.get(what).cloned().unwrap_or_default()
+    /// The position of the stage that proposed `what`.
+    fn stage_of(&self, what: &str) -> usize {
+        self.proposed_by
+            .iter()
+            .rev()
+            .find(|(w, _)| w == what)
+            .map_or(0, |(_, stage)| *stage)
+    }
+
+    /// Everything the rules proposed for this user: the fields they set, then the groups
+    /// and role grants.
+    pub fn proposals(&self) -> Vec<String> {
+        let f = &self.fields;
+        let fields = [
+            ("username", !f.username.is_empty()),
+            ("email", f.email.is_some()),
+            ("first_name", f.first_name.is_some()),
+            ("last_name", f.last_name.is_some()),
+        ];
+        fields
+            .iter()
+            .filter(|(_, set)| *set)
+            .map(|(what, _)| what.to_string())
+            .chain(self.access.groups.iter().map(|g| format!("group:{g}")))
+            .chain(
+                self.access
+                    .roles
+                    .iter()
+                    .map(|grant| role_key(&grant.role, &grant.scope)),
+            )
+            .collect()
+    }
+}
+
+/// Why the rules proposed what they did for one user: each reason names the stage and the
+/// LDAP value behind it, worded on demand from the whole entry (read back from the
+/// directory once, the first time a reason is asked for).
+pub struct Reasons<'a> {
+    stages: &'a [Box<dyn Stage>],
+    directory: &'a DirectorySnapshot,
+    user: &'a DesiredUser,
+    entry: std::cell::OnceCell<RuleEntry>,
+}
+
+impl Reasons<'_> {
+    /// Why `what` (`username`, `group:NAME`, `role:ROLE[@PROJECT]`, …) was proposed.
+    pub fn of(&self, what: &str) -> String {
+        let Some(stage) = self.stages.get(self.user.stage_of(what)) else {
+            return String::new();
+        };
+        let entry = self
+            .entry
+            .get_or_init(|| match self.directory.users.get(self.user.source) {
+                Some(source) => rule_entry(self.directory, source),
+                None => self.user.entry.clone(),
+            });
+        stage.describe(entry, what)
+    }
+
+    /// Every proposal with its reason.
+    pub fn all(&self) -> BTreeMap<String, String> {
+        self.user
+            .proposals()
+            .into_iter()
+            .map(|what| {
+                let why = self.of(&what);
+                (what, why)
+            })
+            .collect()
     }
 }
 
@@ -116,7 +188,7 @@ impl Pipeline {
         let _phase = crate::progress::start(crate::progress::RULES, Some(users.len() as u64));
         let mut extra = self.extra_workers(users.len());
         let mut evaluation = if extra.is_empty() {
-            evaluate_run(&mut self.stages, directory, users)?
+            evaluate_run(&mut self.stages, directory, users, 0)?
         } else {
             let size = users.len().div_ceil(extra.len() + 1).max(1);
             let mut runs = users.chunks(size);
@@ -125,9 +197,13 @@ impl Pipeline {
             let results = std::thread::scope(|scope| {
                 let handles: Vec<_> = runs
                     .zip(extra.iter_mut())
-                    .map(|(run, worker)| scope.spawn(move || evaluate_run(worker, directory, run)))
+                    .enumerate()
+                    .map(|(i, (run, worker))| {
+                        let offset = (i + 1) * size;
+                        scope.spawn(move || evaluate_run(worker, directory, run, offset))
+                    })
                     .collect();
-                let mut results = vec![evaluate_run(stages, directory, first)];
+                let mut results = vec![evaluate_run(stages, directory, first, 0)];
                 for handle in handles {
                     match handle.join() {
                         Ok(result) => results.push(result),
@@ -146,6 +222,20 @@ impl Pipeline {
         };
         validate(&mut evaluation);
         Ok(evaluation)
+    }
+
+    /// The reasons behind what the rules proposed for `user` (evaluated from `directory`).
+    pub fn reasons<'a>(
+        &'a self,
+        directory: &'a DirectorySnapshot,
+        user: &'a DesiredUser,
+    ) -> Reasons<'a> {
+        Reasons {
+            stages: &self.stages,
+            directory,
+            user,
+            entry: std::cell::OnceCell::new(),
+        }
     }
 
     /// Asks every stage for a verdict on a departed user, starting from `initial`.
@@ -178,16 +268,18 @@ impl Pipeline {
     }
 }
 
-/// One contiguous run of users through one set of stages, in order.
+/// One contiguous run of users (starting at `offset` in the directory) through one set of
+/// stages, in order.
 fn evaluate_run(
     stages: &mut [Box<dyn Stage>],
     directory: &DirectorySnapshot,
     users: &[DirectoryUser],
+    offset: usize,
 ) -> Result<Evaluation, RuleError> {
     let mut evaluation = Evaluation::default();
     for (i, user) in users.iter().enumerate() {
         let entry = rule_entry(directory, user);
-        match evaluate_user(stages, entry)? {
+        match evaluate_user(stages, entry, offset + i)? {
             Ok(mut desired) => {
                 if !desired.entry.disabled {
                     desired.entry.attributes = Vec::new();
@@ -208,13 +300,14 @@ fn evaluate_run(
 fn evaluate_user(
     stages: &mut [Box<dyn Stage>],
     entry: RuleEntry,
+    source: usize,
 ) -> Result<Result<DesiredUser, SkippedEntry>, RuleError> {
     if let Some(problem) = entry.problem() {
         return Ok(Err(SkippedEntry::of(&entry, problem)));
     }
-    let mut reasons = BTreeMap::new();
+    let mut proposed_by = Vec::new();
     let mut decision = UserDecision::Sync(UserFields::default());
-    for stage in stages.iter_mut() {
+    for (position, stage) in stages.iter_mut().enumerate() {
         let before = decision.clone();
         decision = match stage.transform_user(&entry, decision) {
             Ok(d) => d,
@@ -227,8 +320,8 @@ fn evaluate_user(
                 ("first_name", old.first_name != new.first_name),
                 ("last_name", old.last_name != new.last_name),
             ] {
-                if changed {
-                    reasons.insert(field.to_string(), stage.describe(&entry, field));
+                if changed && position > 0 {
+                    proposed_by.push((field.to_string(), position));
                 }
             }
         }
@@ -243,26 +336,29 @@ fn evaluate_user(
         unreachable!("a skip returned above")
     };
     let mut access = Access::default();
-    for stage in stages.iter_mut() {
-        let before = access.clone();
+    for (position, stage) in stages.iter_mut().enumerate() {
+        // The first stage starts from nothing: all it proposes is its own, no need to compare.
+        let before = (position > 0).then(|| access.clone());
         access = match stage.map_groups(&entry, &fields, access) {
             Ok(a) => a,
             Err(e) => return skip_or_abort(stage.on_error(), e, &entry),
         };
+        let Some(before) = before else {
+            continue;
+        };
         for group in access.groups.difference(&before.groups) {
-            let what = format!("group:{group}");
-            reasons.insert(what.clone(), stage.describe(&entry, &what));
+            proposed_by.push((format!("group:{group}"), position));
         }
         for grant in access.roles.difference(&before.roles) {
-            let what = role_key(&grant.role, &grant.scope);
-            reasons.insert(what.clone(), stage.describe(&entry, &what));
+            proposed_by.push((role_key(&grant.role, &grant.scope), position));
         }
     }
     Ok(Ok(DesiredUser {
         entry,
+        source,
         fields,
         access,
-        reasons,
+        proposed_by,
     }))
 }
 
