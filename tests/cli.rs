@@ -153,3 +153,78 @@ fn check_fails_closed_on_a_missing_base_dn() {
         "{err}"
     );
 }
+
+/// A copy of the bundled demo's `sync.toml` in `dir`, reading the demo LDIF and seed from the
+/// checkout and keeping its emulator state (and lock, journal) in `dir`.
+fn demo_config(dir: &Path) -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped = std::fs::read_to_string(root.join("sync.toml")).expect("sync.toml is readable");
+    let config = shipped
+        .replace(
+            "ldif:tests/demo/",
+            &format!("ldif:{}/tests/demo/", root.display()),
+        )
+        .replace(
+            "emulator:target/demo/",
+            &format!("emulator:{}/", dir.display()),
+        )
+        .replace(
+            "\"tests/demo/ftrack-seed.json\"",
+            &format!("\"{}/tests/demo/ftrack-seed.json\"", root.display()),
+        );
+    assert_ne!(
+        config, shipped,
+        "the demo paths in sync.toml changed; update demo_config"
+    );
+    let path = dir.join("sync.toml");
+    std::fs::write(&path, config).expect("write the demo config");
+    path
+}
+
+/// Progress bars are for a person at a terminal: under a pseudo-terminal (`script`, from
+/// util-linux) `plan` draws one per phase; in a pipe or with `--output json`, nothing.
+#[test]
+fn progress_bars_only_at_a_terminal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = demo_config(dir.path());
+    let binary = env!("CARGO_BIN_EXE_ldap2ftrack");
+    let at_terminal = |args: &str| {
+        let command = format!("{binary} --config {} {args}", config.display());
+        let out = Command::new("script")
+            .args(["-q", "-e", "-c", &command, "/dev/null"])
+            .current_dir(dir.path())
+            .env_remove("TERM")
+            .env("TERM", "xterm")
+            .output()
+            .expect("`script` runs (Debian: apt install bsdutils)");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+        text(&out.stdout)
+    };
+    let human = at_terminal("plan");
+    for bar in ["LDAP read", "ftrack read", "\u{1b}["] {
+        assert!(human.contains(bar), "no {bar:?} at a terminal:\n{human}");
+    }
+    assert!(human.contains("+ user bjorn"), "{human}");
+
+    let json = at_terminal("--output json plan");
+    assert!(
+        !json.contains("LDAP read"),
+        "bars drawn with --output json:\n{json}"
+    );
+    assert!(
+        !json.contains('\u{1b}'),
+        "escape codes with --output json:\n{json}"
+    );
+
+    let piped = ldap2ftrack(
+        &["--config", &config.display().to_string(), "plan"],
+        dir.path(),
+    );
+    assert_eq!(piped.status.code(), Some(0), "{}", text(&piped.stderr));
+    let stderr = text(&piped.stderr);
+    assert!(
+        !stderr.contains("LDAP read") && !stderr.contains('\u{1b}'),
+        "{stderr}"
+    );
+    assert!(text(&piped.stdout).contains("+ user bjorn"));
+}

@@ -25,6 +25,7 @@ pub fn read_entries(path: &Path, settings: &LdapSettings) -> Result<EntrySet, Di
         line,
         message,
     })?;
+    crate::progress::advance(crate::progress::LDAP_READ, entries.len() as u64);
     select(entries, settings)
 }
 
