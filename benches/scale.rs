@@ -184,6 +184,8 @@ struct Row {
     ldap_pages: f64,
     plan_requests: u64,
     phases: BTreeMap<String, f64>,
+    /// CPU seconds of the reported plan: ldap2ftrack, emulator, slapd.
+    plan_cpu: [f64; 3],
     ldapsearch: f64,
     apply_wall: f64,
     apply_rss_mb: f64,
@@ -240,10 +242,11 @@ impl Row {
         for p in Self::PHASES {
             let _ = write!(s, " {p} |");
         }
-        s.push_str("\n|---:|");
+        s.push_str(" CPU: ldap2ftrack + emulator + slapd |\n|---:|");
         for _ in Self::PHASES {
             s.push_str("---:|");
         }
+        s.push_str("---:|");
         s
     }
 
@@ -257,6 +260,12 @@ impl Row {
                 None => s.push_str(" – |"),
             }
         }
+        let [own, emulator, slapd] = self.plan_cpu;
+        let _ = write!(
+            s,
+            " {own:.2} + {emulator:.2} + {slapd:.2} = {:.2} s |",
+            own + emulator + slapd
+        );
         s
     }
 }
@@ -575,18 +584,44 @@ metrics_file = "metrics.prom"
 struct Measured {
     wall: f64,
     rss_mb: f64,
+    /// CPU seconds (user + system) during the run: ldap2ftrack, the emulator (this
+    /// process), slapd. With two cores, their sum over two is the least wall time possible.
+    cpu: [f64; 3],
     stdout: Value,
     metrics: String,
 }
 
-fn run_child(binary: &Path, dir: &Path, command: &str) -> Measured {
+/// CPU seconds (user + system) a process has used so far, from /proc (0 if unreadable).
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of stat: 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / clock_ticks_per_second()
+}
+
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn run_child(binary: &Path, dir: &Path, command: &str, slapd_pid: u32) -> Measured {
     let time_file = dir.join("time.txt");
     let out_file = dir.join(format!("{command}.json"));
     let _ = std::fs::remove_file(dir.join("metrics.prom"));
+    let slapd_pid = slapd_pid.to_string();
+    let cpu_before = (cpu_seconds("self"), cpu_seconds(&slapd_pid));
     let started = Instant::now();
     let status = Command::new("/usr/bin/time")
         .arg("-f")
-        .arg("%e %M")
+        .arg("%e %M %U %S")
         .arg("-o")
         .arg(&time_file)
         .arg(binary)
@@ -614,6 +649,12 @@ fn run_child(binary: &Path, dir: &Path, command: &str) -> Measured {
         .map(|f| f.parse::<f64>().unwrap_or(0.0));
     let wall = fields.next().unwrap_or(outer);
     let rss_kb = fields.next().unwrap_or(0.0);
+    let child_cpu = fields.next().unwrap_or(0.0) + fields.next().unwrap_or(0.0);
+    let cpu = [
+        child_cpu,
+        cpu_seconds("self") - cpu_before.0,
+        cpu_seconds(&slapd_pid) - cpu_before.1,
+    ];
     let stdout = std::fs::read_to_string(&out_file).expect("stdout");
     Measured {
         // /usr/bin/time rounds to 10 ms; the outer clock includes its own start-up.
@@ -623,6 +664,7 @@ fn run_child(binary: &Path, dir: &Path, command: &str) -> Measured {
             outer
         },
         rss_mb: rss_kb / 1024.0,
+        cpu,
         stdout: serde_json::from_str(&stdout).unwrap_or(Value::Null),
         metrics: std::fs::read_to_string(dir.join("metrics.prom")).unwrap_or_default(),
     }
@@ -734,7 +776,9 @@ async fn bench_size(
         ..Row::default()
     };
     let child = |command: &str| {
-        let m = tokio::task::block_in_place(|| run_child(binary, dir.path(), command));
+        let m = tokio::task::block_in_place(|| {
+            run_child(binary, dir.path(), command, server.pid())
+        });
         settle();
         m
     };
@@ -753,6 +797,7 @@ async fn bench_size(
         unreachable!("at least one run")
     };
     row.plan_ops = operations(&plan.stdout);
+    row.plan_cpu = plan.cpu;
     row.plan_wall = plan.wall;
     row.plan_rss_mb = plan.rss_mb;
     row.plan_requests = plan_requests;

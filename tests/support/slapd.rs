@@ -194,6 +194,11 @@ overlay ppolicy
 }
 
 impl Slapd {
+    /// The server's process id (the scale bench reads its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Loads the suffix, the service accounts and `ldif` (entries below [`SUFFIX`], parents
     /// first) with slapadd, then starts slapd and waits until it accepts connections.
     pub fn start(ldif: &str) -> Slapd {
