@@ -598,7 +598,12 @@ fn cpu_seconds(pid: &str) -> f64 {
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime are fields 14 and 15 of stat: 12 and 13 after the name.
     (ticks(11) + ticks(12)) / clock_ticks_per_second()
 }
@@ -776,9 +781,8 @@ async fn bench_size(
         ..Row::default()
     };
     let child = |command: &str| {
-        let m = tokio::task::block_in_place(|| {
-            run_child(binary, dir.path(), command, server.pid())
-        });
+        let m =
+            tokio::task::block_in_place(|| run_child(binary, dir.path(), command, server.pid()));
         settle();
         m
     };
