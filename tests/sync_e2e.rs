@@ -356,6 +356,49 @@ async fn each_ldap_change_gives_exactly_its_operations() {
     assert_eq!(user(&state, "admin")["is_active"], true);
 }
 
+/// A role the rules now want only on a project ftrack does not have: the grant goes as a
+/// whole, not scope by scope — which would leave the role granted on nothing, a row no later
+/// run removes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_wanted_only_on_a_missing_project_is_revoked_whole() {
+    let s = Studio::new().await;
+    s.apply();
+    let config = s.dir.path().join("sync.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let moved = text.replace(
+        r#""proj_a" = ["Supervisor"]"#,
+        r#""proj_gone" = ["Supervisor"]"#,
+    );
+    assert_ne!(moved, text);
+    std::fs::write(&config, moved).unwrap();
+
+    assert_eq!(
+        s.plan(),
+        ops(&[
+            ("revoke_role", "user01", "Supervisor"),
+            ("revoke_role", "user02", "Supervisor"),
+        ])
+    );
+    let out = s.run(&["plan"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("project `proj_gone` (role Supervisor for `user01`) does not exist"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    s.apply();
+    let state = s.state();
+    let supervisor = "10000000-0000-4000-8000-000000000002";
+    let left: Vec<&Value> = state["UserSecurityRole"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["security_role_id"] == supervisor)
+        .collect();
+    assert!(left.is_empty(), "Supervisor grants left: {left:?}");
+    assert_eq!(s.plan(), ops(&[]), "converged");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn removing_half_the_users_is_refused_and_changes_nothing() {
     let mut s = Studio::new().await;

@@ -506,6 +506,8 @@ fn access_diff(
             .or_default()
             .insert(&grant.scope);
     }
+    // Roles this user is being granted a scope of, in this plan.
+    let mut granting: Vec<&str> = Vec::new();
     for (role_lower, scopes) in &wanted {
         let Some(&(role_id, role_name)) = index.roles_by_name.get(role_lower.as_ref()) else {
             plan.notes.push(format!(
@@ -544,6 +546,7 @@ fn access_diff(
             op.scope = Some(scope_text);
             op.project_id = project_id;
             ops.push(op);
+            granting.push(role_id);
         }
     }
     let Some(uid) = current_id else {
@@ -571,22 +574,34 @@ fn access_diff(
             op.project_id = project_id;
             op
         };
-        match scopes {
-            None => ops.push(revoke(None, None)),
-            Some(scopes) => {
-                if *all_now && !scopes.contains(&RoleScope::AllOpenProjects) {
-                    ops.push(revoke(Some("all open projects".into()), None));
-                }
-                for pid in projects_now {
-                    let name = index.project_names.get(pid).copied().unwrap_or(pid);
-                    let wanted_here = scopes.iter().any(
-                        |s| matches!(s, RoleScope::Project(p) if p.eq_ignore_ascii_case(name)),
-                    );
-                    if !wanted_here {
-                        ops.push(revoke(Some(name.to_string()), Some(pid.to_string())));
-                    }
-                }
-            }
+        let Some(scopes) = scopes else {
+            ops.push(revoke(None, None));
+            continue;
+        };
+        let revoke_all_open = *all_now && !scopes.contains(&RoleScope::AllOpenProjects);
+        let unwanted: Vec<(&str, &str)> = projects_now
+            .iter()
+            .map(|pid| (*pid, index.project_names.get(pid).copied().unwrap_or(pid)))
+            .filter(|(_, name)| {
+                !scopes
+                    .iter()
+                    .any(|s| matches!(s, RoleScope::Project(p) if p.eq_ignore_ascii_case(name)))
+            })
+            .collect();
+        let keeps_a_scope = (*all_now && !revoke_all_open)
+            || unwanted.len() < projects_now.len()
+            || granting.contains(&role_id);
+        if !keeps_a_scope {
+            // Scope by scope would leave the role granted on nothing (an empty grant that no
+            // later run removes): the rules want it only where ftrack has no such project.
+            ops.push(revoke(None, None));
+            continue;
+        }
+        if revoke_all_open {
+            ops.push(revoke(Some("all open projects".into()), None));
+        }
+        for (pid, name) in unwanted {
+            ops.push(revoke(Some(name.to_string()), Some(pid.to_string())));
         }
     }
 }
