@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::directory::{self, DirectorySnapshot};
 use crate::ftrack::{Connection, OpenError};
 use crate::rules::wasm::WasmStage;
+use crate::rules::Stage;
 use serde::Serialize;
 
 /// The `--output json` document.
@@ -80,15 +81,15 @@ pub fn run(config: &Config, output: OutputFormat) -> Result<(), Failure> {
         .iter()
         .enumerate()
         .map(|(index, settings)| {
-            // Loading checks the hash, the ABI and the module's configuration.
-            WasmStage::load(settings, index).map_err(|e| crate::run::load_failure(config, e))?;
-            let info = crate::rules::wasm::inspect(&settings.module)
+            // Loading checks the hash (so the pinned one is the file's), the ABI and the
+            // module's configuration.
+            let stage = WasmStage::load(settings, index)
                 .map_err(|e| crate::run::load_failure(config, e))?;
             Ok(RuleReport {
                 module: settings.module.display().to_string(),
-                name: info.name,
-                sha256: info.sha256,
-                hooks: info.hooks.iter().map(|h| h.to_string()).collect(),
+                name: stage.name().to_string(),
+                sha256: settings.sha256.trim().to_ascii_lowercase(),
+                hooks: stage.hooks().iter().map(|h| h.to_string()).collect(),
             })
         })
         .collect::<Result<Vec<_>, Failure>>()?;

@@ -363,14 +363,10 @@ async fn each_ldap_change_gives_exactly_its_operations() {
 async fn a_role_wanted_only_on_a_missing_project_is_revoked_whole() {
     let s = Studio::new().await;
     s.apply();
-    let config = s.dir.path().join("sync.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    let moved = text.replace(
+    s.set_config(
         r#""proj_a" = ["Supervisor"]"#,
         r#""proj_gone" = ["Supervisor"]"#,
     );
-    assert_ne!(moved, text);
-    std::fs::write(&config, moved).unwrap();
 
     assert_eq!(
         s.plan(),
@@ -442,15 +438,10 @@ async fn an_empty_directory_is_refused() {
 async fn an_apply_dying_midway_converges_on_the_next_run_without_duplicates() {
     let s = Studio::new().await;
     // Small batches so the apply takes several requests; the server dies after the 3rd.
-    let toml = std::fs::read_to_string(s.dir.path().join("sync.toml")).unwrap();
-    std::fs::write(
-        s.dir.path().join("sync.toml"),
-        toml.replace(
-            "api_user = \"sync-bot\"",
-            "api_user = \"sync-bot\"\nbatch_size = 10",
-        ),
-    )
-    .unwrap();
+    s.set_config(
+        "api_user = \"sync-bot\"",
+        "api_user = \"sync-bot\"\nbatch_size = 10",
+    );
     let total = s.plan().len();
     // The run reads ftrack with 8 queries (one page each), then applies in batches:
     // the server dies after the 3rd batch.
@@ -489,15 +480,10 @@ async fn an_apply_dying_midway_converges_on_the_next_run_without_duplicates() {
 #[tokio::test(flavor = "multi_thread")]
 async fn lost_replies_and_rate_limits_still_land_every_operation_once() {
     let s = Studio::new().await;
-    let toml = std::fs::read_to_string(s.dir.path().join("sync.toml")).unwrap();
-    std::fs::write(
-        s.dir.path().join("sync.toml"),
-        toml.replace(
-            "api_user = \"sync-bot\"",
-            "api_user = \"sync-bot\"\nbatch_size = 7",
-        ),
-    )
-    .unwrap();
+    s.set_config(
+        "api_user = \"sync-bot\"",
+        "api_user = \"sync-bot\"\nbatch_size = 7",
+    );
     let total = s.plan().len();
     // Every 4th request executes and then answers 500: the reply is lost, the retry must
     // recognise the batch as done.

@@ -226,14 +226,20 @@ pub fn diff(
         let user_id = match matched {
             None => {
                 let id = planned_id("user", &anchor);
-                let mut op =
-                    Operation::new(OperationKind::CreateUser, username, reasons.of("username"));
+                // The username's reason, and each other field's where another stage set it
+                // (a module that only fills in the e-mail is named for the e-mail).
+                let mut why = vec![reasons.of("username")];
+                let mut op = Operation::new(OperationKind::CreateUser, username, "");
                 op.user_id = Some(id.clone());
                 for (field, value) in user_fields(user) {
                     if let Some(v) = value {
                         op.set(field, None, Some(v.to_string()));
+                        if !reasons.same_stage(field, "username") {
+                            why.push(format!("{field}: {}", reasons.of(field)));
+                        }
                     }
                 }
+                op.reason = why.join("; ");
                 op.set_metadata(ANCHOR_KEY, None, Some(anchor.clone()));
                 ops.push(op);
                 id

@@ -105,6 +105,11 @@ impl Reasons<'_> {
         stage.describe(entry, what)
     }
 
+    /// Whether the same stage proposed `a` and `b`.
+    pub fn same_stage(&self, a: &str, b: &str) -> bool {
+        self.user.stage_of(a) == self.user.stage_of(b)
+    }
+
     /// Every proposal with its reason.
     pub fn all(&self) -> BTreeMap<String, String> {
         self.user

@@ -660,6 +660,19 @@ impl WasmStage {
         })
     }
 
+    /// The hooks the module implements, in the contract's order.
+    pub fn hooks(&self) -> Vec<&'static str> {
+        [
+            (self.transform_user, HookName::TransformUser),
+            (self.map_groups, HookName::MapGroups),
+            (self.deprovision, HookName::Deprovision),
+        ]
+        .into_iter()
+        .filter(|(has, _)| *has)
+        .map(|(_, hook)| hook.wit())
+        .collect()
+    }
+
     /// Where the compiled code came from (the compile cache, or compiled now).
     pub fn origin(&self) -> Origin {
         self.origin
