@@ -204,35 +204,7 @@ impl Session {
 
     /// Runs `expression` (without offset/limit) and returns every row, page by page.
     pub async fn query_all(&self, expression: &str) -> Result<Vec<Value>, FtrackError> {
-        let mut rows = Vec::new();
-        let mut offset: u64 = 0;
-        loop {
-            let op = json!({
-                "action": "query",
-                "expression": format!("{expression} offset {offset} limit {}", self.page_size),
-            });
-            let mut answer = self.call(std::slice::from_ref(&op)).await?;
-            let mut page = answer.pop().unwrap_or(Value::Null);
-            // Moved out, not cloned: a large read is hundreds of thousands of rows.
-            let data = match page.get_mut("data").map(Value::take) {
-                Some(Value::Array(data)) => data,
-                _ => {
-                    return Err(FtrackError::Protocol(format!(
-                        "query `{expression}` answered without a data list"
-                    )))
-                }
-            };
-            let empty = data.is_empty();
-            crate::progress::advance(crate::progress::FTRACK_READ, data.len() as u64);
-            rows.extend(data);
-            match page
-                .pointer("/metadata/next/offset")
-                .and_then(Value::as_u64)
-            {
-                Some(next) if next > offset && !empty => offset = next,
-                _ => return Ok(rows),
-            }
-        }
+        self.query_all_as(expression).await
     }
 
     /// [`Session::query_all`] decoding each row straight into `T`: no JSON tree is built for
