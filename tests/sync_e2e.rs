@@ -164,16 +164,20 @@ protected_users = ["admin"]
             .unwrap()
     }
 
-    /// `plan --output json` → (kind, target, extra) triples, in plan order.
-    fn plan(&self) -> Vec<(String, String, String)> {
+    /// The `plan --output json` document; the test fails with stderr if the plan does.
+    fn plan_json(&self) -> Value {
         let out = self.run(&["plan", "--output", "json"]);
         assert!(
             out.status.success(),
             "plan failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["operations"]
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// `plan --output json` → (kind, target, extra) triples, in plan order.
+    fn plan(&self) -> Vec<(String, String, String)> {
+        self.plan_json()["operations"]
             .as_array()
             .unwrap()
             .iter()
@@ -573,13 +577,7 @@ async fn invalid_and_duplicate_entries_are_skipped_and_reported() {
     twelve.uid = "User13".into();
     twelve.rdn = Some("cn=Person 12".into());
     s.write_directory();
-    let out = s.run(&["plan", "--output", "json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = s.plan_json();
     let skipped: Vec<&str> = v["skipped"]
         .as_array()
         .unwrap()
@@ -777,13 +775,7 @@ async fn malformed_values_skip_their_entry_only_and_never_disable_it() {
     )
     .unwrap();
 
-    let out = s.run(&["plan", "--output", "json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = s.plan_json();
     let skipped: Vec<(String, String)> = v["skipped"]
         .as_array()
         .unwrap()
