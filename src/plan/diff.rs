@@ -125,52 +125,7 @@ pub fn diff(
 ) -> Result<Plan, RuleError> {
     let index = Index::new(ftrack);
     let protected = Protected::new(settings);
-    let managed_groups: FxHashSet<&str> = settings
-        .managed_groups
-        .iter()
-        .map(String::as_str)
-        .chain(
-            evaluation
-                .users
-                .iter()
-                .flat_map(|u| u.access.groups.iter().map(String::as_str)),
-        )
-        .collect();
-    let managed_roles: FxHashSet<&str> = settings
-        .managed_roles
-        .iter()
-        .map(String::as_str)
-        .chain(
-            evaluation
-                .users
-                .iter()
-                .flat_map(|u| u.access.roles.iter().map(|g| g.role.as_str())),
-        )
-        .collect();
-    let group_ids: FxHashSet<&str> = managed_groups
-        .iter()
-        .filter_map(|g| {
-            index
-                .groups_by_name
-                .get(lowercase(g).as_ref())
-                .map(|(id, _)| *id)
-        })
-        .collect();
-    let mut role_ids: Vec<&str> = managed_roles
-        .iter()
-        .filter_map(|r| {
-            index
-                .roles_by_name
-                .get(lowercase(r).as_ref())
-                .map(|(id, _)| *id)
-        })
-        .collect();
-    role_ids.sort_unstable();
-    role_ids.dedup();
-    let managed = Managed {
-        group_ids,
-        role_ids,
-    };
+    let managed = Managed::new(settings, evaluation, &index);
 
     let mut plan = Plan {
         skipped: evaluation.skipped.clone(),
@@ -411,6 +366,42 @@ struct Managed<'a> {
     group_ids: FxHashSet<&'a str>,
     /// Sorted, so revocations come out in the same order every run.
     role_ids: Vec<&'a str>,
+}
+
+impl<'a> Managed<'a> {
+    /// The groups and roles `sync.toml` names, and every one the rules gave a user.
+    fn new(settings: &PlanSettings, evaluation: &Evaluation, index: &Index<'a>) -> Managed<'a> {
+        let groups = settings.managed_groups.iter().map(String::as_str).chain(
+            evaluation
+                .users
+                .iter()
+                .flat_map(|u| u.access.groups.iter().map(String::as_str)),
+        );
+        let roles = settings.managed_roles.iter().map(String::as_str).chain(
+            evaluation
+                .users
+                .iter()
+                .flat_map(|u| u.access.roles.iter().map(|g| g.role.as_str())),
+        );
+        let mut role_ids: Vec<&str> = ids_of(roles, &index.roles_by_name).into_iter().collect();
+        role_ids.sort_unstable();
+        Managed {
+            group_ids: ids_of(groups, &index.groups_by_name),
+            role_ids,
+        }
+    }
+}
+
+/// The ftrack ids of the names that exist in `by_name`, each name looked up once.
+fn ids_of<'n, 'a>(
+    names: impl Iterator<Item = &'n str>,
+    by_name: &FxHashMap<Cow<'a, str>, (&'a str, &'a str)>,
+) -> FxHashSet<&'a str> {
+    let distinct: FxHashSet<&str> = names.collect();
+    distinct
+        .into_iter()
+        .filter_map(|name| by_name.get(lowercase(name).as_ref()).map(|(id, _)| *id))
+        .collect()
 }
 
 /// The API user and `protected_users`, compared case-insensitively.
