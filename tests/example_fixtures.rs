@@ -76,6 +76,32 @@ const STUDIO_BASICS_CASES: [&str; 3] = [
     "normalises-usernames",
 ];
 
+/// Copies an example's test case (`example/fixtures/name`) to `case`, without its
+/// sync.toml; returns that fragment with the module path made absolute and the module's path.
+fn copy_example_case(
+    example: &str,
+    name: &str,
+    module_file: &str,
+    case: &Path,
+) -> (String, PathBuf) {
+    require_module(module_file);
+    let from = root().join(format!("examples-rules/{example}/fixtures/{name}"));
+    std::fs::create_dir_all(case).unwrap();
+    for file in ["directory.ldif", "ftrack.json", "expected.json"] {
+        std::fs::copy(from.join(file), case.join(file)).unwrap();
+    }
+    let module = root()
+        .join("examples-rules/target/wasm32-wasip2/release")
+        .join(module_file);
+    let fragment = std::fs::read_to_string(from.join("sync.toml"))
+        .unwrap()
+        .replace(
+            &format!("../../../target/wasm32-wasip2/release/{module_file}"),
+            &module.display().to_string(),
+        );
+    (fragment, module)
+}
+
 #[test]
 fn studio_basics_passes_its_fixtures() {
     fixtures_pass("studio-basics", "studio_basics.wasm", &STUDIO_BASICS_CASES);
@@ -147,22 +173,11 @@ fn the_python_twin_passes_the_rust_modules_cases() {
 
 #[test]
 fn a_wrong_expectation_in_a_module_case_fails_with_a_diff() {
-    require_module("ad_roles.wasm");
     let tmp = tempfile::tempdir().unwrap();
     // A module repository's layout: fixtures/<case>, the build output three levels up.
     let case = tmp.path().join("ad-roles/fixtures/project-scoped-roles");
-    let from = root().join("examples-rules/ad-roles/fixtures/project-scoped-roles");
-    std::fs::create_dir_all(&case).unwrap();
-    for file in ["directory.ldif", "ftrack.json", "expected.json"] {
-        std::fs::copy(from.join(file), case.join(file)).unwrap();
-    }
-    let module = root().join("examples-rules/target/wasm32-wasip2/release/ad_roles.wasm");
-    let fragment = std::fs::read_to_string(from.join("sync.toml"))
-        .unwrap()
-        .replace(
-            "../../../target/wasm32-wasip2/release/ad_roles.wasm",
-            &module.display().to_string(),
-        );
+    let (fragment, _) =
+        copy_example_case("ad-roles", "project-scoped-roles", "ad_roles.wasm", &case);
     std::fs::write(case.join("sync.toml"), &fragment).unwrap();
     let expected = case.join("expected.json");
     let text = std::fs::read_to_string(&expected).unwrap();
@@ -191,15 +206,14 @@ fn a_wrong_expectation_in_a_module_case_fails_with_a_diff() {
 
 #[test]
 fn an_unpinned_module_without_the_opt_in_is_refused() {
-    require_module("studio_basics.wasm");
     let tmp = tempfile::tempdir().unwrap();
     let case = tmp.path().join("case");
-    let from = root().join("examples-rules/studio-basics/fixtures/normalises-usernames");
-    std::fs::create_dir_all(&case).unwrap();
-    for file in ["directory.ldif", "ftrack.json", "expected.json"] {
-        std::fs::copy(from.join(file), case.join(file)).unwrap();
-    }
-    let module = root().join("examples-rules/target/wasm32-wasip2/release/studio_basics.wasm");
+    let (_, module) = copy_example_case(
+        "studio-basics",
+        "normalises-usernames",
+        "studio_basics.wasm",
+        &case,
+    );
     let fragment = format!("[[rules]]\nmodule = \"{}\"\n", module.display());
     std::fs::write(case.join("sync.toml"), &fragment).unwrap();
     let out = ldap2ftrack(&["test", &case.display().to_string()]);
@@ -242,25 +256,18 @@ fn an_unpinned_module_without_the_opt_in_is_refused() {
 
 #[test]
 fn a_case_whose_module_config_does_not_fit_the_schema_says_which_key() {
-    require_module("grace_deprovision.wasm");
     let tmp = tempfile::tempdir().unwrap();
     let case = tmp.path().join("case");
-    let from = root().join("examples-rules/grace-deprovision/fixtures/within-grace-period");
-    std::fs::create_dir_all(&case).unwrap();
-    for file in ["directory.ldif", "ftrack.json", "expected.json"] {
-        std::fs::copy(from.join(file), case.join(file)).unwrap();
-    }
-    let module = root().join("examples-rules/target/wasm32-wasip2/release/grace_deprovision.wasm");
-    let fragment = std::fs::read_to_string(from.join("sync.toml"))
-        .unwrap()
-        .replace(
-            "../../../target/wasm32-wasip2/release/grace_deprovision.wasm",
-            &module.display().to_string(),
-        )
-        .replace(
-            "grace_days = 14",
-            "grace_days = \"two weeks\"\ngrace_dayz = 3",
-        );
+    let (fragment, _) = copy_example_case(
+        "grace-deprovision",
+        "within-grace-period",
+        "grace_deprovision.wasm",
+        &case,
+    );
+    let fragment = fragment.replace(
+        "grace_days = 14",
+        "grace_days = \"two weeks\"\ngrace_dayz = 3",
+    );
     std::fs::write(case.join("sync.toml"), fragment).unwrap();
     let out = ldap2ftrack(&["test", &case.display().to_string()]);
     assert_eq!(out.status.code(), Some(1));
