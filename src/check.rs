@@ -5,12 +5,13 @@
 //! version says so and makes the command exit 1 rather than print a guess.
 
 use crate::cli::{Failure, OutputFormat};
-use crate::config::Config;
+use crate::config::{BoundsReport, Config};
 use crate::directory::{self, DirectorySnapshot};
 use crate::ftrack::{Connection, OpenError};
 use crate::rules::wasm::WasmStage;
 use crate::rules::Stage;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// The `--output json` document.
 #[derive(Debug, Serialize)]
@@ -35,6 +36,8 @@ pub struct FtrackReport {
     pub server_version: String,
     pub users: usize,
     pub groups: usize,
+    /// Every security role `sync.toml` names by name, and whether ftrack can grant it.
+    pub roles: Vec<RoleReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -43,6 +46,22 @@ pub struct RuleReport {
     pub name: String,
     pub sha256: String,
     pub hooks: Vec<String>,
+    /// What the module may manage (its `groups` and `roles`).
+    pub bounds: BoundsReport,
+}
+
+/// A security role named in `sync.toml` (a `[group_mappings]` entry or a module's bounds).
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct RoleReport {
+    pub name: String,
+    /// Where it is named, e.g. `group_mappings."animators"` or `rules[0].roles`.
+    pub named_by: Vec<String>,
+    /// Its `SecurityRole.type` in ftrack, when it exists there.
+    #[serde(rename = "type")]
+    pub role_type: Option<String>,
+    /// `ok` (a PROJECT role), `missing` (not in ftrack) or `refused` (not a PROJECT role:
+    /// never granted).
+    pub status: &'static str,
 }
 
 impl LdapReport {
@@ -90,6 +109,7 @@ pub fn run(config: &Config, output: OutputFormat) -> Result<(), Failure> {
                 name: stage.name().to_string(),
                 sha256: settings.sha256.trim().to_ascii_lowercase(),
                 hooks: stage.hooks().iter().map(|h| h.to_string()).collect(),
+                bounds: settings.bounds.report(index),
             })
         })
         .collect::<Result<Vec<_>, Failure>>()?;
@@ -123,8 +143,25 @@ pub fn run(config: &Config, output: OutputFormat) -> Result<(), Failure> {
                     "ftrack   server {}, {} users, {} groups",
                     f.server_version, f.users, f.groups
                 );
+                for role in &f.roles {
+                    let state = match role.status {
+                        "ok" => "a PROJECT role".to_string(),
+                        "missing" => {
+                            "MISSING in ftrack: create it there or stop naming it".to_string()
+                        }
+                        _ => format!(
+                            "REFUSED: type {}; only PROJECT roles are granted per project",
+                            role.role_type.as_deref().unwrap_or("(none)")
+                        ),
+                    };
+                    println!(
+                        "role     {} ({}): {state}",
+                        role.name,
+                        role.named_by.join(", ")
+                    );
+                }
             }
-            for r in &report.rules {
+            for (settings, r) in config.rules.iter().zip(&report.rules) {
                 println!(
                     "rule     {} ({}, sha256 {}), hooks: {}",
                     r.name,
@@ -132,10 +169,89 @@ pub fn run(config: &Config, output: OutputFormat) -> Result<(), Failure> {
                     r.sha256,
                     r.hooks.join(", ")
                 );
+                println!("         may manage: {}", settings.bounds.describe());
             }
         }
     }
+    let refused: Vec<String> = report
+        .ftrack
+        .iter()
+        .flat_map(|f| &f.roles)
+        .filter(|r| r.status == "refused")
+        .map(|r| {
+            format!(
+                "security role `{}` ({}) has type {}: only PROJECT roles are granted per project; remove it",
+                r.name,
+                r.named_by.join(", "),
+                r.role_type.as_deref().unwrap_or("(none)")
+            )
+        })
+        .collect();
+    if !refused.is_empty() {
+        return Err(Failure::Usage(refused.join("\n")));
+    }
     Ok(())
+}
+
+/// Every role `sync.toml` names by name (globs in bounds match whatever exists), with where.
+fn named_roles(config: &Config) -> BTreeMap<String, Vec<String>> {
+    let mut named: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (ldap_group, mapping) in &config.group_mappings {
+        for role in mapping
+            .roles
+            .iter()
+            .chain(mapping.project_roles.values().flatten())
+        {
+            let place = format!("group_mappings.{ldap_group:?}");
+            let places = named.entry(role.clone()).or_default();
+            if !places.contains(&place) {
+                places.push(place);
+            }
+        }
+    }
+    for (index, rule) in config.rules.iter().enumerate() {
+        for role in rule.bounds.roles.iter().flat_map(|p| p.exact_names()) {
+            named
+                .entry(role.to_string())
+                .or_default()
+                .push(format!("rules[{index}].roles"));
+        }
+    }
+    named
+}
+
+/// Whether each named role exists in ftrack and is a PROJECT role.
+fn role_reports(config: &Config, roles: &[SecurityRoleRow]) -> Vec<RoleReport> {
+    named_roles(config)
+        .into_iter()
+        .map(|(name, named_by)| {
+            let found = roles.iter().find(|r| r.name.eq_ignore_ascii_case(&name));
+            let status = match found {
+                None => "missing",
+                Some(r)
+                    if r.role_type
+                        .as_deref()
+                        .is_some_and(|t| t.eq_ignore_ascii_case("PROJECT")) =>
+                {
+                    "ok"
+                }
+                Some(_) => "refused",
+            };
+            RoleReport {
+                name,
+                named_by,
+                role_type: found.and_then(|r| r.role_type.clone()),
+                status,
+            }
+        })
+        .collect()
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct SecurityRoleRow {
+    name: String,
+    #[serde(default, rename = "type")]
+    role_type: Option<String>,
 }
 
 /// Server version and counts, read with a few paged queries.
@@ -152,9 +268,10 @@ async fn ftrack_report(
     let session = &connection.session;
     let runtime_error = |e: crate::ftrack::FtrackError| Failure::Runtime(e.to_string());
     let info = session.server_information().await.map_err(runtime_error)?;
-    let (users, groups) = tokio::try_join!(
+    let (users, groups, roles) = tokio::try_join!(
         session.query_all("select id from User"),
         session.query_all("select id from Group"),
+        session.query_all_as::<SecurityRoleRow>("select name, type from SecurityRole"),
     )
     .map_err(runtime_error)?;
     Ok(FtrackReport {
@@ -165,5 +282,6 @@ async fn ftrack_report(
             .to_string(),
         users: users.len(),
         groups: groups.len(),
+        roles: role_reports(config, &roles),
     })
 }

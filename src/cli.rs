@@ -3,10 +3,13 @@
 //! Each subcommand is a thin sink on the one pipeline (config → read → rules → plan → guard →
 //! apply); this module only wires arguments to it and turns outcomes into exit codes.
 //! Results go to stdout, logs to stderr.
+//!
+//! The man pages and shell completions are generated from these same definitions by the
+//! hidden `generate` subcommand (for packaging/build-deb.sh), so they cannot drift from `--help`.
 
 use crate::config::{Config, ConfigError};
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::path::PathBuf;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const EXIT_CODES_HELP: &str = "\
@@ -130,6 +133,92 @@ pub enum RulesCommand {
     },
 }
 
+/// The hidden `generate` subcommand: build-time artefacts made from [`Cli`]. Not part of
+/// [`Cli`] itself, so the completions and man pages it writes do not offer it either.
+#[derive(Debug, Subcommand)]
+enum Generate {
+    /// Write the completion script for SHELL into DIR (created if missing).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+        dir: PathBuf,
+    },
+    /// Write the man pages (ldap2ftrack.1 and one per subcommand) into DIR (created if missing).
+    Man { dir: PathBuf },
+}
+
+const GENERATE: &str = "generate";
+
+/// What the binary parses: the public [`Cli`] plus the hidden `generate` subcommand.
+fn command_with_generate() -> clap::Command {
+    Cli::command().subcommand(
+        Generate::augment_subcommands(clap::Command::new(GENERATE))
+            .about("Write shell completions and man pages generated from these definitions")
+            .subcommand_required(true)
+            .hide(true),
+    )
+}
+
+/// Runs `generate`; prints the files written, one per line.
+fn generate(matches: &clap::ArgMatches) -> ExitCode {
+    let written = Generate::from_arg_matches(matches)
+        .map_err(|e| Failure::Usage(e.to_string()))
+        .and_then(|what| write_generated(&what));
+    match written {
+        Ok(files) => {
+            for file in files {
+                println!("{}", file.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            if let Failure::Runtime(m) | Failure::Usage(m) = &failure {
+                eprintln!("error: {m}");
+            }
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+fn write_generated(what: &Generate) -> Result<Vec<PathBuf>, Failure> {
+    let dir = match what {
+        Generate::Completions { dir, .. } | Generate::Man { dir } => dir,
+    };
+    let cannot_write = |e: std::io::Error| {
+        Failure::Runtime(format!(
+            "cannot write into {}: {e}; pass a folder you can write to",
+            dir.display()
+        ))
+    };
+    std::fs::create_dir_all(dir).map_err(cannot_write)?;
+    match what {
+        Generate::Completions { shell, dir } => {
+            let mut cli = Cli::command();
+            let name = cli.get_name().to_string();
+            let file =
+                clap_complete::generate_to(*shell, &mut cli, name, dir).map_err(cannot_write)?;
+            Ok(vec![file])
+        }
+        Generate::Man { dir } => {
+            clap_mangen::generate_to(Cli::command(), dir).map_err(cannot_write)?;
+            man_pages_in(dir).map_err(cannot_write)
+        }
+    }
+}
+
+/// The `.1` files in `dir`, sorted: what `clap_mangen::generate_to` wrote.
+fn man_pages_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut pages = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "1") {
+            pages.push(path);
+        }
+    }
+    pages.sort();
+    Ok(pages)
+}
+
 /// Why a command did not succeed, carrying its exit code.
 #[derive(Debug)]
 pub enum Failure {
@@ -165,7 +254,14 @@ impl Failure {
 
 /// Parses arguments, runs the command, and returns the process exit code.
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    let mut matches = command_with_generate().get_matches();
+    if let Some((GENERATE, generate_matches)) = matches.subcommand() {
+        return generate(generate_matches);
+    }
+    let cli = match Cli::from_arg_matches_mut(&mut matches) {
+        Ok(cli) => cli,
+        Err(e) => e.format(&mut Cli::command()).exit(),
+    };
     init_logging(&cli);
     crate::progress::enable_on_terminal(
         cli.output == OutputFormat::Json,
@@ -245,10 +341,21 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Rules(RulesCommand::Inspect { module }) => {
-            let info = crate::rules::wasm::inspect(module).map_err(|e| match e.exit_code() {
-                2 => Failure::Usage(e.to_string()),
-                _ => Failure::Runtime(e.to_string()),
-            })?;
+            let mut info =
+                crate::rules::wasm::inspect(module).map_err(|e| match e.exit_code() {
+                    2 => Failure::Usage(e.to_string()),
+                    _ => Failure::Runtime(e.to_string()),
+                })?;
+            // The bounds come from sync.toml, when it can be read and pins this module.
+            if let Ok(config) = Config::load(&cli.config) {
+                info.bounds = config
+                    .rules
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.sha256.eq_ignore_ascii_case(&info.sha256))
+                    .map(|(i, r)| r.bounds.report(i))
+                    .collect();
+            }
             match cli.output {
                 OutputFormat::Human => print!("{info}"),
                 OutputFormat::Json => println!(
@@ -284,11 +391,34 @@ fn load_config(cli: &Cli) -> Result<Config, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn generate_is_parsed_but_hidden_from_help() {
+        let mut cmd = command_with_generate();
+        cmd.clone().debug_assert();
+        let help = cmd.render_help().to_string();
+        assert!(help.contains("plan"), "{help}");
+        assert!(!help.contains(GENERATE), "{help}");
+        let matches = cmd
+            .try_get_matches_from(["ldap2ftrack", "generate", "completions", "bash", "out"])
+            .unwrap();
+        let Some((GENERATE, sub)) = matches.subcommand() else {
+            panic!("generate not parsed: {matches:?}");
+        };
+        assert!(matches!(
+            Generate::from_arg_matches(sub).unwrap(),
+            Generate::Completions {
+                shell: clap_complete::Shell::Bash,
+                ..
+            }
+        ));
+        // The public definition, which completions and man pages are made from, lacks it.
+        assert!(Cli::command().find_subcommand(GENERATE).is_none());
     }
 
     #[test]

@@ -264,6 +264,10 @@ In a studio's `sync.toml`, pin the module by its hash (`rules inspect` prints th
 [[rules]]
 module = "rules/{{lib}}.wasm"
 sha256 = "..."
+# What the module may manage through map-groups: ftrack group and security role names or
+# `*` globs. A module that implements map-groups without them is refused.
+groups = []
+roles = []
 [rules.config]
 email_domain = "studio.example"
 ```
@@ -307,6 +311,10 @@ trust_unpinned_modules = true
 [[rules]]
 # Relative to this case folder.
 module = "../../target/wasm32-wasip2/release/{{lib}}.wasm"
+# The groups and roles the module may manage (names or `*` globs); add to them when you
+# implement map-groups.
+groups = []
+roles = []
 
 [rules.config]
 email_domain = "studio.example"

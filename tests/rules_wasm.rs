@@ -6,7 +6,7 @@
 //! The modules are built by `bash tests/run.sh` (cargo build --target wasm32-wasip2); this
 //! test fails, never skips, when they are missing.
 
-use ldap2ftrack::config::{OnRuleError, RuleModuleSettings};
+use ldap2ftrack::config::{ModuleBounds, OnRuleError, Patterns, RuleModuleSettings};
 use ldap2ftrack::rules::wasm::{self, Origin, RuleLoadError, WasmStage};
 use ldap2ftrack::rules::{
     Access, DepartedUser, GroupRef, RoleGrant, RoleScope, RuleEntry, Stage, UserDecision,
@@ -62,6 +62,16 @@ fn settings(name: &str, config: &str) -> RuleModuleSettings {
         module: path,
         config: toml::from_str(config).unwrap(),
         on_error: OnRuleError::Abort,
+        bounds: trust_everything(),
+    }
+}
+
+/// Bounds that allow every group and role (these tests are about the hooks, not bounds).
+fn trust_everything() -> ModuleBounds {
+    let all = || Some(Patterns::new(&["*".to_string()]).unwrap());
+    ModuleBounds {
+        groups: all(),
+        roles: all(),
     }
 }
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine (Debian + rustup) to the last assertion.
 #
-# Installs what the tests need, idempotently: OpenLDAP's slapd and ldap-utils (apt), the
-# wasm32-wasip2 Rust target, and a Python venv (.venv) with the official ftrack-python-api
-# client and pytest. Then runs every test in the workspace. Run it as root or with sudo
-# available for the apt step; everything else stays inside the checkout.
+# Installs what the tests need, idempotently: OpenLDAP's slapd and ldap-utils, dpkg, systemd
+# and man-db (apt), the wasm32-wasip2 Rust target, cargo-deb (cargo install, into ~/.cargo),
+# and a Python venv (.venv) with the official ftrack-python-api client and pytest. Then runs
+# every test in the workspace. Run it as root or with sudo available for the apt step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -18,6 +18,12 @@ command -v ldapsearch >/dev/null 2>&1 || missing+=(ldap-utils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # `script` gives the progress-bar test a pseudo-terminal.
 command -v script >/dev/null 2>&1 || missing+=(bsdutils)
+# tests/package.rs unpacks the Debian package (dpkg-deb), checks its units and postinst with
+# systemd's offline tools (systemd-analyze, -sysusers, -tmpfiles; nothing is started) and
+# renders its man pages (man).
+command -v dpkg-deb >/dev/null 2>&1 || missing+=(dpkg)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v man >/dev/null 2>&1 || missing+=(man-db)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]} (apt)"
   sudo=""
@@ -32,6 +38,14 @@ fi
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   log "adding the wasm32-wasip2 target (rustup)"
   rustup target add wasm32-wasip2
+fi
+
+# cargo-deb builds the Debian package in tests/package.rs (packaging/build-deb.sh). Pinned;
+# compiled from crates.io once (about 2 minutes on 2 cores), skipped when already installed.
+cargo_deb=3.8.0
+if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $cargo_deb" ]; then
+  log "installing cargo-deb $cargo_deb (cargo install)"
+  cargo install --locked "cargo-deb@$cargo_deb"
 fi
 
 # --- Python venv for the official ftrack client -------------------------------------------

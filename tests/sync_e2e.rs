@@ -382,7 +382,7 @@ async fn a_role_wanted_only_on_a_missing_project_is_revoked_whole() {
     let out = s.run(&["plan"]);
     assert!(
         String::from_utf8_lossy(&out.stdout)
-            .contains("project `proj_gone` (role Supervisor for `user01`) does not exist"),
+            .contains("i project `proj_gone` does not exist in ftrack; grants of Supervisor on it are skipped; 2 users: `user01`, `user02`\n"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );

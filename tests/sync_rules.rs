@@ -161,7 +161,7 @@ fn one_module_two_configurations_two_plans() {
     let (wasm, sha) = module("ad_roles");
     let rules = |group: &str| {
         format!(
-            "[[rules]]\nmodule = \"{}\"\nsha256 = \"{sha}\"\n[rules.config]\nmappings = [{{ ldap_group = \"animators\", groups = [\"{group}\"], roles = [\"Artist\"] }}]\n",
+            "[[rules]]\nmodule = \"{}\"\nsha256 = \"{sha}\"\ngroups = [\"*\"]\nroles = [\"Artist\"]\n[rules.config]\nmappings = [{{ ldap_group = \"animators\", groups = [\"{group}\"], roles = [\"Artist\"] }}]\n",
             wasm.display()
         )
     };

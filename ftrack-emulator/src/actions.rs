@@ -5,8 +5,10 @@
 use crate::counters::Counters;
 use crate::error::ApiError;
 use crate::query::{execute, parse, render_with, QueryCache};
-use crate::schema::{entity, wire_schemas, EntityDef, Kind, METADATA};
-use crate::state::{check_scalar, dangling, fill_defaults, full, missing_required};
+use crate::schema::{entity, schema, wire_schemas, EntityDef, Kind, METADATA, PROJECT_SCHEMA};
+use crate::state::{
+    check_scalar, dangling, ensure_default_project_schema, fill_defaults, full, missing_required,
+};
 use crate::store::{key_str, pk_from_parts, Record, Store};
 use serde_json::{json, Map, Value};
 
@@ -47,8 +49,12 @@ impl Engine {
         self.ensure_guarantees();
     }
 
-    /// A UserType "ftrack" exists and the API user exists and is active.
+    /// A UserType "ftrack" and a ProjectSchema named
+    /// [`crate::schema::DEFAULT_PROJECT_SCHEMA_NAME`] exist, and the API user exists and is active.
     pub fn ensure_guarantees(&mut self) {
+        if let Err(e) = ensure_default_project_schema(&mut self.store) {
+            tracing::error!("cannot seed the default ProjectSchema: {e}");
+        }
         let ut_def = entity("UserType").ok();
         let user_def = entity("User").ok();
         let (Some(ut_def), Some(user_def)) = (ut_def, user_def) else {
@@ -118,7 +124,9 @@ impl Engine {
                         ""
                     };
                     let mut e = e.context(format!("operation {i} ({what})"));
-                    e.content.push_str(hint);
+                    if !e.verbatim {
+                        e.content.push_str(hint);
+                    }
                     return Err(e);
                 }
             }
@@ -158,8 +166,8 @@ impl Engine {
             "update" => self.update(op),
             "delete" => self.delete(op),
             "add_user_security_role" => self.add_role(op),
-            "revoke_user_security_role" | "remove_user_security_role" => {
-                self.revoke_role(op, action)
+            "remove_user_security_role" | "revoke_user_security_role" => {
+                self.remove_role(op, action)
             }
             "update_user_security_role" => self.update_role(op),
             "grant_user_security_role_project" => self.grant_project(op, true),
@@ -283,10 +291,33 @@ impl Engine {
     fn validate(&self, def: &EntityDef, rec: &Record) -> Result<(), ApiError> {
         let missing = missing_required(def, rec);
         if !missing.is_empty() {
+            // A required foreign key is named by its relation too (`project_schema
+            // (project_schema_id)`), as clients usually set the relation.
+            let mut hint = String::new();
+            let names: Vec<String> = missing
+                .iter()
+                .map(|col| {
+                    let rel = def.attrs.iter().find_map(|a| match a.kind {
+                        Kind::Ref { target, fk } if fk == *col => Some((a.name, target)),
+                        _ => None,
+                    });
+                    match rel {
+                        Some((rel, target)) => {
+                            if target == PROJECT_SCHEMA {
+                                hint = format!(
+                                    "; every project needs a {PROJECT_SCHEMA}: pick one with `select id, name from {PROJECT_SCHEMA}`"
+                                );
+                            }
+                            format!("{rel} ({col})")
+                        }
+                        None => (*col).to_string(),
+                    }
+                })
+                .collect();
             return Err(ApiError::validation(format!(
-                "{} requires {}; set it in entity_data",
+                "{} requires {}; set it in entity_data{hint}",
                 def.name,
-                missing.join(", ")
+                names.join(", ")
             )));
         }
         if let Some(msg) = dangling(&self.store, def, rec) {
@@ -508,7 +539,43 @@ impl Engine {
                 }
             }
         }
+        self.refuse_if_referenced(def, &rec)?;
         self.store.remove(def.name, seq);
+        Ok(())
+    }
+
+    /// Refuse to delete a row that a required foreign key without a cascading
+    /// collection still points at (a ProjectSchema used by a Project).
+    fn refuse_if_referenced(&self, def: &'static EntityDef, rec: &Record) -> Result<(), ApiError> {
+        let Some(id) = rec.get("id").filter(|v| !v.is_null()).map(key_str) else {
+            return Ok(());
+        };
+        for other in &schema().entities {
+            for a in other.stored() {
+                if a.fk_to != Some(def.name) || !a.required {
+                    continue;
+                }
+                let cascades = def.attrs.iter().any(|c| {
+                    matches!(c.kind, Kind::Coll { target, fk } if target == other.name && fk == a.name)
+                });
+                if cascades {
+                    continue;
+                }
+                let table = self.store.table(other.name);
+                let users = table.by_fk(a.name, &id).unwrap_or_default();
+                if let Some(first) = users.first().and_then(|s| table.get(*s)) {
+                    let which = first.get("id").map(key_str).unwrap_or_default();
+                    let more = match users.len() {
+                        1 => String::new(),
+                        n => format!(" and {} more", n - 1),
+                    };
+                    return Err(ApiError::validation(format!(
+                        "cannot delete {} \"{id}\": {} \"{which}\"{more} still refer(s) to it through {}.{}",
+                        def.name, other.name, other.name, a.name
+                    )));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -527,12 +594,40 @@ impl Engine {
             .find(|s| t.get(*s).and_then(|r| r.get("security_role_id")) == Some(&json!(role_id)))
     }
 
+    /// The UserSecurityRole of `user_id` with `role_id`, or ftrack's `NotFoundError`.
+    fn held_usr(&self, user_id: &str, role_id: &str) -> Result<u64, ApiError> {
+        self.find_usr(user_id, role_id).ok_or_else(|| {
+            ApiError::not_found_error(format!(
+                "User '{user_id}' does not have the security role '{role_id}'."
+            ))
+            .verbatim()
+        })
+    }
+
     fn role_args<'a>(&self, op: &'a Obj) -> Result<(&'a str, &'a str), ApiError> {
         let user_id = str_field(op, "user_id")?;
         let role_id = str_field(op, "role_id")?;
         self.must_exist("User", user_id, "user_id")?;
         self.must_exist("SecurityRole", role_id, "role_id")?;
         Ok((user_id, role_id))
+    }
+
+    /// Only roles of type PROJECT are given to users per project; API roles belong to
+    /// global API keys and ASSIGNED roles to assigned tasks.
+    fn project_role(&self, role_id: &str) -> Result<(), ApiError> {
+        let rec = self.store.table("SecurityRole").by_key(role_id);
+        let ty = rec.and_then(|r| r.get("type")).and_then(Value::as_str);
+        if ty == Some("PROJECT") {
+            return Ok(());
+        }
+        let name = rec
+            .and_then(|r| r.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let ty = ty.map_or_else(|| "none".to_string(), |t| format!("\"{t}\""));
+        Err(ApiError::validation(format!(
+            "security role \"{name}\" ({role_id}) is of type {ty}; only roles of type \"PROJECT\" can be given to users per project (API roles belong to global API keys and are not settable through the API)"
+        )))
     }
 
     fn usr_result(&self, action: &str, seq: u64) -> Result<Value, ApiError> {
@@ -545,35 +640,33 @@ impl Engine {
         Ok(json!({"action": action, "data": full(def, rec)}))
     }
 
-    fn insert_usr(&mut self, user_id: &str, role_id: &str) -> Result<u64, ApiError> {
+    /// `add_user_security_role`: the role with no project access yet.
+    fn add_role(&mut self, op: &Obj) -> Result<Value, ApiError> {
+        let (user_id, role_id) = self.role_args(op)?;
+        self.project_role(role_id)?;
+        if self.find_usr(user_id, role_id).is_some() {
+            return Err(ApiError::duplicate(format!(
+                "user \"{user_id}\" already has security role \"{role_id}\"; use grant_user_security_role_project to widen it"
+            )));
+        }
         let def = entity("UserSecurityRole").map_err(ApiError::server)?;
         let mut rec = Record::new(def);
         rec.insert("user_id", json!(user_id));
         rec.insert("security_role_id", json!(role_id));
+        rec.insert("is_all_open_projects", Value::Bool(false));
         fill_defaults(def, &mut rec);
-        self.store
+        let seq = self
+            .store
             .insert(def.name, rec)
-            .map_err(ApiError::duplicate)
-    }
-
-    fn add_role(&mut self, op: &Obj) -> Result<Value, ApiError> {
-        let (user_id, role_id) = self.role_args(op)?;
-        if self.find_usr(user_id, role_id).is_some() {
-            return Err(ApiError::validation(format!(
-                "user \"{user_id}\" already has security role \"{role_id}\"; use grant_user_security_role_project to widen it"
-            )));
-        }
-        let seq = self.insert_usr(user_id, role_id)?;
+            .map_err(ApiError::duplicate)?;
         self.usr_result("add_user_security_role", seq)
     }
 
-    fn revoke_role(&mut self, op: &Obj, action: &str) -> Result<Value, ApiError> {
+    /// `remove_user_security_role` (old name `revoke_user_security_role`): the role and
+    /// all its project scopes go.
+    fn remove_role(&mut self, op: &Obj, action: &str) -> Result<Value, ApiError> {
         let (user_id, role_id) = self.role_args(op)?;
-        let seq = self.find_usr(user_id, role_id).ok_or_else(|| {
-            ApiError::validation(format!(
-                "user \"{user_id}\" does not have security role \"{role_id}\""
-            ))
-        })?;
+        let seq = self.held_usr(user_id, role_id)?;
         let def = entity("UserSecurityRole").map_err(ApiError::server)?;
         self.delete_cascade(def, seq)?;
         Ok(json!({"action": action, "data": true}))
@@ -583,11 +676,7 @@ impl Engine {
         let (user_id, role_id) = self.role_args(op)?;
         let new_role = str_field(op, "new_role_id")?;
         self.must_exist("SecurityRole", new_role, "new_role_id")?;
-        let seq = self.find_usr(user_id, role_id).ok_or_else(|| {
-            ApiError::validation(format!(
-                "user \"{user_id}\" does not have security role \"{role_id}\" to update"
-            ))
-        })?;
+        let seq = self.held_usr(user_id, role_id)?;
         let mut rec = self
             .store
             .table("UserSecurityRole")
@@ -601,8 +690,41 @@ impl Engine {
         self.usr_result("update_user_security_role", seq)
     }
 
-    /// grant (`grant = true`) or revoke a role on a project or on all open projects.
-    /// Granting creates the user's role assignment if it does not exist yet.
+    /// The scope of a grant/revoke: exactly one of `project_id` or
+    /// `all_open_projects: true`. Returns the project id, or None for all open projects.
+    fn scope_arg<'a>(&self, op: &'a Obj, action: &str) -> Result<Option<&'a str>, ApiError> {
+        let all = match op.get("all_open_projects") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(ApiError::validation(format!(
+                    "{action}: \"all_open_projects\" must be true or false, got {other}"
+                )))
+            }
+        };
+        let project = match op.get("project_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(p)) => Some(p.as_str()),
+            Some(other) => {
+                return Err(ApiError::validation(format!(
+                    "{action}: \"project_id\" must be a Project id string, got {other}"
+                )))
+            }
+        };
+        match (all, project) {
+            (true, None) => Ok(None),
+            (false, Some(p)) => {
+                self.must_exist("Project", p, "project_id")?;
+                Ok(Some(p))
+            }
+            _ => Err(ApiError::validation(format!(
+                "{action} needs exactly one of \"project_id\" or \"all_open_projects\": true"
+            ))),
+        }
+    }
+
+    /// grant (`grant = true`) or revoke a role the user holds on one project or on all
+    /// open projects. The role row stays when its last scope is revoked.
     fn grant_project(&mut self, op: &Obj, grant: bool) -> Result<Value, ApiError> {
         let action = if grant {
             "grant_user_security_role_project"
@@ -610,69 +732,68 @@ impl Engine {
             "revoke_user_security_role_project"
         };
         let (user_id, role_id) = self.role_args(op)?;
-        let all = op
-            .get("all_open_projects")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let project = op.get("project_id").and_then(Value::as_str);
-        if !all && project.is_none() {
-            return Err(ApiError::validation(format!(
-                "{action} needs \"project_id\" or \"all_open_projects\": true"
-            )));
+        let project = self.scope_arg(op, action)?;
+        let seq = self.held_usr(user_id, role_id)?;
+        if grant {
+            self.project_role(role_id)?;
         }
-        if let Some(p) = project {
-            self.must_exist("Project", p, "project_id")?;
-        }
-        let seq = match (self.find_usr(user_id, role_id), grant) {
-            (Some(s), _) => s,
-            (None, true) => self.insert_usr(user_id, role_id)?,
-            (None, false) => {
-                return Err(ApiError::validation(format!(
-                    "user \"{user_id}\" does not have security role \"{role_id}\""
+        let mut usr = self
+            .store
+            .table("UserSecurityRole")
+            .get(seq)
+            .cloned()
+            .ok_or_else(|| ApiError::server("row vanished"))?;
+        let Some(p) = project else {
+            let granted = usr.get("is_all_open_projects") == Some(&Value::Bool(true));
+            if grant && granted {
+                return Err(ApiError::duplicate(format!(
+                    "User '{user_id}' already has the security role '{role_id}' on all open projects."
+                )));
+            }
+            if !grant && !granted {
+                return Err(ApiError::not_found_error(format!(
+                    "User '{user_id}' has the security role '{role_id}' but not on all open projects."
+                )));
+            }
+            usr.insert("is_all_open_projects", Value::Bool(grant));
+            self.store
+                .replace("UserSecurityRole", seq, usr)
+                .map_err(ApiError::duplicate)?;
+            return self.usr_result(action, seq);
+        };
+        let usr_id = usr
+            .get("id")
+            .map(key_str)
+            .ok_or_else(|| ApiError::server("UserSecurityRole without id"))?;
+        let t = self.store.table("UserSecurityRoleProject");
+        let existing = t
+            .by_fk("user_security_role_id", &usr_id)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|s| t.get(*s).and_then(|r| r.get("project_id")) == Some(&json!(p)));
+        match (existing, grant) {
+            (None, true) => {
+                let def = entity("UserSecurityRoleProject").map_err(ApiError::server)?;
+                let mut rec = Record::new(def);
+                rec.insert("user_security_role_id", json!(usr_id));
+                rec.insert("project_id", json!(p));
+                fill_defaults(def, &mut rec);
+                self.store
+                    .insert(def.name, rec)
+                    .map_err(ApiError::duplicate)?;
+            }
+            (Some(s), false) => {
+                self.store.remove("UserSecurityRoleProject", s);
+            }
+            (Some(_), true) => {
+                return Err(ApiError::duplicate(format!(
+                    "User '{user_id}' already has the security role '{role_id}' on project '{p}'."
                 )))
             }
-        };
-        if all {
-            let mut rec = self
-                .store
-                .table("UserSecurityRole")
-                .get(seq)
-                .cloned()
-                .ok_or_else(|| ApiError::server("row vanished"))?;
-            rec.insert("is_all_open_projects", Value::Bool(grant));
-            self.store
-                .replace("UserSecurityRole", seq, rec)
-                .map_err(ApiError::duplicate)?;
-        }
-        if let Some(p) = project {
-            let usr_id = self
-                .store
-                .table("UserSecurityRole")
-                .get(seq)
-                .and_then(|r| r.get("id"))
-                .map(key_str)
-                .unwrap_or_default();
-            let t = self.store.table("UserSecurityRoleProject");
-            let existing = t
-                .by_fk("user_security_role_id", &usr_id)
-                .unwrap_or_default()
-                .into_iter()
-                .find(|s| t.get(*s).and_then(|r| r.get("project_id")) == Some(&json!(p)));
-            match (existing, grant) {
-                (None, true) => {
-                    let def = entity("UserSecurityRoleProject").map_err(ApiError::server)?;
-                    let mut rec = Record::new(def);
-                    rec.insert("user_security_role_id", json!(usr_id));
-                    rec.insert("project_id", json!(p));
-                    fill_defaults(def, &mut rec);
-                    self.store
-                        .insert(def.name, rec)
-                        .map_err(ApiError::duplicate)?;
-                }
-                (Some(s), false) => {
-                    self.store.remove("UserSecurityRoleProject", s);
-                }
-                _ => {}
+            (None, false) => {
+                return Err(ApiError::not_found_error(format!(
+                    "User '{user_id}' has the security role '{role_id}' but not on project '{p}'."
+                )))
             }
         }
         self.usr_result(action, seq)

@@ -12,6 +12,9 @@ pub struct ApiError {
     pub content: String,
     /// HTTP status used when the status must signal the error (strict mode, auth, faults).
     pub status: u16,
+    /// The content reproduces a real server's message and is sent exactly as is: no
+    /// `operation N (…)` prefix, no rollback hint.
+    pub verbatim: bool,
 }
 
 impl ApiError {
@@ -20,6 +23,7 @@ impl ApiError {
             exception,
             content: content.into(),
             status,
+            verbatim: false,
         }
     }
     pub fn validation(content: impl Into<String>) -> ApiError {
@@ -31,6 +35,11 @@ impl ApiError {
     pub fn not_found(content: impl Into<String>) -> ApiError {
         ApiError::new("NoResultFoundError", 404, content)
     }
+    /// `NotFoundError` (404), what ftrack answers for a role action on a role the user
+    /// does not hold.
+    pub fn not_found_error(content: impl Into<String>) -> ApiError {
+        ApiError::new("NotFoundError", 404, content)
+    }
     pub fn parse(content: impl Into<String>) -> ApiError {
         ApiError::new("ParseError", 400, content)
     }
@@ -40,9 +49,17 @@ impl ApiError {
     pub fn server(content: impl Into<String>) -> ApiError {
         ApiError::new("ServerError", 500, content)
     }
-    /// Prefix the message with where it happened (e.g. the operation index).
+    /// Mark the content as a real server's message, to be sent unchanged.
+    pub fn verbatim(mut self) -> ApiError {
+        self.verbatim = true;
+        self
+    }
+    /// Prefix the message with where it happened (e.g. the operation index), unless it
+    /// is [`ApiError::verbatim`].
     pub fn context(mut self, ctx: impl AsRef<str>) -> ApiError {
-        self.content = format!("{}: {}", ctx.as_ref(), self.content);
+        if !self.verbatim {
+            self.content = format!("{}: {}", ctx.as_ref(), self.content);
+        }
         self
     }
     /// The wire error object.

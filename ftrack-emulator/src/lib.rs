@@ -47,7 +47,8 @@ pub struct EmulatorConfig {
     pub listen: SocketAddr,
     /// Faults to inject from the first request on.
     pub faults: Faults,
-    /// Initial data (otherwise empty apart from the API user and UserType "ftrack").
+    /// Initial data (otherwise empty apart from the API user, UserType "ftrack" and
+    /// ProjectSchema "VFX Scheme").
     pub state: Option<StateDump>,
 }
 
@@ -188,14 +189,16 @@ impl RunningEmulator {
         state::dump(&self.shared.lock().engine.store)
     }
 
-    /// Replace all data with `state` (plus the API-user / UserType guarantees).
+    /// Replace all data with `state` (plus the API-user / UserType / ProjectSchema
+    /// guarantees; projects without a schema get "VFX Scheme").
     pub fn load(&self, state: StateDump) -> Result<(), StateError> {
         let store = state::load(&state)?;
         self.shared.lock().engine.replace_store(store);
         Ok(())
     }
 
-    /// Drop all data (back to just the API user and UserType "ftrack").
+    /// Drop all data (back to just the API user, UserType "ftrack" and ProjectSchema
+    /// "VFX Scheme").
     pub fn reset(&self) {
         self.shared.lock().engine.replace_store(store::Store::new());
     }

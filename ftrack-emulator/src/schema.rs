@@ -169,6 +169,12 @@ impl EntityDef {
 
 pub const METADATA: &str = "Metadata";
 
+/// The entity a `Project` must reference (`Project.project_schema`).
+pub const PROJECT_SCHEMA: &str = "ProjectSchema";
+
+/// Name of the `ProjectSchema` that always exists (seeded on start, reset and load).
+pub const DEFAULT_PROJECT_SCHEMA_NAME: &str = "VFX Scheme";
+
 /// The whole model.
 #[derive(Debug)]
 pub struct Schema {
@@ -330,7 +336,8 @@ fn build() -> Schema {
                     s("status").req().def(Default::Str("active")),
                     b("is_private").def(Default::Bool(false)),
                     b("is_global").req().def(Default::Bool(false)),
-                    s("project_schema_id"),
+                    s("project_schema_id").req().fk(PROJECT_SCHEMA),
+                    r("project_schema", PROJECT_SCHEMA, "project_schema_id"),
                     s("context_type").req().imm().def(Default::Str("show")),
                     c(
                         "user_security_role_projects",
@@ -341,6 +348,16 @@ fn build() -> Schema {
                 ],
                 default_projections: &["context_type", "id", "name"],
                 system_projections: &["context_type"],
+                unique: &[&["name"]],
+            },
+            EntityDef {
+                // Real schema: id, name and more (workflows, task templates, …); only the
+                // name is needed to pick one when creating a project.
+                name: PROJECT_SCHEMA,
+                primary_key: &["id"],
+                attrs: vec![id(), s("name").req()],
+                default_projections: &["id"],
+                system_projections: &[],
                 unique: &[&["name"]],
             },
             EntityDef {
@@ -399,8 +416,12 @@ fn wire_schema(def: &EntityDef) -> Value {
                     "string"
                 };
                 m.insert("type".into(), json!(ty));
-                if a.fk_to.is_some() {
+                if let Some(target) = a.fk_to {
                     m.insert("format".into(), json!("foreign_key"));
+                    m.insert(
+                        "description".into(),
+                        json!(format!("Foreign key(s): {target}.id")),
+                    );
                 }
                 if let Some(alias) = a.alias_of {
                     m.insert(
@@ -475,6 +496,6 @@ mod tests {
                 }
             }
         }
-        assert!(wire_schemas().as_array().is_some_and(|a| a.len() == 10));
+        assert!(wire_schemas().as_array().is_some_and(|a| a.len() == 11));
     }
 }

@@ -3,7 +3,9 @@
 //! a malformed entry is reported with its entity type and index.
 
 use crate::query::render_full;
-use crate::schema::{entity, schema, Default, EntityDef, Kind};
+use crate::schema::{
+    entity, schema, Default, EntityDef, Kind, DEFAULT_PROJECT_SCHEMA_NAME, PROJECT_SCHEMA,
+};
 use crate::store::{Record, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -169,10 +171,42 @@ pub fn dangling(store: &Store, def: &EntityDef, rec: &Record) -> Option<String> 
     None
 }
 
+/// `Project.project_schema_id`, required by the real schema.
+const SCHEMA_FK: &str = "project_schema_id";
+
+/// The id of the `ProjectSchema` named [`DEFAULT_PROJECT_SCHEMA_NAME`], created first if
+/// missing (every real server has at least one project schema).
+pub fn ensure_default_project_schema(store: &mut Store) -> Result<Value, String> {
+    let table = store.table(PROJECT_SCHEMA);
+    let existing = table
+        .single_unique("name")
+        .and_then(|u| table.by_unique(u, DEFAULT_PROJECT_SCHEMA_NAME))
+        .and_then(|seq| table.get(seq))
+        .and_then(|r| r.get("id"))
+        .cloned();
+    if let Some(id) = existing {
+        return Ok(id);
+    }
+    let def = entity(PROJECT_SCHEMA)?;
+    let mut rec = Record::new(def);
+    rec.insert(
+        "name",
+        Value::String(DEFAULT_PROJECT_SCHEMA_NAME.to_string()),
+    );
+    fill_defaults(def, &mut rec);
+    let id = rec
+        .get("id")
+        .cloned()
+        .ok_or_else(|| format!("{PROJECT_SCHEMA} without an id"))?;
+    store.insert(def.name, rec)?;
+    Ok(id)
+}
+
 /// Build a store from a dump, validating everything. Errors name the type and index.
 pub fn load(dump: &StateDump) -> Result<Store, StateError> {
     let mut store = Store::new();
     let mut placed: Vec<(&'static EntityDef, usize, u64)> = Vec::new();
+    let mut schemaless: Vec<u64> = Vec::new();
     for (tname, list) in &dump.entities {
         let def = entity(tname).map_err(|e| StateError::Invalid(format!("state: {e}")))?;
         store.reserve(def.name, list.len());
@@ -208,7 +242,11 @@ pub fn load(dump: &StateDump) -> Result<Store, StateError> {
                 rec.insert(attr.alias_of.unwrap_or(attr.name), v.clone());
             }
             fill_defaults(def, &mut rec);
-            let missing = missing_required(def, &rec);
+            let mut missing = missing_required(def, &rec);
+            // State files written before projects needed a schema stay loadable: such a
+            // project gets the default ProjectSchema (below, once every row is in).
+            let gets_default_schema = def.name == "Project" && missing.contains(&SCHEMA_FK);
+            missing.retain(|m| *m != SCHEMA_FK || !gets_default_schema);
             if !missing.is_empty() {
                 return Err(StateError::Invalid(format!(
                     "{at}: missing required attribute(s): {}",
@@ -219,6 +257,19 @@ pub fn load(dump: &StateDump) -> Result<Store, StateError> {
                 .insert(def.name, rec)
                 .map_err(|e| StateError::Invalid(format!("{at}: {e}")))?;
             placed.push((def, i, seq));
+            if gets_default_schema {
+                schemaless.push(seq);
+            }
+        }
+    }
+    let schema_id = ensure_default_project_schema(&mut store)
+        .map_err(|e| StateError::Invalid(format!("state: {e}")))?;
+    for seq in schemaless {
+        if let Some(mut rec) = store.table("Project").get(seq).cloned() {
+            rec.insert(SCHEMA_FK, schema_id.clone());
+            store
+                .replace("Project", seq, rec)
+                .map_err(|e| StateError::Invalid(format!("state: Project: {e}")))?;
         }
     }
     for (def, i, seq) in placed {

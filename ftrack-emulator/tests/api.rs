@@ -72,6 +72,7 @@ async fn startup_guarantees_and_schemas() {
         "UserType",
         "Metadata",
         "Location",
+        "ProjectSchema",
     ] {
         assert!(names.contains(&t), "{t} missing from {names:?}");
     }
@@ -233,9 +234,15 @@ async fn seed(emu: &ftrack_emulator::RunningEmulator) {
             "SecurityRole",
             json!({"id": "r2", "name": "API", "type": "API"}),
         ),
+        create("ProjectSchema", json!({"id": "ps1", "name": "Film"})),
         create(
             "Project",
-            json!({"id": "p1", "name": "show1", "full_name": "Show One"}),
+            json!({"id": "p1", "name": "show1", "full_name": "Show One", "project_schema_id": "ps1"}),
+        ),
+        create(
+            "Project",
+            json!({"id": "p2", "name": "secret_show", "is_private": true,
+                   "project_schema": {"__entity_type__": "ProjectSchema", "id": "ps1"}}),
         ),
     ];
     for i in 0..30 {
@@ -370,76 +377,547 @@ async fn query_language_on_real_data() {
     }
 }
 
+fn role_op(action: &str, user: &str, role: &str, scope: Value) -> Value {
+    let mut op = json!({"action": action, "user_id": user, "role_id": role});
+    if let (Some(o), Value::Object(extra)) = (op.as_object_mut(), scope) {
+        o.extend(extra);
+    }
+    op
+}
+
+fn add(user: &str, role: &str) -> Value {
+    role_op("add_user_security_role", user, role, json!({}))
+}
+
+fn grant(user: &str, role: &str, scope: Value) -> Value {
+    role_op("grant_user_security_role_project", user, role, scope)
+}
+
+fn revoke(user: &str, role: &str, scope: Value) -> Value {
+    role_op("revoke_user_security_role_project", user, role, scope)
+}
+
+fn remove(user: &str, role: &str) -> Value {
+    role_op("remove_user_security_role", user, role, json!({}))
+}
+
+async fn count(emu: &ftrack_emulator::RunningEmulator, expr: &str) -> usize {
+    query(emu, expr).await["data"].as_array().unwrap().len()
+}
+
+/// `(exception, content)` of a failed single-operation batch.
+async fn fails(emu: &ftrack_emulator::RunningEmulator, op: Value) -> (String, String) {
+    let v = api(emu, json!([op])).await.json();
+    assert!(v.is_object(), "expected an error, got {v}");
+    (
+        v["exception"].as_str().unwrap().to_string(),
+        v["content"].as_str().unwrap().to_string(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn security_role_actions() {
+async fn add_gives_the_role_with_no_project_access() {
+    let emu = start().await;
+    seed(&emu).await;
+    let r = api(&emu, json!([add("u01", "r1")])).await.json();
+    assert_eq!(r[0]["action"], "add_user_security_role");
+    assert_eq!(r[0]["data"]["user_id"], "u01");
+    assert_eq!(r[0]["data"]["security_role_id"], "r1");
+    assert_eq!(r[0]["data"]["is_all_open_projects"], false);
+    assert_eq!(count(&emu, "UserSecurityRoleProject").await, 0);
+    let p = query(&emu, "select is_all_open_projects, user_security_role_projects from UserSecurityRole where user_id is u01").await;
+    assert_eq!(p["data"][0]["is_all_open_projects"], false);
+    assert_eq!(p["data"][0]["user_security_role_projects"], json!([]));
+
+    // Old behaviour: ValidationError.
+    let (exc, msg) = fails(&emu, add("u01", "r1")).await;
+    assert_eq!(exc, "DuplicateEntryError");
+    assert!(msg.contains("\"u01\"") && msg.contains("\"r1\""), "{msg}");
+    let r = api_strict(&emu, json!([add("u01", "r1")])).await;
+    assert_eq!(r.status, 409);
+
+    // Old behaviour: an API role was added like any other.
+    let (exc, msg) = fails(&emu, add("u02", "r2")).await;
+    assert_eq!(exc, "ValidationError");
+    assert!(
+        msg.contains("\"API\" (r2)") && msg.contains("of type \"API\"") && msg.contains("PROJECT"),
+        "{msg}"
+    );
+    assert_eq!(
+        count(&emu, "UserSecurityRole where user_id is u02").await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_on_a_role_the_user_does_not_hold_are_not_found() {
+    let emu = start().await;
+    seed(&emu).await;
+    let want = "User 'u01' does not have the security role 'r1'.";
+    for op in [
+        // Old behaviour: the grant created the role assignment.
+        grant("u01", "r1", json!({"project_id": "p1"})),
+        grant("u01", "r1", json!({"all_open_projects": true})),
+        revoke("u01", "r1", json!({"project_id": "p1"})),
+        remove("u01", "r1"),
+        role_op("revoke_user_security_role", "u01", "r1", json!({})),
+        role_op(
+            "update_user_security_role",
+            "u01",
+            "r1",
+            json!({"new_role_id": "r2"}),
+        ),
+    ] {
+        let (exc, msg) = fails(&emu, op.clone()).await;
+        assert_eq!(exc, "NotFoundError", "{op}");
+        assert_eq!(msg, want, "{op}");
+        let r = api_strict(&emu, json!([op.clone()])).await;
+        assert_eq!(r.status, 404, "{op}");
+        assert_eq!(r.json()["content"], want);
+    }
+    // Also inside a batch the content is the server's message, unprefixed.
+    let r = api(
+        &emu,
+        json!([
+            add("u02", "r1"),
+            grant("u01", "r1", json!({"project_id": "p1"}))
+        ]),
+    )
+    .await
+    .json();
+    assert_eq!(r["content"], want);
+    assert_eq!(count(&emu, "UserSecurityRole").await, 0, "nothing created");
+    // With the add in front, in the same batch, the grant works.
+    let r = api(
+        &emu,
+        json!([
+            add("u01", "r1"),
+            grant("u01", "r1", json!({"project_id": "p1"}))
+        ]),
+    )
+    .await
+    .json();
+    assert_eq!(r[1]["action"], "grant_user_security_role_project");
+    assert_eq!(count(&emu, "UserSecurityRoleProject").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grant_checks_arguments_and_refuses_a_scope_already_granted() {
+    let emu = start().await;
+    seed(&emu).await;
+    api(&emu, json!([add("u01", "r1")])).await;
+    for (op, needle) in [
+        (
+            json!({"action": "grant_user_security_role_project", "role_id": "r1", "project_id": "p1"}),
+            "user_id",
+        ),
+        (
+            json!({"action": "grant_user_security_role_project", "user_id": "u01", "project_id": "p1"}),
+            "role_id",
+        ),
+        (grant("nobody", "r1", json!({"project_id": "p1"})), "nobody"),
+        (grant("u01", "nope", json!({"project_id": "p1"})), "nope"),
+        (grant("u01", "r1", json!({"project_id": "p9"})), "p9"),
+        (grant("u01", "r1", json!({})), "exactly one"),
+        (
+            grant("u01", "r1", json!({"all_open_projects": false})),
+            "exactly one",
+        ),
+        (
+            grant(
+                "u01",
+                "r1",
+                json!({"project_id": "p1", "all_open_projects": true}),
+            ),
+            "exactly one",
+        ),
+        (
+            grant("u01", "r1", json!({"all_open_projects": "yes"})),
+            "all_open_projects",
+        ),
+        (grant("u01", "r1", json!({"project_id": 5})), "project_id"),
+        (revoke("u01", "r1", json!({})), "exactly one"),
+    ] {
+        let (exc, msg) = fails(&emu, op.clone()).await;
+        assert_eq!(exc, "ValidationError", "{op}: {msg}");
+        assert!(msg.contains(needle), "{op}: {msg}");
+    }
+
+    let r = api(
+        &emu,
+        json!([grant("u01", "r1", json!({"all_open_projects": true}))]),
+    )
+    .await
+    .json();
+    assert_eq!(r[0]["data"]["is_all_open_projects"], true);
+    // Old behaviour: granting again was accepted silently.
+    let (exc, msg) = fails(&emu, grant("u01", "r1", json!({"all_open_projects": true}))).await;
+    assert_eq!(exc, "DuplicateEntryError");
+    assert!(msg.contains("all open projects"), "{msg}");
+    api(
+        &emu,
+        json!([grant("u01", "r1", json!({"project_id": "p1"}))]),
+    )
+    .await;
+    let (exc, msg) = fails(&emu, grant("u01", "r1", json!({"project_id": "p1"}))).await;
+    assert_eq!(exc, "DuplicateEntryError");
+    assert!(msg.contains("'p1'"), "{msg}");
+    // A private project is granted by id like any other.
+    let r = api(
+        &emu,
+        json!([grant("u01", "r1", json!({"project_id": "p2"}))]),
+    )
+    .await;
+    assert!(r.json().is_array(), "{}", r.body);
+    let p = query(&emu, "select project.name, project.is_private from UserSecurityRoleProject where user_security_role.user_id is u01 order by project.name").await;
+    let rows: Vec<(Value, Value)> = p["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["project"]["name"].clone(),
+                r["project"]["is_private"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (json!("secret_show"), json!(true)),
+            (json!("show1"), json!(false))
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grant_refuses_a_held_role_that_is_not_a_project_role() {
+    let text = r#"{
+        "User": [{"id": "u1", "username": "alice"}],
+        "SecurityRole": [{"id": "r2", "name": "API", "type": "API"}],
+        "UserSecurityRole": [{"id": "usr1", "user_id": "u1", "security_role_id": "r2"}]
+    }"#;
+    let emu = start().await;
+    emu.load(ftrack_emulator::StateDump::from_json(text).unwrap())
+        .unwrap();
+    let (exc, msg) = fails(&emu, grant("u1", "r2", json!({"all_open_projects": true}))).await;
+    assert_eq!(exc, "ValidationError");
+    assert!(msg.contains("of type \"API\""), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_narrows_and_keeps_the_role() {
+    let emu = start().await;
+    seed(&emu).await;
+    api(&emu, json!([add("u01", "r1")])).await;
+    // Old behaviour: revoking what was not granted was accepted.
+    for scope in [
+        json!({"project_id": "p1"}),
+        json!({"all_open_projects": true}),
+    ] {
+        let (exc, msg) = fails(&emu, revoke("u01", "r1", scope.clone())).await;
+        assert_eq!(exc, "NotFoundError", "{scope}");
+        assert!(msg.contains("'u01'") && msg.contains("'r1'"), "{msg}");
+    }
+    let r = api_strict(
+        &emu,
+        json!([revoke("u01", "r1", json!({"project_id": "p1"}))]),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    api(
+        &emu,
+        json!([
+            grant("u01", "r1", json!({"project_id": "p1"})),
+            grant("u01", "r1", json!({"all_open_projects": true}))
+        ]),
+    )
+    .await;
+    let r = api(
+        &emu,
+        json!([
+            revoke("u01", "r1", json!({"project_id": "p1"})),
+            revoke("u01", "r1", json!({"all_open_projects": true}))
+        ]),
+    )
+    .await
+    .json();
+    assert_eq!(r[0]["action"], "revoke_user_security_role_project");
+    assert_eq!(r[1]["data"]["is_all_open_projects"], false);
+    assert_eq!(count(&emu, "UserSecurityRoleProject").await, 0);
+    let left = query(
+        &emu,
+        "select user_id, security_role_id, is_all_open_projects from UserSecurityRole",
+    )
+    .await;
+    assert_eq!(left["data"].as_array().unwrap().len(), 1, "the role stays");
+    assert_eq!(left["data"][0]["is_all_open_projects"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_takes_the_role_and_its_scopes() {
+    let emu = start().await;
+    seed(&emu).await;
+    for action in ["remove_user_security_role", "revoke_user_security_role"] {
+        api(
+            &emu,
+            json!([
+                add("u01", "r1"),
+                grant("u01", "r1", json!({"project_id": "p1"})),
+                grant("u01", "r1", json!({"all_open_projects": true}))
+            ]),
+        )
+        .await;
+        assert_eq!(count(&emu, "UserSecurityRoleProject").await, 1);
+        let r = api(&emu, json!([role_op(action, "u01", "r1", json!({}))]))
+            .await
+            .json();
+        assert_eq!(r[0], json!({"action": action, "data": true}));
+        assert_eq!(count(&emu, "UserSecurityRole").await, 0, "{action}");
+        assert_eq!(count(&emu, "UserSecurityRoleProject").await, 0, "{action}");
+        let (exc, msg) = fails(&emu, role_op(action, "u01", "r1", json!({}))).await;
+        assert_eq!(exc, "NotFoundError");
+        assert_eq!(msg, "User 'u01' does not have the security role 'r1'.");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_user_security_role_swaps_the_role_and_keeps_the_scopes() {
     let emu = start().await;
     seed(&emu).await;
     let r = api(
         &emu,
         json!([
-            {"action": "add_user_security_role", "user_id": "u01", "role_id": "r1"},
-            {"action": "grant_user_security_role_project", "user_id": "u01", "role_id": "r1", "project_id": "p1"},
-            {"action": "grant_user_security_role_project", "user_id": "u02", "role_id": "r1", "all_open_projects": true},
+            create(
+                "SecurityRole",
+                json!({"id": "r3", "name": "Supervisor", "type": "PROJECT"})
+            ),
+            add("u01", "r1"),
+            grant("u01", "r1", json!({"project_id": "p1"})),
+            role_op(
+                "update_user_security_role",
+                "u01",
+                "r1",
+                json!({"new_role_id": "r3"})
+            ),
         ]),
     )
     .await
     .json();
-    assert_eq!(r[0]["action"], "add_user_security_role");
-    assert_eq!(r[2]["data"]["is_all_open_projects"], true);
-    assert_eq!(r[2]["data"]["is_all_projects"], true);
-    let p = query(&emu, "select user.username, security_role.name, is_all_projects, user_security_role_projects.project.name from UserSecurityRole order by user.username").await;
-    assert_eq!(
-        p["data"][0]["user_security_role_projects"][0]["project"]["name"],
-        "show1"
-    );
-    assert_eq!(p["data"][1]["is_all_projects"], true);
-    assert_eq!(
-        query(
-            &emu,
-            "select id from UserSecurityRole where is_all_open_projects is true"
-        )
-        .await["data"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
-    let again = api(
+    assert_eq!(r[3]["action"], "update_user_security_role");
+    assert_eq!(r[3]["data"]["security_role_id"], "r3");
+    let p = query(
         &emu,
-        json!([{"action": "add_user_security_role", "user_id": "u01", "role_id": "r1"}]),
-    )
-    .await
-    .json();
-    assert_eq!(again["exception"], "ValidationError");
-    let r = api(
-        &emu,
-        json!([
-            {"action": "revoke_user_security_role_project", "user_id": "u01", "role_id": "r1", "project_id": "p1"},
-            {"action": "update_user_security_role", "user_id": "u02", "role_id": "r1", "new_role_id": "r2"},
-            {"action": "remove_user_security_role", "user_id": "u01", "role_id": "r1"},
-        ]),
-    )
-    .await
-    .json();
-    assert_eq!(r[1]["data"]["security_role_id"], "r2");
-    assert_eq!(
-        query(&emu, "UserSecurityRoleProject").await["data"],
-        json!([])
-    );
-    let left = query(
-        &emu,
-        "select user_id, security_role_id from UserSecurityRole",
+        "select security_role.name, user_security_role_projects.project_id from UserSecurityRole",
     )
     .await;
-    assert_eq!(left["data"].as_array().unwrap().len(), 1);
-    assert_eq!(left["data"][0]["user_id"], "u02");
-    let bad = api(
+    assert_eq!(p["data"][0]["security_role"]["name"], "Supervisor");
+    assert_eq!(
+        p["data"][0]["user_security_role_projects"][0]["project_id"],
+        "p1"
+    );
+    let (exc, _) = fails(
         &emu,
-        json!([{"action": "revoke_user_security_role", "user_id": "u01", "role_id": "r1"}]),
+        role_op(
+            "update_user_security_role",
+            "u01",
+            "r3",
+            json!({"new_role_id": "nope"}),
+        ),
+    )
+    .await;
+    assert_eq!(exc, "ValidationError");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_role_type_is_queryable() {
+    let emu = start().await;
+    seed(&emu).await;
+    let p = query(
+        &emu,
+        "select id, name, type from SecurityRole order by name",
+    )
+    .await;
+    let got: Vec<(Value, Value)> = p["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].clone(), r["type"].clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (json!("API"), json!("API")),
+            (json!("Project Manager"), json!("PROJECT"))
+        ]
+    );
+    assert_eq!(
+        count(
+            &emu,
+            "select id from SecurityRole where type is \"PROJECT\""
+        )
+        .await,
+        1
+    );
+    let r = api(
+        &emu,
+        json!([create("SecurityRole", json!({"name": "Artist"}))]),
     )
     .await
     .json();
-    assert_eq!(bad["exception"], "ValidationError");
+    assert_eq!(r[0]["data"]["type"], "PROJECT", "schema default");
+    let schemas = api(&emu, json!([{"action": "query_schemas"}])).await.json();
+    let role = schemas[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "SecurityRole")
+        .unwrap();
+    assert_eq!(role["properties"]["type"]["type"], "string");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn project_schema_is_seeded_and_required_on_create() {
+    let emu = start().await;
+    let seeded = query(&emu, "select id, name from ProjectSchema").await;
+    assert_eq!(seeded["data"].as_array().unwrap().len(), 1);
+    assert_eq!(seeded["data"][0]["name"], "VFX Scheme");
+    let schema_id = seeded["data"][0]["id"].as_str().unwrap().to_string();
+
+    // Old behaviour: a project without a schema was created.
+    let (exc, msg) = fails(&emu, create("Project", json!({"name": "show1"}))).await;
+    assert_eq!(exc, "ValidationError");
+    assert!(
+        msg.contains("project_schema") && msg.contains("`select id, name from ProjectSchema`"),
+        "{msg}"
+    );
+    let (exc, _) = fails(
+        &emu,
+        create(
+            "Project",
+            json!({"name": "show1", "project_schema_id": "nope"}),
+        ),
+    )
+    .await;
+    assert_eq!(exc, "ValidationError");
+    let r = api(
+        &emu,
+        json!([create(
+            "Project",
+            json!({"id": "p1", "name": "show1",
+            "project_schema": {"__entity_type__": "ProjectSchema", "id": schema_id}})
+        )]),
+    )
+    .await
+    .json();
+    let data = &r[0]["data"];
+    assert_eq!(data["project_schema_id"], schema_id.as_str());
+    assert_eq!(data["is_global"], false);
+    assert_eq!(data["is_private"], false);
+    assert_eq!(data["status"], "active");
+    assert_eq!(data["context_type"], "show");
+    assert_eq!(
+        query(&emu, "select project_schema.name from Project").await["data"][0]["project_schema"]
+            ["name"],
+        "VFX Scheme"
+    );
+    // Clearing it on update is refused too.
+    let (exc, msg) = fails(
+        &emu,
+        json!({"action": "update", "entity_type": "Project", "entity_key": ["p1"],
+               "entity_data": {"project_schema_id": null}}),
+    )
+    .await;
+    assert_eq!(exc, "ValidationError");
+    assert!(msg.contains("project_schema"), "{msg}");
+    // A schema in use cannot be deleted; names are unique.
+    let (exc, msg) = fails(
+        &emu,
+        json!({"action": "delete", "entity_type": "ProjectSchema", "entity_key": [schema_id]}),
+    )
+    .await;
+    assert_eq!(exc, "ValidationError");
+    assert!(msg.contains("\"p1\""), "{msg}");
+    let (exc, _) = fails(&emu, create("ProjectSchema", json!({"name": "VFX Scheme"}))).await;
+    assert_eq!(exc, "DuplicateEntryError");
+
+    // Reset and load keep it.
+    emu.reset();
+    assert_eq!(
+        count(&emu, "ProjectSchema where name is \"VFX Scheme\"").await,
+        1
+    );
+    let text = r#"{
+        "ProjectSchema": [{"id": "ps1", "name": "Film"}],
+        "Project": [{"id": "p1", "name": "old_show"},
+                    {"id": "p2", "name": "new_show", "project_schema_id": "ps1", "is_private": true}]
+    }"#;
+    emu.load(ftrack_emulator::StateDump::from_json(text).unwrap())
+        .unwrap();
+    let p = query(
+        &emu,
+        "select name, is_private, project_schema.name from Project order by name",
+    )
+    .await;
+    assert_eq!(p["data"][0]["name"], "new_show");
+    assert_eq!(p["data"][0]["project_schema"]["name"], "Film");
+    assert_eq!(p["data"][0]["is_private"], true);
+    assert_eq!(p["data"][1]["project_schema"]["name"], "VFX Scheme");
+    assert_eq!(p["data"][1]["is_private"], false);
+    assert_eq!(count(&emu, "Project where is_private is true").await, 1);
+    // A dump loads back unchanged (the seeded schema is not duplicated).
+    let d = emu.dump();
+    assert_eq!(d.of("ProjectSchema").len(), 2);
+    emu.load(d.clone()).unwrap();
+    assert_eq!(emu.dump(), d);
+    let bad = emu
+        .load(
+            ftrack_emulator::StateDump::from_json(
+                r#"{"Project": [{"name": "x", "project_schema_id": "nope"}]}"#,
+            )
+            .unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(bad.contains("Project[0]") && bad.contains("nope"), "{bad}");
+}
+
+/// The host repository's seed and fixture state files keep loading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repository_state_files_still_load() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = vec![root.join("tests/demo/ftrack-seed.json")];
+    for dir in ["tests/fixtures", "examples-rules"] {
+        let mut stack = vec![root.join(dir)];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.file_name().is_some_and(|n| n == "ftrack.json") {
+                    files.push(p);
+                }
+            }
+        }
+    }
+    let files: Vec<_> = files.into_iter().filter(|p| p.exists()).collect();
+    if files.is_empty() {
+        return; // the crate outside its workspace
+    }
+    let emu = start().await;
+    for f in &files {
+        let dump = ftrack_emulator::StateDump::from_file(f)
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        emu.load(dump)
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let loaded = emu.dump();
+        for p in loaded.of("Project") {
+            assert!(p["project_schema_id"].is_string(), "{}: {p}", f.display());
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -595,6 +1073,11 @@ async fn state_files_are_hand_writable() {
     assert_eq!(d.of("User")[0]["is_active"], true, "schema default");
     assert_eq!(d.of("Group")[0]["local"], false);
     assert_eq!(d.of("UserSecurityRole")[0]["is_all_open_projects"], true);
+    assert_eq!(
+        d.of("SecurityRole")[0]["type"],
+        "PROJECT",
+        "type defaults to PROJECT"
+    );
     assert!(d.of("Membership")[0]["id"].is_string(), "ids are generated");
     assert_eq!(d.of("UserType")[0]["name"], "ftrack");
 

@@ -5,10 +5,12 @@
 //! problem names the file and the dotted key. The result, [`Config`], is what every later
 //! stage reads; nothing else looks at the TOML.
 
+mod bounds;
 mod error;
 mod guard_limit;
 mod secret;
 
+pub use bounds::{BoundsReport, ModuleBounds, Patterns};
 pub use error::{ConfigError, ConfigProblem};
 pub use guard_limit::GuardLimit;
 pub use secret::{Secret, SecretError, SecretSource};
@@ -174,6 +176,8 @@ pub struct RuleModuleSettings {
     /// Handed to the module as its configuration.
     pub config: toml::Table,
     pub on_error: OnRuleError,
+    /// The groups and roles the module may manage (`groups`, `roles`).
+    pub bounds: ModuleBounds,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -300,6 +304,8 @@ struct RawRule {
     config: toml::Table,
     #[serde(default)]
     on_error: OnRuleError,
+    groups: Option<Vec<String>>,
+    roles: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -831,11 +837,22 @@ impl Resolver {
                 String::new()
             }
         };
+        let mut patterns = |list: &str, written: Option<Vec<String>>| {
+            let written = written?;
+            Patterns::new(&written)
+                .map_err(|m| self.problem(format!("{key}.{list}"), m))
+                .ok()
+        };
+        let bounds = ModuleBounds {
+            groups: patterns("groups", raw.groups),
+            roles: patterns("roles", raw.roles),
+        };
         RuleModuleSettings {
             module,
             sha256,
             config: raw.config,
             on_error: raw.on_error,
+            bounds,
         }
     }
 

@@ -35,6 +35,8 @@ struct Index<'a> {
     users_by_name: FxHashMap<Cow<'a, str>, &'a FtrackUser>,
     groups_by_name: FxHashMap<Cow<'a, str>, (&'a str, &'a str)>,
     roles_by_name: FxHashMap<Cow<'a, str>, (&'a str, &'a str)>,
+    /// role id → its `SecurityRole.type` (`PROJECT`, `API`, …; `None` if ftrack sent none).
+    role_types: FxHashMap<&'a str, Option<&'a str>>,
     projects_by_name: FxHashMap<Cow<'a, str>, &'a str>,
     group_names: FxHashMap<&'a str, &'a str>,
     role_names: FxHashMap<&'a str, &'a str>,
@@ -76,6 +78,11 @@ impl<'a> Index<'a> {
                 .security_roles
                 .iter()
                 .map(|r| (lowercase(&r.name), (r.id.as_str(), r.name.as_str())))
+                .collect(),
+            role_types: f
+                .security_roles
+                .iter()
+                .map(|r| (r.id.as_str(), r.role_type.as_deref()))
                 .collect(),
             projects_by_name: f
                 .projects
@@ -135,6 +142,10 @@ pub fn diff(
     let mut seen: FxHashSet<&str> = FxHashSet::default();
     let mut departed: Vec<(&FtrackUser, Option<&DesiredUser>)> = Vec::new();
     let mut created_groups: BTreeMap<String, String> = BTreeMap::new();
+    let mut notes = Notes::default();
+    // (user id, role id) of grants for a role the user does not hold yet: the first grant of
+    // each (in plan order) adds the role before widening it.
+    let mut lacking: FxHashSet<(String, String)> = FxHashSet::default();
 
     let mut desired: Vec<&DesiredUser> = evaluation.users.iter().collect();
     desired.sort_by_cached_key(|u| lowercase(&u.fields.username));
@@ -249,7 +260,8 @@ pub fn diff(
             &managed,
             &mut created_groups,
             &mut ops,
-            &mut plan,
+            &mut notes,
+            &mut lacking,
         );
     }
 
@@ -287,7 +299,15 @@ pub fn diff(
 
     plan.managed = managed_counts(ftrack, &index, &protected, &managed);
     ops.sort_by_cached_key(Operation::sort_key);
+    for op in &mut ops {
+        if op.kind == OperationKind::GrantRole {
+            if let (Some(user), Some(role)) = (&op.user_id, &op.role_id) {
+                op.add_role = lacking.remove(&(user.clone(), role.clone()));
+            }
+        }
+    }
     plan.operations = ops;
+    plan.notes.extend(notes.render());
     Ok(plan)
 }
 
@@ -383,7 +403,11 @@ impl<'a> Managed<'a> {
                 .iter()
                 .flat_map(|u| u.access.roles.iter().map(|g| g.role.as_str())),
         );
-        let mut role_ids: Vec<&str> = ids_of(roles, &index.roles_by_name).into_iter().collect();
+        // Only PROJECT roles are ever granted, so only they are ever revoked.
+        let mut role_ids: Vec<&str> = ids_of(roles, &index.roles_by_name)
+            .into_iter()
+            .filter(|id| is_project_role(index.role_types.get(id).copied().flatten()))
+            .collect();
         role_ids.sort_unstable();
         Managed {
             group_ids: ids_of(groups, &index.groups_by_name),
@@ -435,7 +459,8 @@ fn access_diff(
     managed: &Managed,
     created_groups: &mut BTreeMap<String, String>,
     ops: &mut Vec<Operation>,
-    plan: &mut Plan,
+    notes: &mut Notes,
+    lacking: &mut FxHashSet<(String, String)>,
 ) {
     let current_memberships: &[(&str, &str)] = current_id
         .and_then(|id| index.memberships.get(id))
@@ -506,15 +531,30 @@ fn access_diff(
     // Roles this user is being granted a scope of, in this plan.
     let mut granting: Vec<&str> = Vec::new();
     for (role_lower, scopes) in &wanted {
+        let written = grant_role_name(user, role_lower);
         let Some(&(role_id, role_name)) = index.roles_by_name.get(role_lower.as_ref()) else {
-            plan.notes.push(format!(
-                "security role `{role_lower}` for `{username}` does not exist in ftrack; create it there first"
-            ));
+            notes.add(format!("missing role {role_lower}"), username, || {
+                format!(
+                    "security role `{written}` does not exist in ftrack; create it there (type PROJECT) or stop naming it in the rules (named by {})",
+                    reasons.of(&first_role_key(user, role_lower))
+                )
+            });
             continue;
         };
-        let (all_now, projects_now): (bool, &[&str]) = current_id
-            .and_then(|uid| index.grants.get(&(uid, role_id)))
-            .map_or((false, &[]), |(all, projects)| (*all, projects.as_slice()));
+        let role_type = index.role_types.get(role_id).copied().flatten();
+        if !is_project_role(role_type) {
+            notes.add(format!("refused role {role_id}"), username, || {
+                format!(
+                    "security role `{role_name}` has type {}: only PROJECT roles are granted per project, so it is not granted; remove it from the rules (named by {})",
+                    role_type.unwrap_or("(none reported)"),
+                    reasons.of(&first_role_key(user, role_lower))
+                )
+            });
+            continue;
+        }
+        let current = current_id.and_then(|uid| index.grants.get(&(uid, role_id)));
+        let (all_now, projects_now): (bool, &[&str]) =
+            current.map_or((false, &[]), |(all, projects)| (*all, projects.as_slice()));
         for &scope in scopes {
             let (has, project_id, scope_text) = match scope {
                 RoleScope::AllOpenProjects => (all_now, None, "all open projects".to_string()),
@@ -525,9 +565,11 @@ fn access_diff(
                         p.clone(),
                     ),
                     None => {
-                        plan.notes.push(format!(
-                            "project `{p}` (role {role_name} for `{username}`) does not exist in ftrack; grant skipped"
-                        ));
+                        notes.add(format!("missing project {p} {role_id}"), username, || {
+                            format!(
+                                "project `{p}` does not exist in ftrack; grants of {role_name} on it are skipped"
+                            )
+                        });
                         continue;
                     }
                 },
@@ -535,7 +577,7 @@ fn access_diff(
             if has {
                 continue;
             }
-            let reason = reasons.of(&role_key(&grant_role_name(user, role_lower), scope));
+            let reason = reasons.of(&role_key(&written, scope));
             let mut op = Operation::new(OperationKind::GrantRole, username, reason);
             op.user_id = Some(user_id.to_string());
             op.role = Some(role_name.to_string());
@@ -544,6 +586,9 @@ fn access_diff(
             op.project_id = project_id;
             ops.push(op);
             granting.push(role_id);
+            if current.is_none() {
+                lacking.insert((user_id.to_string(), role_id.to_string()));
+            }
         }
     }
     let Some(uid) = current_id else {
@@ -600,6 +645,72 @@ fn access_diff(
         for (pid, name) in unwanted {
             ops.push(revoke(Some(name.to_string()), Some(pid.to_string())));
         }
+    }
+}
+
+/// Whether a role of this `SecurityRole.type` may be granted per project: only `PROJECT`
+/// roles are (API roles belong to global API keys, ASSIGNED ones to assigned tasks).
+fn is_project_role(role_type: Option<&str>) -> bool {
+    role_type.is_some_and(|t| t.eq_ignore_ascii_case("PROJECT"))
+}
+
+/// The reason key of the user's first grant of a role (any scope), for naming who asked.
+fn first_role_key(user: &DesiredUser, role_lower: &str) -> String {
+    user.access
+        .roles
+        .iter()
+        .find(|g| lowercase(&g.role) == role_lower)
+        .map(|g| role_key(&g.role, &g.scope))
+        .unwrap_or_default()
+}
+
+/// Notes about something missing or refused, one per subject however many users it
+/// concerns: "… (12 users: a, b, c, d, e and 7 more)".
+#[derive(Default)]
+struct Notes {
+    /// Subject → the note's text (worded for its first user) and the usernames it concerns.
+    by_subject: FxHashMap<String, (String, Vec<String>)>,
+}
+
+/// How many usernames a note lists before "and N more".
+const NOTE_NAMES: usize = 5;
+
+impl Notes {
+    /// Records the note about `subject` for `username`; `text` words it, the first time only.
+    fn add(&mut self, subject: String, username: &str, text: impl FnOnce() -> String) {
+        self.by_subject
+            .entry(subject)
+            .or_insert_with(|| (text(), Vec::new()))
+            .1
+            .push(username.to_string());
+    }
+
+    /// One line per subject, sorted by text.
+    fn render(self) -> Vec<String> {
+        let mut notes: Vec<(String, Vec<String>)> = self.by_subject.into_values().collect();
+        notes.sort();
+        notes
+            .into_iter()
+            .map(|(text, users)| {
+                let shown: Vec<String> = users
+                    .iter()
+                    .take(NOTE_NAMES)
+                    .map(|u| format!("`{u}`"))
+                    .collect();
+                let more = users.len().saturating_sub(NOTE_NAMES);
+                let count = if users.len() == 1 {
+                    "1 user".to_string()
+                } else {
+                    format!("{} users", users.len())
+                };
+                let tail = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                format!("{text}; {count}: {}{tail}", shown.join(", "))
+            })
+            .collect()
     }
 }
 

@@ -89,6 +89,10 @@ pub struct Operation {
     pub scope: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_id: Option<String>,
+    /// For a grant: the user does not hold the role yet, so apply adds it
+    /// (`add_user_security_role`) before widening it to the scope.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub add_role: bool,
     /// User fields set by create/update/enable/disable.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub changes: BTreeMap<String, Change>,
@@ -115,6 +119,7 @@ impl Operation {
             role_id: None,
             scope: None,
             project_id: None,
+            add_role: false,
             changes: BTreeMap::new(),
             metadata: BTreeMap::new(),
         }

@@ -7,6 +7,7 @@
 //! pipeline ([`pipeline`]) records which stage changed what, so every planned operation can
 //! name the rule and the LDAP value behind it.
 
+pub mod bounds;
 pub mod builtin;
 pub mod pipeline;
 pub mod wasm;
@@ -179,6 +180,12 @@ pub trait Stage: Send {
 
     fn on_error(&self) -> OnRuleError {
         OnRuleError::Abort
+    }
+
+    /// The groups and roles this stage may manage; `None` for the studio's own built-in
+    /// mappings, which are not bounded.
+    fn bounds(&self) -> Option<&crate::config::ModuleBounds> {
+        None
     }
 
     /// Why this stage proposed `what` (`username`, `email`, `first_name`, `last_name`,

@@ -343,7 +343,7 @@ fn evaluate_user(
     let mut access = Access::default();
     for (position, stage) in stages.iter_mut().enumerate() {
         // The first stage starts from nothing: all it proposes is its own, no need to compare.
-        let before = (position > 0).then(|| access.clone());
+        let before = (position > 0 || stage.bounds().is_some()).then(|| access.clone());
         access = match stage.map_groups(&entry, &fields, access) {
             Ok(a) => a,
             Err(e) => return skip_or_abort(stage.on_error(), e, &entry),
@@ -351,6 +351,17 @@ fn evaluate_user(
         let Some(before) = before else {
             continue;
         };
+        if let Some(bounds) = stage.bounds() {
+            if let Err(outside) = super::bounds::check(bounds, &before, &access) {
+                let error = RuleError {
+                    stage: stage.name().to_string(),
+                    hook: "map-groups",
+                    entry: entry.dn.clone(),
+                    message: format!("for user `{}`: {outside}", fields.username),
+                };
+                return skip_or_abort(stage.on_error(), error, &entry);
+            }
+        }
         for group in access.groups.difference(&before.groups) {
             proposed_by.push((format!("group:{group}"), position));
         }

@@ -62,7 +62,11 @@ def build_studio(session):
     session.create("Membership", {"user_id": alice["id"], "group_id": leads["id"]})
     supervisor = session.create("SecurityRole", {"name": "Supervisor", "type": "PROJECT"})
     api_role = session.create("SecurityRole", {"name": "API Runner", "type": "API"})
-    show = session.create("Project", {"name": "show1", "full_name": "Show One"})
+    project_schema = session.query("select id, name from ProjectSchema").first()
+    show = session.create("Project", {"name": "show1", "full_name": "Show One",
+                                      "project_schema": project_schema})
+    secret = session.create("Project", {"name": "secret_show", "full_name": "Secret Show",
+                                        "project_schema": project_schema, "is_private": True})
     session.commit()
     usr_all = session.create("UserSecurityRole", {
         "user": alice, "security_role": supervisor, "is_all_open_projects": True})
@@ -73,7 +77,7 @@ def build_studio(session):
     alice["metadata"]["ldap2ftrack.id"] = "guid-alice"
     session.commit()
     return dict(alice=alice, bob=bob, carol=carol, artists=artists, leads=leads,
-                supervisor=supervisor, api_role=api_role, show=show,
+                supervisor=supervisor, api_role=api_role, show=show, secret=secret,
                 usr_all=usr_all, usr_proj=usr_proj)
 
 
@@ -156,21 +160,96 @@ def test_update_is_active_and_delete_membership(session):
     s2.close()
 
 
-def test_security_role_actions_through_call(session):
+def role_op(action, user, role, **scope):
+    op = {"action": action, "user_id": user["id"], "role_id": role["id"]}
+    op.update(scope)
+    return op
+
+
+def test_security_role_flow_through_call(session):
     w = build_studio(session)
+    carol, role = w["carol"], w["supervisor"]
+    show, secret = w["show"], w["secret"]
+
+    # A grant needs the role first: ftrack answers NotFoundError.
+    with pytest.raises(ftrack_api.exception.ServerError) as err:
+        session.call([role_op("grant_user_security_role_project", carol, role,
+                              project_id=show["id"])])
+    assert "NotFoundError" in str(err.value)
+    assert "does not have the security role" in str(err.value)
+    # Only PROJECT roles are given to users per project.
+    with pytest.raises(ftrack_api.exception.ServerError) as err:
+        session.call([role_op("add_user_security_role", carol, w["api_role"])])
+    assert "ValidationError" in str(err.value) and '"API"' in str(err.value)
+
     result = session.call([
-        {"action": "add_user_security_role", "user_id": w["carol"]["id"],
-         "role_id": w["api_role"]["id"]},
-        {"action": "grant_user_security_role_project", "user_id": w["carol"]["id"],
-         "role_id": w["supervisor"]["id"], "project_id": w["show"]["id"]},
+        role_op("add_user_security_role", carol, role),
+        role_op("grant_user_security_role_project", carol, role, all_open_projects=True),
+        role_op("grant_user_security_role_project", carol, role, project_id=show["id"]),
+        role_op("grant_user_security_role_project", carol, role, project_id=secret["id"]),
     ])
-    assert result[0]["action"] == "add_user_security_role"
-    names = sorted(r["security_role"]["name"] for r in session.query(
-        'UserSecurityRole where user.username is "carol"').all())
-    assert names == ["API Runner", "Supervisor"]
-    session.call([{"action": "revoke_user_security_role", "user_id": w["carol"]["id"],
-                   "role_id": w["api_role"]["id"]}])
-    assert len(session.query('UserSecurityRole where user.username is "carol"').all()) == 1
+    assert [r["action"] for r in result] == [
+        "add_user_security_role"] + ["grant_user_security_role_project"] * 3
+    assert result[0]["data"]["is_all_open_projects"] is False
+
+    def scopes():
+        s = new_session()
+        usr = s.query('select is_all_open_projects, security_role.name from UserSecurityRole '
+                      'where user.username is "carol"').all()
+        rows = s.query('select project.name, project.is_private from UserSecurityRoleProject '
+                       'where user_security_role.user.username is "carol"').all()
+        out = ([(u["security_role"]["name"], u["is_all_open_projects"]) for u in usr],
+               sorted((r["project"]["name"], r["project"]["is_private"]) for r in rows))
+        s.close()
+        return out
+
+    assert scopes() == ([("Supervisor", True)],
+                        [("secret_show", True), ("show1", False)])
+    with pytest.raises(ftrack_api.exception.ServerError) as err:
+        session.call([role_op("grant_user_security_role_project", carol, role,
+                              project_id=show["id"])])
+    assert "DuplicateEntryError" in str(err.value)
+
+    session.call([role_op("revoke_user_security_role_project", carol, role,
+                          project_id=show["id"])])
+    assert scopes() == ([("Supervisor", True)], [("secret_show", True)])
+
+    session.call([role_op("remove_user_security_role", carol, role)])
+    assert scopes() == ([], [])
+    with pytest.raises(ftrack_api.exception.ServerError) as err:
+        session.call([role_op("remove_user_security_role", carol, role)])
+    assert "does not have the security role" in str(err.value)
+
+
+def test_project_needs_a_project_schema(session):
+    project_schema = session.query("select id, name from ProjectSchema").first()
+    assert project_schema["name"] == "VFX Scheme"
+    session.create("Project", {"name": "no_schema", "full_name": "No Schema"})
+    with pytest.raises(ftrack_api.exception.ServerError) as err:
+        session.commit()
+    assert "ValidationError" in str(err.value) and "project_schema" in str(err.value)
+    session.rollback()
+    session.create("Project", {"name": "open_show", "full_name": "Open Show",
+                               "project_schema": project_schema})
+    session.create("Project", {"name": "private_show", "full_name": "Private Show",
+                               "project_schema": project_schema, "is_private": True})
+    session.commit()
+    s2 = new_session()
+    projects = s2.query("select name, is_private, status, project_schema.name from Project").all()
+    got = sorted((p["name"], p["is_private"], p["project_schema"]["name"]) for p in projects)
+    assert got == [("open_show", False, "VFX Scheme"), ("private_show", True, "VFX Scheme")]
+    assert s2.query("Project where is_private is True").one()["name"] == "private_show"
+    s2.close()
+
+
+def test_security_role_type_is_readable(session):
+    build_studio(session)
+    s2 = new_session()
+    roles = s2.query("select id, name, type from SecurityRole").all()
+    assert {r["name"]: r["type"] for r in roles} == {"Supervisor": "PROJECT", "API Runner": "API"}
+    assert [r["name"] for r in s2.query('SecurityRole where type is "PROJECT"').all()] == [
+        "Supervisor"]
+    s2.close()
 
 
 def test_duplicate_username_is_rejected(session):

@@ -182,6 +182,9 @@ pub struct ModuleInfo {
     pub size_bytes: u64,
     /// Interfaces the component imports (WASI ones are linked to an empty context).
     pub imports: Vec<String>,
+    /// The bounds of the `[[rules]]` entries in `sync.toml` that pin this module (filled in
+    /// by the caller, which has the configuration).
+    pub bounds: Vec<crate::config::BoundsReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -230,10 +233,38 @@ impl fmt::Display for ModuleInfo {
             }
         }
         writeln!(f, "imports:     {}", self.imports.join(", "))?;
+        let list = |l: &Option<Vec<String>>| {
+            l.as_ref()
+                .map_or("not declared".to_string(), |l| format!("{l:?}"))
+        };
+        if self.bounds.is_empty() {
+            writeln!(
+                f,
+                "bounds:      no [[rules]] entry in sync.toml pins this module"
+            )?;
+        }
+        for b in &self.bounds {
+            writeln!(
+                f,
+                "bounds:      {}: groups = {}, roles = {}",
+                b.rule,
+                list(&b.groups),
+                list(&b.roles)
+            )?;
+        }
         writeln!(f)?;
         writeln!(f, "[[rules]]")?;
         writeln!(f, "module = {:?}", self.path.display().to_string())?;
-        writeln!(f, "sha256 = \"{}\"", self.sha256)
+        writeln!(f, "sha256 = \"{}\"", self.sha256)?;
+        if self.hooks.contains(&HookName::MapGroups.wit()) {
+            writeln!(
+                f,
+                "# what the module may manage: ftrack group and security role names, or * globs"
+            )?;
+            writeln!(f, "groups = []")?;
+            writeln!(f, "roles = []")?;
+        }
+        Ok(())
     }
 }
 
@@ -541,6 +572,7 @@ pub fn inspect(path: &Path) -> Result<ModuleInfo, RuleLoadError> {
         sha256,
         size_bytes: bytes.len() as u64,
         imports: prepared.imports,
+        bounds: Vec::new(),
     })
 }
 
@@ -549,6 +581,7 @@ pub struct WasmStage {
     name: String,
     module: PathBuf,
     on_error: OnRuleError,
+    bounds: crate::config::ModuleBounds,
     transform_user: bool,
     map_groups: bool,
     deprovision: bool,
@@ -635,6 +668,18 @@ impl WasmStage {
             }
         };
         let has = |h: wit::Hook| meta.hooks.contains(&h);
+        if has(wit::Hook::MapGroups) && !settings.bounds.declared() {
+            return Err(RuleLoadError::config(
+                format!("rules[{index}]"),
+                format!(
+                    "rule module `{}` ({shown}) implements map-groups but its [[rules]] entry \
+                     declares no bounds: add `groups = [...]` and `roles = [...]` naming the \
+                     ftrack groups and security roles it may manage (names or `*` globs, e.g. \
+                     groups = [\"Comp *\"], roles = [\"Artist\"]; `[]` for none)",
+                    meta.name
+                ),
+            ));
+        }
         tracing::debug!(
             rule = %meta.name,
             "loaded rule module {} {} from {shown} (hooks: {})",
@@ -646,6 +691,7 @@ impl WasmStage {
             name: meta.name.clone(),
             module: path.clone(),
             on_error: settings.on_error,
+            bounds: settings.bounds.clone(),
             transform_user: has(wit::Hook::TransformUser),
             map_groups: has(wit::Hook::MapGroups),
             deprovision: has(wit::Hook::Deprovision),
@@ -784,6 +830,10 @@ impl Stage for WasmStage {
 
     fn on_error(&self) -> OnRuleError {
         self.on_error
+    }
+
+    fn bounds(&self) -> Option<&crate::config::ModuleBounds> {
+        Some(&self.bounds)
     }
 
     fn transform_user(

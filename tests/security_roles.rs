@@ -1,0 +1,413 @@
+//! Security roles the way ftrack grants them, end to end over a real slapd and the emulator
+//! (which answers like the documented server: no grant of a role the user does not hold),
+//! read back through the official Python client; and rule modules held to their bounds.
+
+mod support;
+
+use ftrack_emulator::{EmulatorConfig, RunningEmulator, StateDump};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use support::slapd::{Slapd, SUFFIX, SYNC_DN, SYNC_PASSWORD};
+
+const API_USER: &str = "sync-bot";
+const API_KEY: &str = "roles-e2e-key";
+
+const ARTIST: &str = "10000000-0000-4000-8000-000000000001";
+const SUPERVISOR: &str = "10000000-0000-4000-8000-000000000002";
+const SHORT_FILM: &str = "20000000-0000-4000-8000-000000000002";
+const SECRET_SHOW: &str = "20000000-0000-4000-8000-000000000003";
+
+/// ann: staff + leads; bob: staff + privates; cy: staff; dee, fay: admins; eve: supers.
+fn directory() -> String {
+    let mut ldif = format!(
+        "dn: ou=people,{SUFFIX}\nobjectClass: organizationalUnit\nou: people\n\n\
+         dn: ou=groups,{SUFFIX}\nobjectClass: organizationalUnit\nou: groups\n\n"
+    );
+    for uid in ["ann", "bob", "cy", "dee", "eve", "fay"] {
+        ldif.push_str(&format!(
+            "dn: uid={uid},ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid} Person\nsn: Person\ngivenName: {uid}\nmail: {uid}@example.org\n\n"
+        ));
+    }
+    for (group, members) in [
+        ("staff", &["ann", "bob", "cy"][..]),
+        ("leads", &["ann"][..]),
+        ("privates", &["bob"][..]),
+        ("admins", &["dee", "fay"][..]),
+        ("supers", &["eve"][..]),
+    ] {
+        ldif.push_str(&format!(
+            "dn: cn={group},ou=groups,{SUFFIX}\nobjectClass: groupOfNames\ncn: {group}\n"
+        ));
+        for m in members {
+            ldif.push_str(&format!("member: uid={m},ou=people,{SUFFIX}\n"));
+        }
+        // groupOfNames needs a member: this one (no selected entry) stays when people leave.
+        ldif.push_str(&format!("member: cn=placeholder,{SUFFIX}\n\n"));
+    }
+    ldif
+}
+
+async fn emulator() -> RunningEmulator {
+    let state = StateDump::from_json(&format!(
+        r#"{{
+        "SecurityRole": [
+            {{"id": "{ARTIST}", "name": "Artist", "type": "PROJECT"}},
+            {{"id": "{SUPERVISOR}", "name": "Supervisor", "type": "PROJECT"}},
+            {{"id": "10000000-0000-4000-8000-000000000003", "name": "Administrator", "type": "API"}}
+        ],
+        "Project": [
+            {{"id": "20000000-0000-4000-8000-000000000001", "name": "spring_commercial"}},
+            {{"id": "{SHORT_FILM}", "name": "short_film"}},
+            {{"id": "{SECRET_SHOW}", "name": "secret_show", "is_private": true}}
+        ]
+    }}"#
+    ))
+    .unwrap();
+    ftrack_emulator::spawn(EmulatorConfig::new(API_USER, API_KEY).state(state))
+        .await
+        .unwrap()
+}
+
+fn ad_roles() -> (PathBuf, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples-rules/target/wasm32-wasip2/release/ad_roles.wasm");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; build the example rule modules with `bash tests/run.sh`",
+            path.display()
+        )
+    });
+    (path, format!("{:x}", Sha256::digest(&bytes)))
+}
+
+/// The studio's config: built-in mappings for staff, leads and privates; the shared
+/// `ad-roles` module for admins (it proposes Administrator, an API role) and supers (it
+/// proposes Supervisor, outside the bounds this studio gave it).
+fn write_config(dir: &Path, slapd: &Slapd, emulator: &RunningEmulator, bounds: &str) {
+    let (module, sha) = ad_roles();
+    std::fs::write(
+        dir.join("sync.toml"),
+        format!(
+            r#"
+[ldap]
+url = "{}"
+bind_dn = "{SYNC_DN}"
+bind_password_env = "SYNC_BIND_PASSWORD"
+user_base_dn = "ou=people,{SUFFIX}"
+group_base_dn = "ou=groups,{SUFFIX}"
+
+[ftrack]
+server_url = "{}"
+api_user = "{API_USER}"
+
+[group_mappings]
+"staff" = {{ groups = ["Staff"], roles = ["Artist"] }}
+"leads" = {{ project_roles = {{ "short_film" = ["Supervisor"] }} }}
+"privates" = {{ project_roles = {{ "secret_show" = ["Artist"] }} }}
+
+[[rules]]
+module = "{}"
+sha256 = "{sha}"
+on_error = "skip"
+{bounds}
+[rules.config]
+mappings = [
+    {{ ldap_group = "admins", roles = ["Administrator"] }},
+    {{ ldap_group = "supers", roles = ["Supervisor"] }},
+]
+"#,
+            slapd.url,
+            emulator.url(),
+            module.display()
+        ),
+    )
+    .unwrap();
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ldap2ftrack"))
+        .args(args)
+        .current_dir(dir)
+        .env("FTRACK_API_KEY", API_KEY)
+        .env("SYNC_BIND_PASSWORD", SYNC_PASSWORD)
+        .env_remove("LDAP2FTRACK_LOG")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn plan(dir: &Path) -> Value {
+    let out = run(dir, &["plan", "--output", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// (kind, user, role, scope, add_role) of each role operation.
+fn role_ops(plan: &Value) -> Vec<(String, String, String, String, bool)> {
+    plan["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["kind"] == "grant_role" || o["kind"] == "revoke_role")
+        .map(|o| {
+            (
+                o["kind"].as_str().unwrap().to_string(),
+                o["target"].as_str().unwrap().to_string(),
+                o["role"].as_str().unwrap().to_string(),
+                o["scope"].as_str().unwrap_or("(whole role)").to_string(),
+                o["add_role"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect()
+}
+
+fn op(
+    kind: &str,
+    user: &str,
+    role: &str,
+    scope: &str,
+    add: bool,
+) -> (String, String, String, String, bool) {
+    (kind.into(), user.into(), role.into(), scope.into(), add)
+}
+
+/// Each user's security roles as the official Python client reads them:
+/// username → role name → (is_all_open_projects, sorted project names).
+fn roles_via_official_client(emulator: &RunningEmulator) -> Value {
+    let python = std::env::var("LDAP2FTRACK_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "LDAP2FTRACK_PYTHON is not set: run `bash tests/run.sh` (it creates .venv with \
+             ftrack-python-api), or point it at a Python with `pip install ftrack-python-api`"
+        )
+    });
+    let script = r#"
+import json, ftrack_api
+s = ftrack_api.Session(plugin_paths=[], auto_connect_event_hub=False, schema_cache_path=False)
+out = {}
+for usr in s.query('select user.username, security_role.name, is_all_open_projects from UserSecurityRole').all():
+    projects = sorted(p['project']['name'] for p in s.query(
+        'select project.name from UserSecurityRoleProject where user_security_role_id is "%s"' % usr['id']).all())
+    out.setdefault(usr['user']['username'], {})[usr['security_role']['name']] = [usr['is_all_open_projects'], projects]
+print(json.dumps(out, sort_keys=True))
+"#;
+    let out = Command::new(python)
+        .args(["-W", "ignore", "-c", script])
+        .env("FTRACK_SERVER", emulator.url())
+        .env("FTRACK_API_USER", API_USER)
+        .env("FTRACK_API_KEY", API_KEY)
+        .env_remove("FTRACK_EVENT_PLUGIN_PATH")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "official client: {}",
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn ldapmodify(slapd: &Slapd, change: &str) {
+    use std::io::Write;
+    let mut child = Command::new("ldapmodify")
+        .args(["-x", "-H", &slapd.url, "-D", &format!("cn=admin,{SUFFIX}")])
+        .args(["-w", &format!("admin-{SYNC_PASSWORD}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(change.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "ldapmodify: {}", text(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn roles_are_added_then_widened_narrowed_and_removed_as_ftrack_documents() {
+    let slapd = Slapd::start(&directory());
+    let emu = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        &slapd,
+        &emu,
+        "groups = []\nroles = [\"Artist\", \"Administrator\"]",
+    );
+
+    // check lists the module's bounds and refuses the API role it names (exit 2).
+    let out = run(dir.path(), &["check", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["rules"][0]["bounds"],
+        serde_json::json!({"rule": "rules[0]", "groups": [], "roles": ["Artist", "Administrator"]})
+    );
+    let administrator = report["ftrack"]["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "Administrator")
+        .unwrap();
+    assert_eq!(administrator["status"], "refused");
+    assert_eq!(administrator["type"], "API");
+    assert!(
+        text(&out.stderr).contains("`Administrator` (rules[0].roles) has type API"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let first = plan(dir.path());
+    assert_eq!(
+        role_ops(&first),
+        vec![
+            op("grant_role", "ann", "Artist", "all open projects", true),
+            op("grant_role", "ann", "Supervisor", "short_film", true),
+            op("grant_role", "bob", "Artist", "all open projects", true),
+            op("grant_role", "bob", "Artist", "secret_show", false),
+            op("grant_role", "cy", "Artist", "all open projects", true),
+        ],
+        "one add per role and user, before the first grant of it"
+    );
+    let notes: Vec<&str> = first["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert_eq!(notes.len(), 1, "one note for the refused role: {notes:?}");
+    assert!(
+        notes[0].starts_with("security role `Administrator` has type API: only PROJECT roles are granted per project")
+            && notes[0].contains("rule module `ad-roles`")
+            && notes[0].ends_with("2 users: `dee`, `fay`"),
+        "{}",
+        notes[0]
+    );
+    let skipped = first["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    let why = skipped[0]["reason"].as_str().unwrap();
+    assert!(
+        skipped[0]["dn"].as_str().unwrap().starts_with("uid=eve")
+            && why.contains("rule `ad-roles` failed in map-groups")
+            && why.contains("for user `eve`: proposed role `Supervisor`, outside its bounds (roles = [\"Artist\", \"Administrator\"])"),
+        "{why}"
+    );
+    let created: Vec<&str> = first["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["kind"] == "create_user")
+        .map(|o| o["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        created,
+        ["ann", "bob", "cy", "dee", "fay"],
+        "eve is left out"
+    );
+
+    let out = run(dir.path(), &["apply", "-q"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(dir.path(), &["plan", "--check"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "converged: {}",
+        text(&out.stdout)
+    );
+
+    assert_eq!(
+        roles_via_official_client(&emu),
+        serde_json::json!({
+            "ann": {"Artist": [true, []], "Supervisor": [false, ["short_film"]]},
+            "bob": {"Artist": [true, ["secret_show"]]},
+            "cy": {"Artist": [true, []]},
+        }),
+        "nobody holds Administrator; the private project is granted by name"
+    );
+    let journal = std::fs::read_to_string(dir.path().join("ldap2ftrack-journal.jsonl")).unwrap();
+    let ann_artist: Value = journal
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l["kind"] == "grant_role" && l["target"] == "ann" && l["role"] == "Artist")
+        .unwrap();
+    let actions: Vec<&str> = ann_artist["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["add_user_security_role", "grant_user_security_role_project"],
+        "the journal records the wire calls"
+    );
+
+    // ann leaves leads (her only Supervisor scope), bob leaves privates.
+    ldapmodify(
+        &slapd,
+        &format!(
+            "dn: cn=leads,ou=groups,{SUFFIX}\nchangetype: modify\ndelete: member\nmember: uid=ann,ou=people,{SUFFIX}\n\n\
+             dn: cn=privates,ou=groups,{SUFFIX}\nchangetype: modify\ndelete: member\nmember: uid=bob,ou=people,{SUFFIX}\n"
+        ),
+    );
+    let second = plan(dir.path());
+    assert_eq!(
+        role_ops(&second),
+        vec![
+            op("revoke_role", "ann", "Supervisor", "(whole role)", false),
+            op("revoke_role", "bob", "Artist", "secret_show", false),
+        ]
+    );
+    let out = run(dir.path(), &["apply", "-q", "--force"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        roles_via_official_client(&emu),
+        serde_json::json!({
+            "ann": {"Artist": [true, []]},
+            "bob": {"Artist": [true, []]},
+            "cy": {"Artist": [true, []]},
+        }),
+        "ann's Supervisor row is gone; bob keeps Artist on open projects only"
+    );
+    let out = run(dir.path(), &["plan", "--check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_module_that_maps_groups_must_be_given_bounds() {
+    let slapd = Slapd::start(&directory());
+    let emu = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &slapd, &emu, "");
+    let before = serde_json::to_value(emu.dump()).unwrap();
+    for command in ["plan", "apply", "check"] {
+        let out = run(dir.path(), &[command]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{command}: {}",
+            text(&out.stderr)
+        );
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("rules[0]")
+                && err.contains("implements map-groups but its [[rules]] entry declares no bounds")
+                && err.contains("add `groups = [...]` and `roles = [...]`"),
+            "{command}: {err}"
+        );
+    }
+    assert_eq!(
+        serde_json::to_value(emu.dump()).unwrap(),
+        before,
+        "nothing written"
+    );
+}
