@@ -266,6 +266,20 @@ async fn roles_are_added_then_widened_narrowed_and_removed_as_ftrack_documents()
         text(&out.stderr)
     );
 
+    // rules inspect shows the bounds sync.toml gives the module, and a snippet with bounds.
+    let out = run(
+        dir.path(),
+        &["rules", "inspect", &ad_roles().0.display().to_string()],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(
+        shown
+            .contains(r#"bounds:      rules[0]: groups = [], roles = ["Artist", "Administrator"]"#)
+            && shown.contains("groups = []\nroles = []\n"),
+        "{shown}"
+    );
+
     let first = plan(dir.path());
     assert_eq!(
         role_ops(&first),

@@ -507,6 +507,38 @@ async fn lost_replies_and_rate_limits_still_land_every_operation_once() {
     s.emulator.set_faults(Faults::none());
     assert_eq!(s.plan(), vec![]);
     assert_eq!(s.state()["User"].as_array().unwrap().len(), 22);
+    let counters = s.emulator.counters();
+    assert!(
+        counters.operations_of("add_user_security_role") > 0 && counters.errors > 0,
+        "roles were added under lost replies: {counters:?}"
+    );
+
+    // Revokes whose replies are lost: the retried remove is refused ("does not have the
+    // security role"), and reading the roles back shows the work done.
+    s.set_config(
+        r#""animators" = { groups = ["Animation"], roles = ["Artist"] }"#,
+        r#""animators" = { groups = ["Animation"] }"#,
+    );
+    let revokes = s.plan();
+    assert!(
+        revokes.len() >= 4 && revokes.iter().all(|op| op.0 == "revoke_role"),
+        "{revokes:?}"
+    );
+    s.emulator.reset_counters();
+    s.emulator.set_faults(Faults {
+        error_every_nth: Some(2),
+        error_after_execute: true,
+        ..Faults::none()
+    });
+    let out = s.run(&["apply", "--force", "--output", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.emulator.set_faults(Faults::none());
+    assert!(s.emulator.counters().errors > 0);
+    assert_eq!(s.plan(), vec![]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

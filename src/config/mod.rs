@@ -249,7 +249,8 @@ struct RawRun {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLdap {
-    url: String,
+    /// Optional here so that a missing one is reported with every other problem.
+    url: Option<String>,
     #[serde(default)]
     starttls: bool,
     ca_file: Option<String>,
@@ -258,7 +259,7 @@ struct RawLdap {
     bind_password: Option<toml::Value>,
     bind_password_env: Option<String>,
     bind_password_file: Option<String>,
-    user_base_dn: String,
+    user_base_dn: Option<String>,
     user_filter: Option<String>,
     group_base_dn: Option<String>,
     group_filter: Option<String>,
@@ -574,29 +575,50 @@ impl Resolver {
         }
     }
 
-    fn ldap(&mut self, raw: RawLdap) -> LdapSettings {
+    fn ldap(&mut self, mut raw: RawLdap) -> LdapSettings {
+        let mut required = |key: &str, value: Option<String>, example: &str| {
+            value.unwrap_or_else(|| {
+                self.problem(
+                    format!("ldap.{key}"),
+                    format!("missing: set it, e.g. {key} = {example}"),
+                );
+                String::new()
+            })
+        };
+        let url = required(
+            "url",
+            raw.url.take(),
+            "\"ldaps://ldap.studio.example\" (or ldif:PATH for an LDIF file)",
+        );
+        let user_base_dn = required(
+            "user_base_dn",
+            raw.user_base_dn.take(),
+            "\"ou=people,dc=studio,dc=example\"",
+        );
         if raw.bind_password.is_some() {
             self.problem(
                 "ldap.bind_password",
                 plaintext_secret_message("ldap.bind_password"),
             );
         }
-        let source = if let Some(rest) = raw.url.strip_prefix("ldif:") {
+        let source = if let Some(rest) = url.strip_prefix("ldif:") {
             DirectorySource::LdifFile(self.existing_file("ldap.url", rest))
         } else {
-            let lower = raw.url.to_ascii_lowercase();
+            let lower = url.to_ascii_lowercase();
             let ldaps = lower.starts_with("ldaps://");
-            if !(ldaps || lower.starts_with("ldap://")) || raw.url.len() <= "ldap://".len() + 1 {
+            if !url.is_empty()
+                && (!(ldaps || lower.starts_with("ldap://")) || url.len() <= "ldap://".len() + 1)
+            {
                 self.problem(
                     "ldap.url",
                     format!(
                         "`{}` is not a directory URL; expected ldap://host[:port], ldaps://host[:port] or ldif:PATH",
-                        raw.url
+                        url
                     ),
                 );
             }
             DirectorySource::Server {
-                url: raw.url.clone(),
+                url: url.clone(),
                 ldaps,
             }
         };
@@ -631,7 +653,10 @@ impl Resolver {
             );
         }
         for (key, dn) in [
-            ("ldap.user_base_dn", Some(&raw.user_base_dn)),
+            (
+                "ldap.user_base_dn",
+                Some(&user_base_dn).filter(|dn| !dn.is_empty()),
+            ),
             ("ldap.group_base_dn", raw.group_base_dn.as_ref()),
             ("ldap.bind_dn", raw.bind_dn.as_ref()),
         ] {
@@ -675,10 +700,8 @@ impl Resolver {
             ca_file,
             bind_dn: raw.bind_dn,
             bind_password,
-            group_base_dn: raw
-                .group_base_dn
-                .unwrap_or_else(|| raw.user_base_dn.clone()),
-            user_base_dn: raw.user_base_dn,
+            group_base_dn: raw.group_base_dn.unwrap_or_else(|| user_base_dn.clone()),
+            user_base_dn,
             user_filter,
             group_filter,
             user_attributes: raw.user_attributes,

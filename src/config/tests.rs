@@ -618,6 +618,44 @@ fn rules_need_an_existing_module_and_a_valid_hash() {
 }
 
 #[test]
+fn rule_bounds_are_names_or_globs() {
+    let fx = Fixture::new();
+    let sha = "0".repeat(64);
+    let c = fx
+        .load(&format!(
+            "{MINIMAL}\n[[rules]]\nmodule = \"module.wasm\"\nsha256 = \"{sha}\"\ngroups = [\"Comp *\"]\nroles = []\n\n[[rules]]\nmodule = \"module.wasm\"\nsha256 = \"{sha}\"\n"
+        ))
+        .unwrap();
+    let bounds = &c.rules[0].bounds;
+    assert!(bounds.declared());
+    assert!(bounds.groups.as_ref().unwrap().allows("comp TEAM"));
+    assert!(!bounds.groups.as_ref().unwrap().allows("Lighting"));
+    assert_eq!(bounds.roles.as_ref().unwrap().written(), &[] as &[String]);
+    assert!(!c.rules[1].bounds.declared(), "undeclared stays undeclared");
+
+    let e = fx
+        .load(&format!(
+            "{MINIMAL}\n[[rules]]\nmodule = \"module.wasm\"\nsha256 = \"{sha}\"\ngroups = [\"\"]\nroles = [\"[Art\"]\n"
+        ))
+        .unwrap_err();
+    assert!(e.mentions_key("rules[0].groups"), "{e}");
+    assert!(e.mentions_key("rules[0].roles"), "{e}");
+    assert!(
+        problem_text(&e).contains("`[Art` is not a name or glob"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_required_directory_keys_are_reported_together() {
+    let fx = Fixture::new();
+    let e = fx.load("[ldap]\npage_size = 100\n").unwrap_err();
+    assert!(e.mentions_key("ldap.url"), "{e}");
+    assert!(e.mentions_key("ldap.user_base_dn"), "{e}");
+    assert!(problem_text(&e).contains("e.g. url = \"ldaps://"), "{e}");
+}
+
+#[test]
 fn the_shipped_sync_toml_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sync.toml");
     let c = Config::load_with_env(&path, &|_| None).unwrap();

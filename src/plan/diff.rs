@@ -819,3 +819,35 @@ fn managed_counts(
         role_grants,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_note_per_subject_with_a_count_and_five_names() {
+        let mut notes = Notes::default();
+        for user in ["u1", "u2", "u3", "u4", "u5", "u6", "u7"] {
+            notes.add("role x".into(), user, || {
+                format!("role X is missing (first: {user})")
+            });
+        }
+        notes.add("project p".into(), "u9", || "project P is missing".into());
+        assert_eq!(
+            notes.render(),
+            [
+                "project P is missing; 1 user: `u9`",
+                "role X is missing (first: u1); 7 users: `u1`, `u2`, `u3`, `u4`, `u5` and 2 more",
+            ]
+        );
+    }
+
+    #[test]
+    fn only_project_roles_are_granted() {
+        assert!(is_project_role(Some("PROJECT")));
+        assert!(is_project_role(Some("project")));
+        assert!(!is_project_role(Some("API")));
+        assert!(!is_project_role(Some("ASSIGNED")));
+        assert!(!is_project_role(None));
+    }
+}
