@@ -4,10 +4,11 @@
 //! Every figure printed is read from the real source; a part that cannot be checked in this
 //! version says so and makes the command exit 1 rather than print a guess.
 
-use crate::cli::{Failure, OutputFormat};
 use crate::config::{BoundsReport, Config};
 use crate::directory::{self, DirectorySnapshot};
+use crate::failure::Failure;
 use crate::ftrack::{Connection, OpenError};
+use crate::output::OutputFormat;
 use crate::rules::wasm::WasmStage;
 use crate::rules::Stage;
 use serde::Serialize;
@@ -103,7 +104,7 @@ pub fn run(config: &Config, output: OutputFormat) -> Result<(), Failure> {
             // Loading checks the hash (so the pinned one is the file's), the ABI and the
             // module's configuration.
             let stage = WasmStage::load(settings, index)
-                .map_err(|e| crate::run::load_failure(config, e))?;
+                .map_err(|e| Failure::rule_load(&config.file, e))?;
             Ok(RuleReport {
                 module: settings.module.display().to_string(),
                 name: stage.name().to_string(),

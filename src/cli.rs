@@ -7,7 +7,10 @@
 //! The man pages and shell completions are generated from these same definitions by the
 //! hidden `generate` subcommand (for packaging/build-deb.sh), so they cannot drift from `--help`.
 
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
+use crate::failure::Failure;
+use crate::output::{print_json, OutputFormat};
+use crate::rules::wasm::RuleLoadError;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -28,8 +31,8 @@ pub struct Cli {
     #[arg(long, global = true, default_value = "sync.toml", value_name = "FILE")]
     pub config: PathBuf,
     /// How results are printed on stdout.
-    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Human)]
-    pub output: OutputFormat,
+    #[arg(long, global = true, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
     /// How logs are printed on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -43,10 +46,20 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `--output`: how results are printed on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
+pub enum Output {
     Human,
     Json,
+}
+
+impl From<Output> for OutputFormat {
+    fn from(output: Output) -> OutputFormat {
+        match output {
+            Output::Human => OutputFormat::Human,
+            Output::Json => OutputFormat::Json,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -172,9 +185,7 @@ fn generate(matches: &clap::ArgMatches) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(failure) => {
-            if let Failure::Runtime(m) | Failure::Usage(m) = &failure {
-                eprintln!("error: {m}");
-            }
+            eprintln!("error: {failure}");
             ExitCode::from(failure.exit_code())
         }
     }
@@ -219,39 +230,6 @@ fn man_pages_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(pages)
 }
 
-/// Why a command did not succeed, carrying its exit code.
-#[derive(Debug)]
-pub enum Failure {
-    /// Exit 1.
-    Runtime(String),
-    /// Exit 2.
-    Config(ConfigError),
-    /// Exit 2, for arguments that make no sense together.
-    Usage(String),
-    /// Exit 3.
-    Guard(String),
-    /// Exit 4: `plan --check` found changes. Not an error, but not "in sync" either.
-    PendingChanges,
-}
-
-impl Failure {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Failure::Runtime(_) => 1,
-            Failure::Config(_) | Failure::Usage(_) => 2,
-            Failure::Guard(_) => 3,
-            Failure::PendingChanges => 4,
-        }
-    }
-
-    /// A stage of the pipeline that is not built yet: exit 1, saying so, never inventing output.
-    pub fn not_built(what: &str) -> Failure {
-        Failure::Runtime(format!(
-            "{what} is not implemented in this version of ldap2ftrack yet; nothing was read or written"
-        ))
-    }
-}
-
 /// Parses arguments, runs the command, and returns the process exit code.
 pub fn run() -> ExitCode {
     let mut matches = command_with_generate().get_matches();
@@ -264,7 +242,7 @@ pub fn run() -> ExitCode {
     };
     init_logging(&cli);
     crate::progress::enable_on_terminal(
-        cli.output == OutputFormat::Json,
+        cli.output == Output::Json,
         cli.quiet > 0,
         cli.verbose > 0 || std::env::var_os("LDAP2FTRACK_LOG").is_some(),
     );
@@ -275,16 +253,14 @@ pub fn run() -> ExitCode {
     match dispatch(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            match &failure {
-                Failure::Runtime(m) | Failure::Usage(m) | Failure::Guard(m) => {
-                    tracing::error!("{m}");
-                    eprintln!("error: {m}");
+            // Said once: as a log record when logs are JSON (for the log shipper), else as
+            // one `error:` line.
+            match (&failure, cli.log_format) {
+                (Failure::PendingChanges, _) => {}
+                (_, LogFormat::Json) => {
+                    tracing::error!(exit_code = failure.exit_code(), "{failure}")
                 }
-                Failure::Config(e) => {
-                    tracing::error!("configuration error");
-                    eprintln!("error: {e}");
-                }
-                Failure::PendingChanges => {}
+                (_, LogFormat::Text) => eprintln!("error: {failure}"),
             }
             ExitCode::from(failure.exit_code())
         }
@@ -302,8 +278,12 @@ fn init_logging(cli: &Cli) {
     };
     let filter =
         EnvFilter::try_from_env("LDAP2FTRACK_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    // Colour only for a person at a terminal: never in cron mail or `2>file`, nor with NO_COLOR.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     // A second init (tests calling run twice) is harmless; ignore it.
     let _ = match cli.log_format {
@@ -313,10 +293,11 @@ fn init_logging(cli: &Cli) {
 }
 
 fn dispatch(cli: &Cli) -> Result<(), Failure> {
+    let output = OutputFormat::from(cli.output);
     match &cli.command {
         Command::Rules(RulesCommand::New { name, dir, sdk }) => {
             let made = crate::scaffold::generate(name, dir.as_deref(), sdk.as_deref())?;
-            match cli.output {
+            match output {
                 OutputFormat::Human => {
                     println!(
                         "created rule crate `{}` in {}",
@@ -332,20 +313,15 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
                     println!("  cargo build --release --target wasm32-wasip2");
                     println!("  ldap2ftrack test fixtures");
                 }
-                OutputFormat::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&made)
-                        .map_err(|e| Failure::Runtime(format!("cannot print JSON: {e}")))?
-                ),
+                OutputFormat::Json => print_json(&made)?,
             }
             Ok(())
         }
         Command::Rules(RulesCommand::Inspect { module }) => {
-            let mut info =
-                crate::rules::wasm::inspect(module).map_err(|e| match e.exit_code() {
-                    2 => Failure::Usage(e.to_string()),
-                    _ => Failure::Runtime(e.to_string()),
-                })?;
+            let mut info = crate::rules::wasm::inspect(module).map_err(|e| match e {
+                RuleLoadError::Runtime { message } => Failure::Runtime(message),
+                unusable => Failure::Usage(unusable.to_string()),
+            })?;
             // The bounds come from sync.toml, when it can be read and pins this module.
             if let Ok(config) = Config::load(&cli.config) {
                 info.bounds = config
@@ -356,24 +332,34 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
                     .map(|(i, r)| r.bounds.report(i))
                     .collect();
             }
-            match cli.output {
+            match output {
                 OutputFormat::Human => print!("{info}"),
-                OutputFormat::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&info)
-                        .map_err(|e| Failure::Runtime(format!("cannot print JSON: {e}")))?
-                ),
+                OutputFormat::Json => print_json(&info)?,
             }
             Ok(())
         }
-        Command::Test(args) => crate::commands::test(args, cli.output),
+        Command::Test(args) => crate::commands::test(&args.dir, args.update, output),
         command => {
             let config = load_config(cli)?;
             match command {
-                Command::Check => crate::check::run(&config, cli.output),
-                Command::Plan(args) => crate::commands::plan(&config, args, cli.output),
-                Command::Apply(args) => crate::commands::apply(&config, args, cli.output),
-                Command::Explain(args) => crate::commands::explain(&config, args, cli.output),
+                Command::Check => crate::check::run(&config, output),
+                Command::Plan(args) => {
+                    let options = crate::commands::PlanOptions {
+                        out: args.out.clone(),
+                        check: args.check,
+                        snapshot: args.snapshot.clone(),
+                    };
+                    crate::commands::plan(&config, &options, output)
+                }
+                Command::Apply(args) => {
+                    let options = crate::commands::ApplyOptions {
+                        plan: args.plan.clone(),
+                        force: args.force,
+                        journal: args.journal.clone(),
+                    };
+                    crate::commands::apply(&config, &options, output)
+                }
+                Command::Explain(args) => crate::commands::explain(&config, &args.username, output),
                 Command::Rules(_) | Command::Test(_) => unreachable!("handled above"),
             }
         }
@@ -450,7 +436,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.config, PathBuf::from("x.toml"));
-        assert_eq!(cli.output, OutputFormat::Json);
+        assert_eq!(cli.output, Output::Json);
         assert_eq!(cli.verbose, 2);
         assert!(matches!(
             cli.command,

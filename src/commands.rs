@@ -1,14 +1,37 @@
 //! The `plan`, `apply` and `explain` commands: the run pipeline with their sinks (printing,
 //! saving, applying).
 
-use crate::cli::{ApplyArgs, ExplainArgs, Failure, OutputFormat, PlanArgs, TestArgs};
 use crate::config::Config;
+use crate::failure::Failure;
 use crate::fixtures::{self, CaseOutcome};
 use crate::lock::RunLock;
 use crate::metrics::RunRecord;
+use crate::output::{count, json_text, OutputFormat};
 use crate::plan::Plan;
 use crate::run::{self, SavedPlan};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// What `plan` was asked for besides printing the plan.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Save the plan, bound to hashes of its inputs, for `apply --plan`.
+    pub out: Option<PathBuf>,
+    /// Exit 4 when changes are pending.
+    pub check: bool,
+    /// Also write the inputs that were read into this folder, as a test case.
+    pub snapshot: Option<PathBuf>,
+}
+
+/// How `apply` runs.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Apply exactly this saved plan.
+    pub plan: Option<PathBuf>,
+    /// Apply even when a guard refuses.
+    pub force: bool,
+    /// The journal file, instead of `[run] journal_file`.
+    pub journal: Option<PathBuf>,
+}
 
 fn print_plan(plan: &Plan, output: OutputFormat) -> Result<(), Failure> {
     match output {
@@ -23,11 +46,6 @@ fn print_plan(plan: &Plan, output: OutputFormat) -> Result<(), Failure> {
 /// freeing a 100,000-user run object by object took 0.2 s.
 fn release_at_exit<T>(value: T) {
     std::mem::forget(value);
-}
-
-fn json_text(value: &impl serde::Serialize) -> Result<String, Failure> {
-    serde_json::to_string_pretty(value)
-        .map_err(|e| Failure::Runtime(format!("cannot encode JSON: {e}")))
 }
 
 /// Runs `body` holding the run lock, then logs the outcome and writes the metrics textfile.
@@ -67,7 +85,7 @@ fn record_timings(record: &mut RunRecord, timings: &[(&'static str, std::time::D
     }
 }
 
-pub fn plan(config: &Config, args: &PlanArgs, output: OutputFormat) -> Result<(), Failure> {
+pub fn plan(config: &Config, args: &PlanOptions, output: OutputFormat) -> Result<(), Failure> {
     locked_run(config, "plan", |record| {
         plan_locked(config, args, output, record)
     })
@@ -75,7 +93,7 @@ pub fn plan(config: &Config, args: &PlanArgs, output: OutputFormat) -> Result<()
 
 fn plan_locked(
     config: &Config,
-    args: &PlanArgs,
+    args: &PlanOptions,
     output: OutputFormat,
     record: &mut RunRecord,
 ) -> Result<(), Failure> {
@@ -120,7 +138,7 @@ fn plan_locked(
     Ok(())
 }
 
-pub fn apply(config: &Config, args: &ApplyArgs, output: OutputFormat) -> Result<(), Failure> {
+pub fn apply(config: &Config, args: &ApplyOptions, output: OutputFormat) -> Result<(), Failure> {
     let saved = match &args.plan {
         Some(path) => Some(read_saved_plan(path)?),
         None => None,
@@ -132,7 +150,7 @@ pub fn apply(config: &Config, args: &ApplyArgs, output: OutputFormat) -> Result<
 
 fn apply_locked(
     config: &Config,
-    args: &ApplyArgs,
+    args: &ApplyOptions,
     output: OutputFormat,
     saved: Option<SavedPlan>,
     record: &mut RunRecord,
@@ -176,8 +194,9 @@ fn apply_locked(
         OutputFormat::Human => {
             print!("{}", plan.render_human());
             println!(
-                "Applied {} operations in {} requests.",
-                report.applied, report.requests
+                "Applied {} in {}.",
+                count(report.applied, "operation"),
+                count(report.requests, "request")
             );
         }
     }
@@ -199,12 +218,12 @@ fn read_saved_plan(path: &Path) -> Result<SavedPlan, Failure> {
     })
 }
 
-pub fn explain(config: &Config, args: &ExplainArgs, output: OutputFormat) -> Result<(), Failure> {
+pub fn explain(config: &Config, username: &str, output: OutputFormat) -> Result<(), Failure> {
     let rt = run::runtime()?;
     let inputs = rt.block_on(run::read_inputs(config, false))?;
     let mut pipeline = run::pipeline(config)?;
     let planned = run::plan(config, &inputs, &mut pipeline)?;
-    let wanted = args.username.to_lowercase();
+    let wanted = username.to_lowercase();
     let desired = planned
         .evaluation
         .users
@@ -239,13 +258,13 @@ pub fn explain(config: &Config, args: &ExplainArgs, output: OutputFormat) -> Res
     if desired.is_none() && operations.is_empty() && skipped.is_empty() {
         return Err(Failure::Runtime(format!(
             "`{}` is neither an LDAP user the rules map to ftrack nor the target of any planned change",
-            args.username
+            username
         )));
     }
     match output {
         OutputFormat::Json => {
             let value = serde_json::json!({
-                "username": args.username,
+                "username": username,
                 "ldap_dn": desired.map(|d| d.entry.dn.clone()),
                 "reasons": reasons,
                 "operations": operations,
@@ -261,7 +280,7 @@ pub fn explain(config: &Config, args: &ExplainArgs, output: OutputFormat) -> Res
                 }
             }
             if operations.is_empty() {
-                println!("No changes planned for {}.", args.username);
+                println!("No changes planned for {}.", username);
             }
             for op in operations {
                 println!("{}", op.summary());
@@ -276,13 +295,13 @@ pub fn explain(config: &Config, args: &ExplainArgs, output: OutputFormat) -> Res
 }
 
 /// `ldap2ftrack test DIR`: every case, pass/fail with a diff, non-zero exit on any failure.
-pub fn test(args: &TestArgs, output: OutputFormat) -> Result<(), Failure> {
-    let cases = fixtures::find_cases(&args.dir)?;
+pub fn test(dir: &Path, update: bool, output: OutputFormat) -> Result<(), Failure> {
+    let cases = fixtures::find_cases(dir)?;
     let mut failed = 0;
     let mut results = Vec::new();
     for case in &cases {
         let name = case.display().to_string();
-        let (outcome, unpinned) = match fixtures::run_case(case, args.update) {
+        let (outcome, unpinned) = match fixtures::run_case(case, update) {
             Ok(run) => (Ok(run.outcome), run.unpinned),
             Err(e) => (Err(e), Vec::new()),
         };

@@ -26,9 +26,9 @@
 //! real `sync.toml` with it is refused as an unknown key), and a captured case (`plan
 //! --snapshot`) keeps production's hashes: a production run is never unpinned.
 
-use crate::cli::Failure;
 use crate::config::Config;
 use crate::directory::EntrySet;
+use crate::failure::Failure;
 use crate::ftrack::FtrackSnapshot;
 use crate::plan::Plan;
 use crate::run;

@@ -3,15 +3,15 @@
 //! sinks; this module only wires the stages together and maps their failures to exit codes.
 
 use crate::apply;
-use crate::cli::Failure;
 use crate::config::Config;
 use crate::directory::{self, DirectorySnapshot};
+use crate::failure::Failure;
 use crate::ftrack::{Connection, FtrackSnapshot, OpenError};
 use crate::plan::{diff, guard, Plan, PlanSettings};
 use crate::progress;
 use crate::rules::builtin::BuiltinStage;
 use crate::rules::pipeline::{Evaluation, Pipeline};
-use crate::rules::wasm::{RuleLoadError, WasmStage};
+use crate::rules::wasm::WasmStage;
 use crate::rules::Stage;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -126,22 +126,11 @@ fn stages(config: &Config) -> Result<Vec<Box<dyn Stage>>, Failure> {
         &config.group_mappings,
     ))];
     for (index, settings) in config.rules.iter().enumerate() {
-        let stage = WasmStage::load(settings, index).map_err(|e| load_failure(config, e))?;
+        let stage =
+            WasmStage::load(settings, index).map_err(|e| Failure::rule_load(&config.file, e))?;
         stages.push(Box::new(stage));
     }
     Ok(stages)
-}
-
-/// A module that cannot be used as configured is a configuration error (exit 2); one that
-/// fails while loading is a runtime failure (exit 1).
-pub fn load_failure(config: &Config, error: RuleLoadError) -> Failure {
-    match error.exit_code() {
-        2 => Failure::Config(crate::config::ConfigError {
-            file: config.file.clone(),
-            problems: error.config_problems(),
-        }),
-        _ => Failure::Runtime(error.to_string()),
-    }
 }
 
 /// Evaluates the rules and diffs against ftrack, as of today.
@@ -168,14 +157,16 @@ pub fn plan_on(
     let started = std::time::Instant::now();
     let settings = PlanSettings::from_config(config, &api_user, today);
     let phase = progress::start(progress::DIFF, None);
-    let plan = diff::diff(
-        &evaluation,
-        &inputs.directory,
-        &inputs.ftrack,
-        &settings,
-        pipeline,
-    )
-    .map_err(|e| Failure::Runtime(e.to_string()))?;
+    let matching = diff::Matching::new(&evaluation, &inputs.ftrack, &settings);
+    // The deprovision hook is part of the rules; the diff gets its verdicts as data.
+    let verdicts = pipeline
+        .verdicts(
+            &matching.departed_users(&settings.today),
+            settings.deprovision_action,
+        )
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    let plan = diff::diff(&matching, &inputs.directory, &settings, &verdicts, pipeline);
+    drop(matching);
     drop(phase);
     Ok(Planned {
         plan,

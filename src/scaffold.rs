@@ -8,7 +8,7 @@
 //! The crate is its own cargo workspace (an empty `[workspace]`), so it builds the same inside
 //! or outside another workspace, with the release profile the example modules use.
 
-use crate::cli::Failure;
+use crate::failure::Failure;
 use std::path::{Path, PathBuf};
 
 /// The SDK this binary was built with, when its checkout is still there.

@@ -2,6 +2,8 @@
 //!
 //! Every problem found in `sync.toml` becomes one [`ConfigProblem`]; loading collects all
 //! problems it can find in one pass so the admin fixes the file once, not once per run.
+//! TOML and serde errors are turned into problems here too, with the line and, for an unknown
+//! key, a "did you mean" (or the list of keys allowed there).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -88,6 +90,67 @@ pub fn did_you_mean<'a>(
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, k)| k)
+}
+
+/// Turns a TOML or serde error into a problem with a line and, for unknown keys, a suggestion.
+pub(super) fn toml_problem(text: &str, key: &str, error: &toml::de::Error) -> ConfigProblem {
+    let line = error
+        .span()
+        .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+    let message = error.message().trim().to_string();
+    let (key, message) = match unknown_field(&message) {
+        Some((field, expected)) => {
+            let parent = key
+                .strip_suffix(field.as_str())
+                .map(|p| p.trim_end_matches('.'))
+                .unwrap_or(key);
+            let full = join_key(parent, &field);
+            let mut msg = format!("unknown key `{field}`");
+            match did_you_mean(&field, expected.iter().map(String::as_str)) {
+                Some(s) => msg.push_str(&format!("; did you mean `{}`?", join_key(parent, s))),
+                None if !expected.is_empty() => {
+                    msg.push_str(&format!("; known keys here: {}", expected.join(", ")))
+                }
+                None => {}
+            }
+            if field == "bind_password" || field == "api_key" {
+                msg = plaintext_secret_message(&full);
+            }
+            (full, msg)
+        }
+        None => (key.to_string(), message),
+    };
+    ConfigProblem { key, line, message }
+}
+
+/// Picks apart serde's "unknown field `x`, expected one of `a`, `b`" message.
+fn unknown_field(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let expected = rest
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    Some((field.to_string(), expected))
+}
+
+fn join_key(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+pub(super) fn plaintext_secret_message(key: &str) -> String {
+    let (section, _) = key.split_once('.').unwrap_or(("", key));
+    format!(
+        "secrets are not accepted in the configuration file; remove `{key}` and set `{section}.{0}_env` \
+         to the name of an environment variable holding it, or `{section}.{0}_file` to a file (mode 600) containing it",
+        key.rsplit('.').next().unwrap_or(key)
+    )
 }
 
 #[cfg(test)]

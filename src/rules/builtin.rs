@@ -3,7 +3,8 @@
 //! `sync.toml`, so the common case needs no rule module at all.
 
 use super::{
-    Access, GroupRef, RoleGrant, RoleScope, RuleEntry, RuleError, Stage, UserDecision, UserFields,
+    Access, GroupRef, Proposal, RoleGrant, RoleScope, RuleEntry, RuleError, Stage, UserDecision,
+    UserFields,
 };
 use crate::config::{AttributeMappings, GroupMapping};
 use crate::directory::NormalizedDn;
@@ -56,16 +57,16 @@ impl BuiltinStage {
     }
 
     /// Why the built-in stage proposed `what` for this entry, with the LDAP value behind it.
-    fn reason(&self, entry: &RuleEntry, what: &str) -> String {
+    fn reason(&self, entry: &RuleEntry, what: &Proposal) -> String {
         let attr_reason = |attr: &str| match entry.first(attr) {
             Some(v) => format!("[mappings] {attr} = {v:?}"),
             None => format!("[mappings] {attr} is empty"),
         };
         match what {
-            "username" => attr_reason(&self.mappings.username),
-            "email" => attr_reason(&self.mappings.email),
-            "first_name" | "last_name" => {
-                let attr = if what == "first_name" {
+            Proposal::Field("username") => attr_reason(&self.mappings.username),
+            Proposal::Field("email") => attr_reason(&self.mappings.email),
+            Proposal::Field(field) => {
+                let attr = if *field == "first_name" {
                     &self.mappings.first_name
                 } else {
                     &self.mappings.last_name
@@ -84,7 +85,7 @@ impl BuiltinStage {
                 }
             }
             other => {
-                // "group:NAME" or "role:ROLE@SCOPE": name the LDAP group(s) that map to it.
+                // A group or a role: name the LDAP group(s) that map to it.
                 let sources: Vec<String> = entry
                     .groups
                     .iter()
@@ -106,21 +107,22 @@ impl BuiltinStage {
     }
 }
 
-fn grants(m: &GroupMapping, what: &str) -> bool {
-    if let Some(group) = what.strip_prefix("group:") {
-        return m.groups.iter().any(|g| g == group);
-    }
-    if let Some(role) = what.strip_prefix("role:") {
-        let (role, scope) = role.split_once('@').unwrap_or((role, ""));
-        if scope.is_empty() {
-            return m.roles.iter().any(|r| r == role);
-        }
-        return m
+fn grants(m: &GroupMapping, what: &Proposal) -> bool {
+    match what {
+        Proposal::Group(group) => m.groups.iter().any(|g| g == group),
+        Proposal::Role(RoleGrant {
+            role,
+            scope: RoleScope::AllOpenProjects,
+        }) => m.roles.iter().any(|r| r == role),
+        Proposal::Role(RoleGrant {
+            role,
+            scope: RoleScope::Project(scope),
+        }) => m
             .project_roles
             .get(scope)
-            .is_some_and(|roles| roles.iter().any(|r| r == role));
+            .is_some_and(|roles| roles.iter().any(|r| r == role)),
+        Proposal::Field(_) => false,
     }
-    false
 }
 
 /// How a `[group_mappings]` key is looked up: canonical DN when it is a DN, else lower-cased cn.
@@ -138,7 +140,7 @@ impl Stage for BuiltinStage {
         STAGE_NAME
     }
 
-    fn describe(&self, entry: &RuleEntry, what: &str) -> String {
+    fn describe(&self, entry: &RuleEntry, what: &Proposal) -> String {
         self.reason(entry, what)
     }
 
@@ -274,11 +276,15 @@ mod tests {
             })
         );
         assert!(
-            s.describe(&e, "first_name").contains("displayName"),
+            s.describe(&e, &Proposal::Field("first_name"))
+                .contains("displayName"),
             "{}",
-            s.describe(&e, "first_name")
+            s.describe(&e, &Proposal::Field("first_name"))
         );
-        assert_eq!(s.describe(&e, "email"), "[mappings] mail = \"e@x.example\"");
+        assert_eq!(
+            s.describe(&e, &Proposal::Field("email")),
+            "[mappings] mail = \"e@x.example\""
+        );
         let none = s
             .transform_user(
                 &entry(&[("cn", "x")], &[]),
@@ -319,13 +325,19 @@ mod tests {
                 },
             ]
         );
-        let why = s.describe(&e, "group:Animation");
+        let why = s.describe(&e, &Proposal::Group("Animation".into()));
         assert!(
             why.contains("\"animators\"") && why.contains("nested"),
             "{why}"
         );
         assert!(s
-            .describe(&e, "role:Supervisor@proj_a")
+            .describe(
+                &e,
+                &Proposal::Role(RoleGrant {
+                    role: "Supervisor".into(),
+                    scope: RoleScope::Project("proj_a".into()),
+                }),
+            )
             .contains("CN=Leads"));
     }
 }

@@ -131,6 +131,36 @@ pub struct RoleGrant {
     pub scope: RoleScope,
 }
 
+/// One thing the rules proposed for a user, as a key for the reason behind it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Proposal {
+    /// A user field: `username`, `email`, `first_name` or `last_name`.
+    Field(&'static str),
+    /// Membership of an ftrack group.
+    Group(String),
+    /// A security role on a scope.
+    Role(RoleGrant),
+}
+
+/// How `explain` shows a proposal: `email`, `group:Animation`, `role:Artist`,
+/// `role:Supervisor@proj_a`.
+impl fmt::Display for Proposal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Proposal::Field(field) => f.write_str(field),
+            Proposal::Group(group) => write!(f, "group:{group}"),
+            Proposal::Role(RoleGrant {
+                role,
+                scope: RoleScope::AllOpenProjects,
+            }) => write!(f, "role:{role}"),
+            Proposal::Role(RoleGrant {
+                role,
+                scope: RoleScope::Project(p),
+            }) => write!(f, "role:{role}@{p}"),
+        }
+    }
+}
+
 /// `map-groups`'s answer: the ftrack groups and security roles the user should have.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Access {
@@ -158,6 +188,28 @@ pub struct DepartedUser {
 pub enum Verdict {
     Keep(String),
     Disable(String),
+}
+
+/// How a departed user left, in the words of reasons: disabled in LDAP, or gone from it.
+pub fn departure(ldap_disabled: bool) -> &'static str {
+    if ldap_disabled {
+        "disabled in LDAP"
+    } else {
+        "no longer in LDAP"
+    }
+}
+
+impl Verdict {
+    /// The verdict before any rule module: what `[deprovision] action` says.
+    pub fn initial(user: &DepartedUser, action: crate::config::DeprovisionAction) -> Verdict {
+        let why = departure(user.ldap_disabled);
+        match action {
+            crate::config::DeprovisionAction::Disable => Verdict::Disable(why.to_string()),
+            crate::config::DeprovisionAction::Keep => {
+                Verdict::Keep(format!("{why}; [deprovision] action = keep"))
+            }
+        }
+    }
 }
 
 /// A stage failed on one entry. Names the stage, the hook and the entry.
@@ -188,10 +240,9 @@ pub trait Stage: Send {
         None
     }
 
-    /// Why this stage proposed `what` (`username`, `email`, `first_name`, `last_name`,
-    /// `group:NAME`, `role:ROLE` or `role:ROLE@PROJECT`) for this entry: the reason shown
-    /// with each planned operation.
-    fn describe(&self, entry: &RuleEntry, what: &str) -> String {
+    /// Why this stage proposed `what` for this entry: the reason shown with each planned
+    /// operation.
+    fn describe(&self, entry: &RuleEntry, what: &Proposal) -> String {
         let _ = (entry, what);
         format!("rule module `{}`", self.name())
     }

@@ -4,8 +4,8 @@
 //! e-mail addresses, two entries claiming one username).
 
 use super::{
-    Access, DepartedUser, GroupRef, OnRuleError, RuleEntry, RuleError, Stage, UserDecision,
-    UserFields, Verdict,
+    Access, DepartedUser, GroupRef, OnRuleError, Proposal, RuleEntry, RuleError, Stage,
+    UserDecision, UserFields, Verdict,
 };
 use crate::directory::{DirectorySnapshot, DirectoryUser, Value};
 use base64::Engine;
@@ -38,16 +38,15 @@ pub struct DesiredUser {
     pub source: usize,
     pub fields: UserFields,
     pub access: Access,
-    /// What a stage after the first proposed (`username`, `email`, `group:NAME`,
-    /// `role:ROLE[@PROJECT]`) → that stage's position, latest last. Everything else came from
-    /// the first stage. Reasons are worded only for what ends up in the plan ([`Reasons`]):
+    /// What a stage after the first proposed → that stage's position, latest last.
+    /// Everything else came from the first stage. Reasons are worded only for what ends up in the plan ([`Reasons`]):
     /// most users need none, and wording them all was a third of the rules' time.
-    pub proposed_by: Vec<(String, usize)>,
+    pub proposed_by: Vec<(Proposal, usize)>,
 }
 
 impl DesiredUser {
     /// The position of the stage that proposed `what`.
-    fn stage_of(&self, what: &str) -> usize {
+    fn stage_of(&self, what: &Proposal) -> usize {
         self.proposed_by
             .iter()
             .rev()
@@ -57,7 +56,7 @@ impl DesiredUser {
 
     /// Everything the rules proposed for this user: the fields they set, then the groups
     /// and role grants.
-    pub fn proposals(&self) -> Vec<String> {
+    pub fn proposals(&self) -> Vec<Proposal> {
         let f = &self.fields;
         let fields = [
             ("username", !f.username.is_empty()),
@@ -68,14 +67,9 @@ impl DesiredUser {
         fields
             .iter()
             .filter(|(_, set)| *set)
-            .map(|(what, _)| what.to_string())
-            .chain(self.access.groups.iter().map(|g| format!("group:{g}")))
-            .chain(
-                self.access
-                    .roles
-                    .iter()
-                    .map(|grant| role_key(&grant.role, &grant.scope)),
-            )
+            .map(|(what, _)| Proposal::Field(what))
+            .chain(self.access.groups.iter().cloned().map(Proposal::Group))
+            .chain(self.access.roles.iter().cloned().map(Proposal::Role))
             .collect()
     }
 }
@@ -91,8 +85,8 @@ pub struct Reasons<'a> {
 }
 
 impl Reasons<'_> {
-    /// Why `what` (`username`, `group:NAME`, `role:ROLE[@PROJECT]`, …) was proposed.
-    pub fn of(&self, what: &str) -> String {
+    /// Why `what` was proposed.
+    pub fn of(&self, what: &Proposal) -> String {
         let Some(stage) = self.stages.get(self.user.stage_of(what)) else {
             return String::new();
         };
@@ -106,18 +100,18 @@ impl Reasons<'_> {
     }
 
     /// Whether the same stage proposed `a` and `b`.
-    pub fn same_stage(&self, a: &str, b: &str) -> bool {
+    pub fn same_stage(&self, a: &Proposal, b: &Proposal) -> bool {
         self.user.stage_of(a) == self.user.stage_of(b)
     }
 
-    /// Every proposal with its reason.
+    /// Every proposal (as `explain` shows it) with its reason.
     pub fn all(&self) -> BTreeMap<String, String> {
         self.user
             .proposals()
             .into_iter()
             .map(|what| {
                 let why = self.of(&what);
-                (what, why)
+                (what.to_string(), why)
             })
             .collect()
     }
@@ -243,6 +237,19 @@ impl Pipeline {
         }
     }
 
+    /// The verdict on each departed user (see [`Pipeline::deprovision`]), in order, starting
+    /// from what `[deprovision] action` says.
+    pub fn verdicts(
+        &mut self,
+        departed: &[DepartedUser],
+        action: crate::config::DeprovisionAction,
+    ) -> Result<Vec<(Verdict, String)>, RuleError> {
+        departed
+            .iter()
+            .map(|user| self.deprovision(user, Verdict::initial(user, action)))
+            .collect()
+    }
+
     /// Asks every stage for a verdict on a departed user, starting from `initial`.
     /// Returns the verdict and the stage that settled it. A failing stage under `skip`
     /// keeps the user as is, reported in the reason.
@@ -326,7 +333,7 @@ fn evaluate_user(
                 ("last_name", old.last_name != new.last_name),
             ] {
                 if changed && position > 0 {
-                    proposed_by.push((field.to_string(), position));
+                    proposed_by.push((Proposal::Field(field), position));
                 }
             }
         }
@@ -363,10 +370,10 @@ fn evaluate_user(
             }
         }
         for group in access.groups.difference(&before.groups) {
-            proposed_by.push((format!("group:{group}"), position));
+            proposed_by.push((Proposal::Group(group.clone()), position));
         }
         for grant in access.roles.difference(&before.roles) {
-            proposed_by.push((role_key(&grant.role, &grant.scope), position));
+            proposed_by.push((Proposal::Role(grant.clone()), position));
         }
     }
     Ok(Ok(DesiredUser {
@@ -376,14 +383,6 @@ fn evaluate_user(
         access,
         proposed_by,
     }))
-}
-
-/// The key under which a role grant's reason is kept: `role:ROLE` or `role:ROLE@PROJECT`.
-pub fn role_key(role: &str, scope: &super::RoleScope) -> String {
-    match scope {
-        super::RoleScope::AllOpenProjects => format!("role:{role}"),
-        super::RoleScope::Project(p) => format!("role:{role}@{p}"),
-    }
 }
 
 fn skip_or_abort(

@@ -1,0 +1,272 @@
+//! What the user may reach: memberships of managed groups, and security roles on all open
+//! projects or named ones — granted the documented way (only PROJECT roles; the role added
+//! when the user lacks it), revoked scope by scope, or taken away whole when no wanted scope
+//! remains.
+
+use super::matching::Matched;
+use super::{planned_id, Planner};
+use crate::caseless::lowercase;
+use crate::plan::{Operation, OperationKind};
+use crate::rules::pipeline::{DesiredUser, Reasons};
+use crate::rules::{Proposal, RoleGrant, RoleScope};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+
+impl Planner<'_> {
+    /// The memberships and role grants to add and remove for one user. `user_id` is its
+    /// ftrack id (planned when it is being created).
+    pub(super) fn access(&mut self, matched: &Matched, reasons: &Reasons, user_id: &str) {
+        let user = matched.user;
+        let username = user.fields.username.trim();
+        let current_id = matched.current.map(|u| u.id.as_str());
+        let current_memberships: &[(&str, &str)] = current_id
+            .and_then(|id| self.index.memberships.get(id))
+            .map_or(&[], Vec::as_slice);
+        // Only groups that exist can be in `current_memberships`, so only their ids are kept.
+        let mut wanted_group_ids: Vec<&str> = Vec::with_capacity(user.access.groups.len());
+        for group in &user.access.groups {
+            let (group_id, group_name) =
+                match self.index.groups_by_name.get(lowercase(group).as_ref()) {
+                    Some(&(id, name)) => {
+                        wanted_group_ids.push(id);
+                        if current_memberships.iter().any(|(g, _)| *g == id) {
+                            continue;
+                        }
+                        (id.to_string(), name.to_string())
+                    }
+                    None => {
+                        let id = self
+                            .created_groups
+                            .entry(group.clone())
+                            .or_insert_with(|| planned_id("group", &group.to_lowercase()))
+                            .clone();
+                        (id, group.clone())
+                    }
+                };
+            let mut op = Operation::new(
+                OperationKind::AddMembership,
+                username,
+                reasons.of(&Proposal::Group(group.clone())),
+            );
+            op.user_id = Some(user_id.to_string());
+            op.membership_id = Some(planned_id("membership", &format!("{user_id}/{group_id}")));
+            op.group = Some(group_name);
+            op.group_id = Some(group_id);
+            self.ops.push(op);
+        }
+        for &(group_id, membership_id) in current_memberships {
+            if !self.managed.group_ids.contains(group_id) || wanted_group_ids.contains(&group_id) {
+                continue;
+            }
+            let name = self
+                .index
+                .group_names
+                .get(group_id)
+                .copied()
+                .unwrap_or_default()
+                .to_string();
+            let mut op = Operation::new(
+                OperationKind::RemoveMembership,
+                username,
+                format!(
+                    "no LDAP group of {} maps to ftrack group {name}",
+                    user.entry.dn
+                ),
+            );
+            op.user_id = Some(user_id.to_string());
+            op.group = Some(name);
+            op.group_id = Some(group_id.to_string());
+            op.membership_id = Some(membership_id.to_string());
+            self.ops.push(op);
+        }
+
+        // Roles: wanted scopes per role, compared with the current grant of each managed role.
+        let mut wanted: BTreeMap<Cow<str>, BTreeSet<&RoleScope>> = BTreeMap::new();
+        for grant in &user.access.roles {
+            wanted
+                .entry(lowercase(&grant.role))
+                .or_default()
+                .insert(&grant.scope);
+        }
+        // Roles this user is being granted a scope of, in this plan.
+        let mut granting: Vec<&str> = Vec::new();
+        for (role_lower, scopes) in &wanted {
+            let written = grant_role_name(user, role_lower);
+            let Some(&(role_id, role_name)) = self.index.roles_by_name.get(role_lower.as_ref())
+            else {
+                self.notes.add(format!("missing role {role_lower}"), username, || {
+                    format!(
+                        "security role `{written}` does not exist in ftrack; create it there (type PROJECT) or stop naming it in the rules (named by {})",
+                        reasons.of(&first_role_proposal(user, role_lower))
+                    )
+                });
+                continue;
+            };
+            let role_type = self.index.role_types.get(role_id).copied().flatten();
+            if !is_project_role(role_type) {
+                self.notes.add(format!("refused role {role_id}"), username, || {
+                    format!(
+                        "security role `{role_name}` has type {}: only PROJECT roles are granted per project, so it is not granted; remove it from the rules (named by {})",
+                        role_type.unwrap_or("(none reported)"),
+                        reasons.of(&first_role_proposal(user, role_lower))
+                    )
+                });
+                continue;
+            }
+            let current = current_id.and_then(|uid| self.index.grants.get(&(uid, role_id)));
+            let (all_now, projects_now): (bool, &[&str]) =
+                current.map_or((false, &[]), |(all, projects)| (*all, projects.as_slice()));
+            for &scope in scopes {
+                let (has, project_id, scope_text) = match scope {
+                    RoleScope::AllOpenProjects => (all_now, None, "all open projects".to_string()),
+                    RoleScope::Project(p) => {
+                        match self.index.projects_by_name.get(lowercase(p).as_ref()) {
+                            Some(&pid) => (
+                                projects_now.contains(&pid),
+                                Some(pid.to_string()),
+                                p.clone(),
+                            ),
+                            None => {
+                                self.notes.add(format!("missing project {p} {role_id}"), username, || {
+                                format!(
+                                    "project `{p}` does not exist in ftrack; grants of {role_name} on it are skipped"
+                                )
+                            });
+                                continue;
+                            }
+                        }
+                    }
+                };
+                if has {
+                    continue;
+                }
+                let reason = reasons.of(&Proposal::Role(RoleGrant {
+                    role: written.clone(),
+                    scope: scope.clone(),
+                }));
+                let mut op = Operation::new(OperationKind::GrantRole, username, reason);
+                op.user_id = Some(user_id.to_string());
+                op.role = Some(role_name.to_string());
+                op.role_id = Some(role_id.to_string());
+                op.scope = Some(scope_text);
+                op.project_id = project_id;
+                self.ops.push(op);
+                granting.push(role_id);
+                if current.is_none() {
+                    self.lacking
+                        .insert((user_id.to_string(), role_id.to_string()));
+                }
+            }
+        }
+        let Some(uid) = current_id else {
+            return;
+        };
+        for &role_id in &self.managed.role_ids {
+            let Some((all_now, projects_now)) = self.index.grants.get(&(uid, role_id)) else {
+                continue;
+            };
+            let role_name = self
+                .index
+                .role_names
+                .get(role_id)
+                .copied()
+                .unwrap_or_default();
+            let scopes = wanted.get(lowercase(role_name).as_ref());
+            let revoke = |scope: Option<String>, project_id: Option<String>| {
+                let mut op = Operation::new(
+                    OperationKind::RevokeRole,
+                    username,
+                    format!(
+                        "no LDAP group of {} grants {role_name} there",
+                        user.entry.dn
+                    ),
+                );
+                op.user_id = Some(uid.to_string());
+                op.role = Some(role_name.to_string());
+                op.role_id = Some(role_id.to_string());
+                op.scope = scope;
+                op.project_id = project_id;
+                op
+            };
+            let Some(scopes) = scopes else {
+                self.ops.push(revoke(None, None));
+                continue;
+            };
+            let revoke_all_open = *all_now && !scopes.contains(&RoleScope::AllOpenProjects);
+            let unwanted: Vec<(&str, &str)> = projects_now
+                .iter()
+                .map(|pid| {
+                    (
+                        *pid,
+                        self.index.project_names.get(pid).copied().unwrap_or(pid),
+                    )
+                })
+                .filter(|(_, name)| {
+                    !scopes
+                        .iter()
+                        .any(|s| matches!(s, RoleScope::Project(p) if p.eq_ignore_ascii_case(name)))
+                })
+                .collect();
+            let keeps_a_scope = (*all_now && !revoke_all_open)
+                || unwanted.len() < projects_now.len()
+                || granting.contains(&role_id);
+            if !keeps_a_scope {
+                // Scope by scope would leave the role granted on nothing (an empty grant that no
+                // later run removes): the rules want it only where ftrack has no such project.
+                self.ops.push(revoke(None, None));
+                continue;
+            }
+            if revoke_all_open {
+                self.ops
+                    .push(revoke(Some("all open projects".into()), None));
+            }
+            for (pid, name) in unwanted {
+                self.ops
+                    .push(revoke(Some(name.to_string()), Some(pid.to_string())));
+            }
+        }
+    }
+}
+
+/// Whether a role of this `SecurityRole.type` may be granted per project: only `PROJECT`
+/// roles are (API roles belong to global API keys, ASSIGNED ones to assigned tasks).
+pub(super) fn is_project_role(role_type: Option<&str>) -> bool {
+    role_type.is_some_and(|t| t.eq_ignore_ascii_case("PROJECT"))
+}
+
+/// The user's first grant of a role (any scope), for naming the rule that asked for it.
+fn first_role_proposal(user: &DesiredUser, role_lower: &str) -> Proposal {
+    let grant = user
+        .access
+        .roles
+        .iter()
+        .find(|g| lowercase(&g.role) == role_lower);
+    Proposal::Role(grant.cloned().unwrap_or(RoleGrant {
+        role: role_lower.to_string(),
+        scope: RoleScope::AllOpenProjects,
+    }))
+}
+
+/// The role name as the rules wrote it (for the reason lookup when ftrack's case differs).
+fn grant_role_name(user: &DesiredUser, role_lower: &str) -> String {
+    user.access
+        .roles
+        .iter()
+        .find(|g| lowercase(&g.role) == role_lower)
+        .map(|g| g.role.clone())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_project_roles_are_granted() {
+        assert!(is_project_role(Some("PROJECT")));
+        assert!(is_project_role(Some("project")));
+        assert!(!is_project_role(Some("API")));
+        assert!(!is_project_role(Some("ASSIGNED")));
+        assert!(!is_project_role(None));
+    }
+}

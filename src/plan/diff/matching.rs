@@ -1,0 +1,158 @@
+//! Which ftrack user each directory user is: by the anchor ldap2ftrack stored on it, or by
+//! username on first adoption. What is left over — anchored ftrack users LDAP no longer has,
+//! and matched users LDAP has disabled — is departed, and goes to the rules' `deprovision`
+//! hook before the diff.
+
+use super::index::Index;
+use super::{PlanSettings, ANCHOR_KEY, MISSING_SINCE_KEY};
+use crate::caseless::lowercase;
+use crate::ftrack::snapshot::{FtrackSnapshot, FtrackUser};
+use crate::rules::pipeline::{DesiredUser, Evaluation, SkippedEntry};
+use crate::rules::DepartedUser;
+use rustc_hash::FxHashSet;
+
+/// The directory users matched to ftrack, and the ftrack users that departed.
+pub struct Matching<'a> {
+    pub(super) index: Index<'a>,
+    pub(super) evaluation: &'a Evaluation,
+    pub(super) ftrack: &'a FtrackSnapshot,
+    pub(super) protected: Protected,
+    /// Enabled directory users to plan for, sorted by username, with their ftrack user.
+    pub(super) users: Vec<Matched<'a>>,
+    /// ftrack users LDAP no longer has (`None`) or has disabled (its entry), in a fixed order.
+    pub(super) departed: Vec<(&'a FtrackUser, Option<&'a DesiredUser>)>,
+    /// Entries left out because their ftrack user belongs to another entry.
+    pub(super) skipped: Vec<SkippedEntry>,
+    /// Protected users the directory names.
+    pub(super) notes: Vec<String>,
+}
+
+pub(super) struct Matched<'a> {
+    pub(super) user: &'a DesiredUser,
+    pub(super) anchor: String,
+    /// The ftrack user, when there is one.
+    pub(super) current: Option<&'a FtrackUser>,
+}
+
+impl<'a> Matching<'a> {
+    pub fn new(
+        evaluation: &'a Evaluation,
+        ftrack: &'a FtrackSnapshot,
+        settings: &PlanSettings,
+    ) -> Matching<'a> {
+        let index = Index::new(ftrack);
+        let protected = Protected::new(settings);
+        let mut users = Vec::new();
+        let mut departed = Vec::new();
+        let mut skipped = Vec::new();
+        let mut notes = Vec::new();
+        let mut seen: FxHashSet<&str> = FxHashSet::default();
+
+        let mut desired: Vec<&DesiredUser> = evaluation.users.iter().collect();
+        desired.sort_by_cached_key(|u| lowercase(&u.fields.username));
+        for user in desired {
+            let anchor = user.entry.anchor();
+            let username = user.fields.username.trim();
+            let matched = match index.users_by_anchor.get(anchor.as_str()).copied() {
+                Some(u) => Some(u),
+                None => match index
+                    .users_by_name
+                    .get(lowercase(username).as_ref())
+                    .copied()
+                {
+                    Some(u) if u.metadata.get(ANCHOR_KEY).is_some_and(|a| *a != anchor) => {
+                        skipped.push(SkippedEntry::of(&user.entry, format!(
+                            "ftrack user `{}` belongs to another LDAP entry (anchor {}); rename one of them",
+                            u.username,
+                            u.metadata.get(ANCHOR_KEY).map(String::as_str).unwrap_or("")
+                        )));
+                        continue;
+                    }
+                    other => other,
+                },
+            };
+            if let Some(u) = matched {
+                seen.insert(u.id.as_str());
+                if protected.contains(&u.username) {
+                    notes.push(format!("`{}` is protected; left as it is", u.username));
+                    continue;
+                }
+            } else if protected.contains(username) {
+                notes.push(format!("`{username}` is protected; not created"));
+                continue;
+            }
+            if user.entry.disabled {
+                if let Some(u) = matched {
+                    departed.push((u, Some(user)));
+                }
+                continue;
+            }
+            users.push(Matched {
+                user,
+                anchor,
+                current: matched,
+            });
+        }
+
+        // An entry left out of this run is still in LDAP: its user is not departed.
+        for entry in evaluation.skipped.iter().chain(&skipped) {
+            if let Some(u) = index.users_by_anchor.get(entry.anchor.as_str()) {
+                seen.insert(u.id.as_str());
+            }
+        }
+        for u in &ftrack.users {
+            let anchored = u.metadata.contains_key(ANCHOR_KEY);
+            if anchored && !seen.contains(u.id.as_str()) && !protected.contains(&u.username) {
+                departed.push((u, None));
+            }
+        }
+        Matching {
+            index,
+            evaluation,
+            ftrack,
+            protected,
+            users,
+            departed,
+            skipped,
+            notes,
+        }
+    }
+
+    /// The departed users as the `deprovision` hook sees them, in [`Matching`] order.
+    pub fn departed_users(&self, today: &str) -> Vec<DepartedUser> {
+        self.departed
+            .iter()
+            .map(|(user, still_in_ldap)| DepartedUser {
+                username: user.username.clone(),
+                email: user.email.clone(),
+                ldap_disabled: still_in_ldap.is_some(),
+                missing_since: Some(
+                    user.metadata
+                        .get(MISSING_SINCE_KEY)
+                        .cloned()
+                        .unwrap_or_else(|| today.to_string()),
+                ),
+                today: today.to_string(),
+                entry: still_in_ldap.map(|d| d.entry.clone()),
+            })
+            .collect()
+    }
+}
+
+/// The API user and `protected_users`, compared case-insensitively.
+pub(super) struct Protected(FxHashSet<String>);
+
+impl Protected {
+    fn new(settings: &PlanSettings) -> Protected {
+        Protected(
+            std::iter::once(&settings.api_user)
+                .chain(&settings.protected_users)
+                .map(|u| u.to_lowercase())
+                .collect(),
+        )
+    }
+
+    pub(super) fn contains(&self, username: &str) -> bool {
+        self.0.contains(lowercase(username).as_ref())
+    }
+}

@@ -1,0 +1,217 @@
+//! The diff: what must change in ftrack so it matches what the rules want, under the
+//! ownership rules — the sync touches only users it can match to LDAP (by the anchor it
+//! stores on them, or by username on first adoption), only groups and roles it manages,
+//! and never the API user or protected users.
+//!
+//! A plain function of its inputs: the [`Matching`] of directory users to ftrack users, the
+//! rules' verdicts on the departed ones (evaluated before, in the rules stage), and the
+//! reasons each stage gives. One [`Planner`] value carries the run's indexes and the plan
+//! being built; `users`, `access` and `departed` each add one kind of change to it.
+
+mod access;
+mod departed;
+mod index;
+mod matching;
+mod notes;
+mod users;
+
+pub use matching::Matching;
+
+use super::operation::{Operation, OperationKind};
+use super::{ManagedCounts, Plan, PlanSettings};
+use crate::caseless::lowercase;
+use crate::directory::DirectorySnapshot;
+use crate::rules::pipeline::Pipeline;
+use crate::rules::Verdict;
+use index::Index;
+use matching::Protected;
+use notes::Notes;
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+/// Metadata key holding the LDAP stable id of the entry a user belongs to.
+pub const ANCHOR_KEY: &str = "ldap2ftrack.anchor";
+/// Metadata key: the date the user was first found missing from LDAP, or disabled there.
+pub const MISSING_SINCE_KEY: &str = "ldap2ftrack.missing_since";
+/// Metadata key: the date ldap2ftrack disabled the user (so only it re-enables them).
+pub const DISABLED_BY_SYNC_KEY: &str = "ldap2ftrack.disabled_by_sync";
+
+/// Fixed namespace for ids of entities the plan creates: the same input gives the same ids,
+/// so plans are reproducible and a retried create is recognised as already done.
+const ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6c64_6170_3266_7472_6163_6b00_0000_0001);
+
+fn planned_id(kind: &str, key: &str) -> String {
+    uuid::Uuid::new_v5(&ID_NAMESPACE, format!("{kind}:{key}").as_bytes()).to_string()
+}
+
+/// The rules' verdict on each departed user of a [`Matching`], in its order, with the rule
+/// that settled it.
+pub type Verdicts = [(Verdict, String)];
+
+/// Computes the plan.
+pub fn diff(
+    matching: &Matching,
+    directory: &DirectorySnapshot,
+    settings: &PlanSettings,
+    verdicts: &Verdicts,
+    pipeline: &Pipeline,
+) -> Plan {
+    let mut planner = Planner {
+        index: &matching.index,
+        settings,
+        managed: Managed::new(settings, matching),
+        ops: Vec::new(),
+        notes: Notes::default(),
+        lacking: FxHashSet::default(),
+        created_groups: BTreeMap::new(),
+        plan: Plan {
+            skipped: matching
+                .evaluation
+                .skipped
+                .iter()
+                .chain(&matching.skipped)
+                .cloned()
+                .collect(),
+            notes: matching.notes.clone(),
+            ..Plan::default()
+        },
+    };
+    for matched in &matching.users {
+        let reasons = pipeline.reasons(directory, matched.user);
+        if let Some(user_id) = planner.user(matched, &reasons) {
+            planner.access(matched, &reasons, &user_id);
+        }
+    }
+    planner.created_groups();
+    for ((user, still_in_ldap), (verdict, by)) in matching.departed.iter().zip(verdicts) {
+        planner.departed(user, still_in_ldap.is_some(), verdict, by);
+    }
+    planner.plan.managed = managed_counts(matching, &planner.managed);
+    planner.finish()
+}
+
+/// The plan being built, and what building it needs.
+struct Planner<'a> {
+    index: &'a Index<'a>,
+    settings: &'a PlanSettings,
+    managed: Managed<'a>,
+    ops: Vec<Operation>,
+    notes: Notes,
+    /// (user id, role id) of grants for a role the user does not hold yet: the first grant
+    /// of each, in plan order, adds the role before widening it.
+    lacking: FxHashSet<(String, String)>,
+    /// Groups the rules name that ftrack lacks: name → planned id.
+    created_groups: BTreeMap<String, String>,
+    plan: Plan,
+}
+
+impl Planner<'_> {
+    fn created_groups(&mut self) {
+        for (name, id) in &self.created_groups {
+            let mut op = Operation::new(
+                OperationKind::CreateGroup,
+                name,
+                "named by the rules and not in ftrack yet",
+            );
+            op.group = Some(name.clone());
+            op.group_id = Some(id.clone());
+            self.ops.push(op);
+        }
+    }
+
+    /// Orders the operations, marks the first grant of each role a user lacks, and adds
+    /// the notes.
+    fn finish(mut self) -> Plan {
+        self.ops.sort_by_cached_key(Operation::sort_key);
+        for op in &mut self.ops {
+            if op.kind == OperationKind::GrantRole {
+                if let (Some(user), Some(role)) = (&op.user_id, &op.role_id) {
+                    op.add_role = self.lacking.remove(&(user.clone(), role.clone()));
+                }
+            }
+        }
+        self.plan.operations = self.ops;
+        self.plan.notes.extend(self.notes.render());
+        self.plan
+    }
+}
+
+/// What the sync owns in ftrack this run: the groups and roles named in `sync.toml` or by
+/// the rules (by id; only those it adds members to, grants or revokes).
+struct Managed<'a> {
+    group_ids: FxHashSet<&'a str>,
+    /// Sorted, so revocations come out in the same order every run.
+    role_ids: Vec<&'a str>,
+}
+
+impl<'a> Managed<'a> {
+    /// The groups and roles `sync.toml` names, and every one the rules gave a user.
+    fn new(settings: &PlanSettings, matching: &Matching<'a>) -> Managed<'a> {
+        let index = &matching.index;
+        let users = &matching.evaluation.users;
+        let groups = settings.managed_groups.iter().map(String::as_str).chain(
+            users
+                .iter()
+                .flat_map(|u| u.access.groups.iter().map(String::as_str)),
+        );
+        let roles = settings.managed_roles.iter().map(String::as_str).chain(
+            users
+                .iter()
+                .flat_map(|u| u.access.roles.iter().map(|g| g.role.as_str())),
+        );
+        // Only PROJECT roles are ever granted, so only they are ever revoked.
+        let mut role_ids: Vec<&str> = ids_of(roles, &index.roles_by_name)
+            .into_iter()
+            .filter(|id| access::is_project_role(index.role_types.get(id).copied().flatten()))
+            .collect();
+        role_ids.sort_unstable();
+        Managed {
+            group_ids: ids_of(groups, &index.groups_by_name),
+            role_ids,
+        }
+    }
+}
+
+/// The ftrack ids of the names that exist in `by_name`, each name looked up once.
+fn ids_of<'n, 'a>(
+    names: impl Iterator<Item = &'n str>,
+    by_name: &FxHashMap<Cow<'a, str>, (&'a str, &'a str)>,
+) -> FxHashSet<&'a str> {
+    let distinct: FxHashSet<&str> = names.collect();
+    distinct
+        .into_iter()
+        .filter_map(|name| by_name.get(lowercase(name).as_ref()).map(|(id, _)| *id))
+        .collect()
+}
+
+fn managed_counts(matching: &Matching, managed: &Managed) -> ManagedCounts {
+    let protected: &Protected = &matching.protected;
+    let managed_users: Vec<_> = matching
+        .ftrack
+        .users
+        .iter()
+        .filter(|u| u.metadata.contains_key(ANCHOR_KEY) && !protected.contains(&u.username))
+        .collect();
+    let ids: FxHashSet<&str> = managed_users.iter().map(|u| u.id.as_str()).collect();
+    let memberships = matching
+        .ftrack
+        .memberships
+        .iter()
+        .filter(|m| {
+            ids.contains(m.user_id.as_str()) && managed.group_ids.contains(m.group_id.as_str())
+        })
+        .count();
+    let role_grants = matching
+        .index
+        .grants
+        .iter()
+        .filter(|((u, r), _)| ids.contains(u) && managed.role_ids.contains(r))
+        .map(|(_, (all, projects))| usize::from(*all) + projects.len())
+        .sum();
+    ManagedCounts {
+        users: managed_users.iter().filter(|u| u.is_active).count(),
+        memberships,
+        role_grants,
+    }
+}
