@@ -7,8 +7,8 @@ use crate::fixtures::{self, CaseOutcome};
 use crate::lock::RunLock;
 use crate::metrics::RunRecord;
 use crate::output::{count, json_text, OutputFormat};
-use crate::plan::Plan;
-use crate::run::{self, SavedPlan};
+use crate::plan::{Plan, SavedPlan};
+use crate::run;
 use std::path::{Path, PathBuf};
 
 /// What `plan` was asked for besides printing the plan.
@@ -120,7 +120,7 @@ fn plan_locked(
         eprintln!("warning: `apply` would be {refusal}");
     }
     if let Some(out) = &args.out {
-        let saved = SavedPlan::new(config, &inputs, &planned.plan);
+        let saved = SavedPlan::new(&inputs.ftrack, module_pins(config), &planned.plan);
         std::fs::write(out, json_text(&saved)?).map_err(|e| {
             Failure::Runtime(format!("cannot write the plan to {}: {e}", out.display()))
         })?;
@@ -140,7 +140,7 @@ fn plan_locked(
 
 pub fn apply(config: &Config, args: &ApplyOptions, output: OutputFormat) -> Result<(), Failure> {
     let saved = match &args.plan {
-        Some(path) => Some(read_saved_plan(path)?),
+        Some(path) => Some(SavedPlan::read(path).map_err(Failure::Usage)?),
         None => None,
     };
     locked_run(config, "apply", |record| {
@@ -161,8 +161,13 @@ fn apply_locked(
     let mut pipeline = run::pipeline(config)?;
     let planned = run::plan(config, &inputs, &mut pipeline)?;
     record_timings(record, &planned.timings);
-    if let Some(saved) = &saved {
-        saved.check_current(config, &inputs, &planned.plan)?;
+    if let Some(why) = saved
+        .as_ref()
+        .and_then(|s| s.drift(&inputs.ftrack, &module_pins(config), &planned.plan))
+    {
+        return Err(Failure::Runtime(format!(
+            "refusing to apply the saved plan: {why}; run `ldap2ftrack plan --out` again and review it"
+        )));
     }
     let plan = saved.map(|s| s.plan).unwrap_or(planned.plan);
     record.plan(&plan, &config.guards);
@@ -203,19 +208,9 @@ fn apply_locked(
     Ok(())
 }
 
-fn read_saved_plan(path: &Path) -> Result<SavedPlan, Failure> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Failure::Usage(format!(
-            "cannot read the saved plan {}: {e}",
-            path.display()
-        ))
-    })?;
-    serde_json::from_str(&text).map_err(|e| {
-        Failure::Usage(format!(
-            "{} is not a plan saved by `ldap2ftrack plan --out`: {e}",
-            path.display()
-        ))
-    })
+/// The pinned SHA-256 of each rule module, in order (what a saved plan is bound to).
+fn module_pins(config: &Config) -> Vec<String> {
+    config.rules.iter().map(|r| r.sha256.clone()).collect()
 }
 
 pub fn explain(config: &Config, username: &str, output: OutputFormat) -> Result<(), Failure> {

@@ -13,8 +13,6 @@ use crate::rules::builtin::BuiltinStage;
 use crate::rules::pipeline::{Evaluation, Pipeline};
 use crate::rules::wasm::WasmStage;
 use crate::rules::Stage;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::path::Path;
 
 /// Everything read at the start of a run.
@@ -211,57 +209,4 @@ pub async fn apply(
         .save()
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     report.map_err(|e| Failure::Runtime(e.to_string()))
-}
-
-/// A plan saved by `plan --out`, bound to the ftrack state it was computed from.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SavedPlan {
-    pub format: u32,
-    /// sha256 of the ftrack snapshot the plan was computed from.
-    pub ftrack_sha256: String,
-    /// sha256 of each rule module, in order.
-    pub modules_sha256: Vec<String>,
-    pub plan: Plan,
-}
-
-pub fn fingerprint(ftrack: &FtrackSnapshot) -> String {
-    let bytes = serde_json::to_vec(ftrack).unwrap_or_default();
-    format!("{:x}", Sha256::digest(&bytes))
-}
-
-impl SavedPlan {
-    pub fn new(config: &Config, inputs: &Inputs, plan: &Plan) -> SavedPlan {
-        SavedPlan {
-            format: 1,
-            ftrack_sha256: fingerprint(&inputs.ftrack),
-            modules_sha256: config.rules.iter().map(|r| r.sha256.clone()).collect(),
-            plan: plan.clone(),
-        }
-    }
-
-    /// Refuses when ftrack changed since the plan was made, or when the live inputs would now
-    /// give a different plan.
-    pub fn check_current(
-        &self,
-        config: &Config,
-        inputs: &Inputs,
-        live: &Plan,
-    ) -> Result<(), Failure> {
-        let modules: Vec<String> = config.rules.iter().map(|r| r.sha256.clone()).collect();
-        let drift = if self.ftrack_sha256 != fingerprint(&inputs.ftrack) {
-            Some("ftrack changed since the plan was made")
-        } else if self.modules_sha256 != modules {
-            Some("the rule modules changed since the plan was made")
-        } else if self.plan.operations != live.operations {
-            Some("the directory changed since the plan was made")
-        } else {
-            None
-        };
-        match drift {
-            Some(why) => Err(Failure::Runtime(format!(
-                "refusing to apply the saved plan: {why}; run `ldap2ftrack plan --out` again and review it"
-            ))),
-            None => Ok(()),
-        }
-    }
 }

@@ -1,21 +1,13 @@
 //! The command-line contract: subcommands, exit codes, and errors that name what is wrong.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
+use support::text;
 
 fn ldap2ftrack(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ldap2ftrack"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("FTRACK_SERVER")
-        .env_remove("FTRACK_API_USER")
-        .env_remove("FTRACK_API_KEY")
-        .output()
-        .expect("the ldap2ftrack binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    support::run(dir, args, &[])
 }
 
 #[test]
@@ -85,8 +77,10 @@ fn unknown_subcommand_is_a_usage_error() {
 
 #[test]
 fn check_reports_the_demo_directory_exactly() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = ldap2ftrack(&["check", "--output", "json"], root);
+    // The shipped sync.toml as-is, on a private copy of the demo: never the checkout's own
+    // demo state (`target/demo`), which `cargo run -- apply` leaves behind.
+    let demo = support::demo_copy();
+    let out = ldap2ftrack(&["check", "--output", "json"], demo.path());
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", text(&out.stdout)));
     assert_eq!(report["config"], "ok");
@@ -107,7 +101,7 @@ fn check_reports_the_demo_directory_exactly() {
 #[test]
 fn check_without_ftrack_settings_names_the_key_and_the_variable() {
     let dir = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = support::root();
     std::fs::copy(
         root.join("tests/demo/directory.ldif"),
         dir.path().join("d.ldif"),
@@ -130,7 +124,7 @@ fn check_without_ftrack_settings_names_the_key_and_the_variable() {
 #[test]
 fn check_fails_closed_on_a_missing_base_dn() {
     let dir = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = support::root();
     std::fs::copy(
         root.join("tests/demo/directory.ldif"),
         dir.path().join("d.ldif"),
@@ -154,46 +148,17 @@ fn check_fails_closed_on_a_missing_base_dn() {
     );
 }
 
-/// A copy of the bundled demo's `sync.toml` in `dir`, reading the demo LDIF and seed from the
-/// checkout and keeping its emulator state (and lock, journal) in `dir`.
-fn demo_config(dir: &Path) -> std::path::PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let shipped = std::fs::read_to_string(root.join("sync.toml")).expect("sync.toml is readable");
-    let config = shipped
-        .replace(
-            "ldif:tests/demo/",
-            &format!("ldif:{}/tests/demo/", root.display()),
-        )
-        .replace(
-            "emulator:target/demo/",
-            &format!("emulator:{}/", dir.display()),
-        )
-        .replace(
-            "\"tests/demo/ftrack-seed.json\"",
-            &format!("\"{}/tests/demo/ftrack-seed.json\"", root.display()),
-        );
-    assert_ne!(
-        config, shipped,
-        "the demo paths in sync.toml changed; update demo_config"
-    );
-    let path = dir.join("sync.toml");
-    std::fs::write(&path, config).expect("write the demo config");
-    path
-}
-
 /// Progress bars are for a person at a terminal: under a pseudo-terminal (`script`, from
 /// util-linux) `plan` draws one per phase; in a pipe or with `--output json`, nothing.
 #[test]
 fn progress_bars_only_at_a_terminal() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = demo_config(dir.path());
-    let binary = env!("CARGO_BIN_EXE_ldap2ftrack");
+    let dir = support::demo_copy();
+    let binary = support::bin::binary().display().to_string();
     let at_terminal = |args: &str| {
-        let command = format!("{binary} --config {} {args}", config.display());
-        let out = Command::new("script")
+        let command = format!("{binary} --config sync.toml {args}");
+        let out = support::clean_env(&mut Command::new("script"))
             .args(["-q", "-e", "-c", &command, "/dev/null"])
             .current_dir(dir.path())
-            .env_remove("TERM")
             .env("TERM", "xterm")
             .output()
             .expect("`script` runs (Debian: apt install bsdutils)");
@@ -216,10 +181,7 @@ fn progress_bars_only_at_a_terminal() {
         "escape codes with --output json:\n{json}"
     );
 
-    let piped = ldap2ftrack(
-        &["--config", &config.display().to_string(), "plan"],
-        dir.path(),
-    );
+    let piped = ldap2ftrack(&["--config", "sync.toml", "plan"], dir.path());
     assert_eq!(piped.status.code(), Some(0), "{}", text(&piped.stderr));
     let stderr = text(&piped.stderr);
     assert!(

@@ -3,27 +3,17 @@
 //! as its Rust original. The modules are built by `tests/run.sh` (cargo for the Rust ones,
 //! componentize-py for the Python one); a missing `.wasm` fails here saying so.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+use support::root;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The compiled-module cache for these tests: under target/, so repeated runs (and the
-/// Python module's seconds-long compile) are paid once, and the user's cache is left alone.
-fn cache_dir() -> PathBuf {
-    root().join("target/test-rule-cache")
-}
-
+/// `ldap2ftrack ARGS` in the checkout. Its compile cache (support::rule_cache_dir) is kept
+/// under target/ between runs, so the Python module's seconds-long compile is paid once, and
+/// the user's cache is left alone.
 fn ldap2ftrack(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ldap2ftrack"))
-        .args(args)
-        .current_dir(root())
-        .env("LDAP2FTRACK_CACHE_DIR", cache_dir())
-        .env_remove("LDAP2FTRACK_TODAY")
-        .output()
-        .unwrap()
+    support::run(root(), args, &[])
 }
 
 fn require_module(file: &str) {

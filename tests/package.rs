@@ -9,6 +9,8 @@
 //! The tools come from tests/run.sh (cargo-deb, dpkg, systemd, man-db); a missing one fails the
 //! test naming what to install.
 
+mod support;
+
 use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -100,16 +102,10 @@ impl Package {
         dir
     }
 
+    /// The packaged binary, with the tests' clean environment (support::clean_env).
     fn binary(&self) -> Command {
         let mut cmd = Command::new(self.path("usr/bin/ldap2ftrack"));
-        for var in [
-            "FTRACK_SERVER",
-            "FTRACK_API_USER",
-            "FTRACK_API_KEY",
-            "LDAP2FTRACK_LOG",
-        ] {
-            cmd.env_remove(var);
-        }
+        support::clean_env(&mut cmd);
         cmd
     }
 }
@@ -477,18 +473,18 @@ fn man_pages_render_for_the_command_and_each_subcommand() {
 
 #[test]
 fn generate_is_hidden_from_help_but_writes_what_the_package_ships() {
-    let bin = env!("CARGO_BIN_EXE_ldap2ftrack");
-    let out = run(Command::new(bin).arg("--help"));
+    let dir = tempfile::tempdir().unwrap();
+    let bin = || support::ldap2ftrack(dir.path());
+    let out = run(bin().arg("--help"));
     assert!(out.status.success());
     assert!(!String::from_utf8_lossy(&out.stdout).contains("generate"));
-    let dir = tempfile::tempdir().unwrap();
-    let out = run(Command::new(bin)
+    let out = run(bin()
         .args(["generate", "completions", "bash"])
         .arg(dir.path().join("new-folder")));
     assert!(out.status.success(), "{}", both(&out));
     let written = String::from_utf8_lossy(&out.stdout);
     assert!(Path::new(written.trim()).is_file(), "{written}");
-    let out = run(Command::new(bin).args(["generate", "completions", "tcsh", "x"]));
+    let out = run(bin().args(["generate", "completions", "tcsh", "x"]));
     assert_eq!(out.status.code(), Some(2), "{}", both(&out));
 }
 

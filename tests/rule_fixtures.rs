@@ -2,28 +2,14 @@
 //! with a readable diff and a non-zero exit, `--update` rewrites, and a captured situation
 //! is a passing case in one step.
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+use support::{copy_dir, root};
 
 fn ldap2ftrack(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ldap2ftrack"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("LDAP2FTRACK_TODAY")
-        .output()
-        .unwrap()
-}
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
+    support::run(dir, args, &[])
 }
 
 #[test]
@@ -81,9 +67,7 @@ fn a_wrong_expectation_fails_with_a_readable_diff_and_update_fixes_it() {
 
 #[test]
 fn a_captured_situation_is_a_passing_case() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(root().join("sync.toml"), dir.path().join("sync.toml")).unwrap();
-    copy_dir(&root().join("tests/demo"), &dir.path().join("tests/demo"));
+    let dir = support::demo_copy();
     let out = ldap2ftrack(
         &["plan", "--snapshot", "captured", "--output", "json"],
         dir.path(),

@@ -2,20 +2,13 @@
 //! `ldap2ftrack test` as generated; a bad name or a folder in use is refused with exit 2 and
 //! nothing written.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
 fn ldap2ftrack(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ldap2ftrack"))
-        .args(args)
-        .current_dir(dir)
-        .env(
-            "LDAP2FTRACK_CACHE_DIR",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-rule-cache"),
-        )
-        .env_remove("LDAP2FTRACK_TODAY")
-        .output()
-        .unwrap()
+    support::run(dir, args, &[])
 }
 
 #[test]
@@ -34,7 +27,7 @@ fn a_generated_crate_builds_and_passes_its_fixture() {
 
     // A target folder shared between runs of this test, so the SDK and wit-bindgen are
     // compiled once; the module is then put where the fixture expects it.
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/rules-new-test");
+    let target = support::root().join("target/rules-new-test");
     let build = Command::new(env!("CARGO"))
         .args(["build", "--release", "--target", "wasm32-wasip2"])
         .current_dir(&crate_dir)

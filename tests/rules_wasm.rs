@@ -6,6 +6,8 @@
 //! The modules are built by `bash tests/run.sh` (cargo build --target wasm32-wasip2); this
 //! test fails, never skips, when they are missing.
 
+mod support;
+
 use ldap2ftrack::config::{ModuleBounds, OnRuleError, Patterns, RuleModuleSettings};
 use ldap2ftrack::rules::wasm::{self, Origin, RuleLoadError, WasmStage};
 use ldap2ftrack::rules::{
@@ -13,11 +15,7 @@ use ldap2ftrack::rules::{
     UserFields, Verdict,
 };
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use support::root;
 
 /// A built module, or a failure saying how to build it.
 fn module(name: &str) -> PathBuf {
@@ -38,16 +36,20 @@ fn module(name: &str) -> PathBuf {
     path
 }
 
-/// Every test shares one compile cache in a temporary folder, never the user's.
-fn cache() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let d = tempfile::tempdir().unwrap();
-        // Set once, before any module loads, by whichever test gets here first.
-        std::env::set_var("LDAP2FTRACK_CACHE_DIR", d.path());
-        d
-    })
-    .path()
+/// The compile cache every load here uses, passed explicitly: the `modules/` folder of the
+/// cache the binary gets in the other tests (support::rule_cache_dir), never the user's.
+fn cache() -> PathBuf {
+    support::rule_cache_dir().join("modules")
+}
+
+/// `WasmStage::load` with the tests' compile cache.
+fn load_stage(settings: &RuleModuleSettings, index: usize) -> Result<WasmStage, RuleLoadError> {
+    WasmStage::load_with_cache(settings, index, Some(&cache()))
+}
+
+/// `wasm::inspect` with the tests' compile cache.
+fn inspect(path: &Path) -> Result<wasm::ModuleInfo, RuleLoadError> {
+    wasm::inspect_with_cache(path, Some(&cache()))
 }
 
 fn sha(path: &Path) -> String {
@@ -55,7 +57,6 @@ fn sha(path: &Path) -> String {
 }
 
 fn settings(name: &str, config: &str) -> RuleModuleSettings {
-    cache();
     let path = module(name);
     RuleModuleSettings {
         sha256: sha(&path),
@@ -76,7 +77,7 @@ fn trust_everything() -> ModuleBounds {
 }
 
 fn load(name: &str, config: &str) -> WasmStage {
-    WasmStage::load(&settings(name, config), 0).unwrap_or_else(|e| panic!("{name}: {e}"))
+    load_stage(&settings(name, config), 0).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn entry(uid: &str) -> RuleEntry {
@@ -288,7 +289,7 @@ fn the_sandbox_has_no_files_env_or_real_clock() {
 
 #[test]
 fn another_abi_version_is_refused_at_load() {
-    let err = WasmStage::load(&settings("abi2", ""), 3).unwrap_err();
+    let err = load_stage(&settings("abi2", ""), 3).unwrap_err();
     assert_eq!(err.exit_code(), 2);
     let e = err.to_string();
     assert!(
@@ -297,7 +298,7 @@ fn another_abi_version_is_refused_at_load() {
     );
     assert!(e.contains("runs ldap2ftrack:rules@1.x"), "{e}");
     assert_eq!(err.config_problems()[0].key, "rules[3].module");
-    let err = wasm::inspect(&module("abi2")).unwrap_err();
+    let err = inspect(&module("abi2")).unwrap_err();
     assert_eq!(err.exit_code(), 2);
     good_module_still_works();
 }
@@ -307,7 +308,7 @@ fn a_hash_mismatch_is_a_configuration_error_showing_both_hashes() {
     let mut s = settings("studio-basics", "");
     let actual = s.sha256.clone();
     s.sha256 = "0".repeat(64);
-    let err = WasmStage::load(&s, 1).unwrap_err();
+    let err = load_stage(&s, 1).unwrap_err();
     assert_eq!(err.exit_code(), 2);
     let e = err.to_string();
     assert!(e.contains(&actual) && e.contains(&"0".repeat(64)), "{e}");
@@ -317,7 +318,7 @@ fn a_hash_mismatch_is_a_configuration_error_showing_both_hashes() {
 
 #[test]
 fn configuration_is_checked_against_the_module_schema() {
-    let err = WasmStage::load(
+    let err = load_stage(
         &settings(
             "grace-deprovision",
             "grace_dayz = 3\nprotected_users = 'admin'",
@@ -339,31 +340,31 @@ fn configuration_is_checked_against_the_module_schema() {
     assert!(e.contains("must be a list of strings"), "{e}");
 
     // The module's own check (configure returning Err) is a configuration error too.
-    let err = WasmStage::load(&settings("hostile", "mode = 'refuse'"), 0).unwrap_err();
+    let err = load_stage(&settings("hostile", "mode = 'refuse'"), 0).unwrap_err();
     assert_eq!(err.exit_code(), 2);
     assert!(
         err.to_string().contains("refused its configuration"),
         "{err}"
     );
     // A required key.
-    let err = WasmStage::load(&settings("hostile", ""), 0).unwrap_err();
+    let err = load_stage(&settings("hostile", ""), 0).unwrap_err();
     assert!(
         err.to_string().contains("rules[0].config.mode: missing"),
         "{err}"
     );
     // A panic in configure is a runtime failure (exit 1), not a crash.
-    let err = WasmStage::load(&settings("hostile", "mode = 'panic-in-configure'"), 0).unwrap_err();
+    let err = load_stage(&settings("hostile", "mode = 'panic-in-configure'"), 0).unwrap_err();
     assert_eq!(err.exit_code(), 1);
     assert!(err.to_string().contains("configure exploded"), "{err}");
 }
 
 #[test]
 fn not_a_component_is_refused() {
-    cache();
+    // Refused before any compile: the compile cache is never reached.
     let dir = tempfile::tempdir().unwrap();
     let core = dir.path().join("core.wasm");
     std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
-    let e = wasm::inspect(&core).unwrap_err();
+    let e = inspect(&core).unwrap_err();
     assert_eq!(e.exit_code(), 2);
     assert!(
         e.to_string()
@@ -372,7 +373,7 @@ fn not_a_component_is_refused() {
     );
     let text = dir.path().join("text.wasm");
     std::fs::write(&text, b"hello").unwrap();
-    assert!(wasm::inspect(&text)
+    assert!(inspect(&text)
         .unwrap_err()
         .to_string()
         .contains("not a WebAssembly file"));
@@ -415,8 +416,7 @@ fn inspect_shows_each_example() {
         ("ad-roles", vec!["map-groups"], "mappings"),
         ("grace-deprovision", vec!["deprovision"], "grace_days"),
     ] {
-        cache();
-        let info = wasm::inspect(&module(name)).unwrap();
+        let info = inspect(&module(name)).unwrap();
         assert_eq!(info.name, name);
         assert_eq!(info.abi_version, "1.0.0");
         assert_eq!(info.hooks, hooks);
@@ -530,18 +530,18 @@ fn grace_deprovision_waits_and_never_touches_protected_users() {
 fn on_error_comes_from_settings() {
     let mut s = settings("studio-basics", "");
     s.on_error = OnRuleError::Skip;
-    let stage = WasmStage::load(&s, 0).unwrap();
+    let stage = load_stage(&s, 0).unwrap();
     assert_eq!(stage.on_error(), OnRuleError::Skip);
 }
 
 #[test]
 fn an_oversized_module_is_refused_before_reading_it() {
-    cache();
+    // Refused before reading: the compile cache is never reached.
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.wasm");
     let f = std::fs::File::create(&big).unwrap();
     f.set_len(33 << 20).unwrap();
-    let e = wasm::inspect(&big).unwrap_err();
+    let e = inspect(&big).unwrap_err();
     assert_eq!(e.exit_code(), 2);
     assert!(e.to_string().contains("limited to 32 MiB"), "{e}");
 }

@@ -5,11 +5,13 @@
 mod support;
 
 use ftrack_emulator::{EmulatorConfig, RunningEmulator, StateDump};
+use ldap2ftrack::directory::{ldif, Value as LdapValue};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use support::slapd::{Slapd, SUFFIX, SYNC_DN, SYNC_PASSWORD};
+use support::{entry, plan_ops, text};
 
 const API_USER: &str = "sync-bot";
 const API_KEY: &str = "roles-e2e-key";
@@ -21,13 +23,27 @@ const SECRET_SHOW: &str = "20000000-0000-4000-8000-000000000003";
 
 /// ann: staff + leads; bob: staff + privates; cy: staff; dee, fay: admins; eve: supers.
 fn directory() -> String {
-    let mut ldif = format!(
-        "dn: ou=people,{SUFFIX}\nobjectClass: organizationalUnit\nou: people\n\n\
-         dn: ou=groups,{SUFFIX}\nobjectClass: organizationalUnit\nou: groups\n\n"
-    );
+    let mut entries = vec![
+        entry(
+            format!("ou=people,{SUFFIX}"),
+            &[("objectClass", "organizationalUnit"), ("ou", "people")],
+        ),
+        entry(
+            format!("ou=groups,{SUFFIX}"),
+            &[("objectClass", "organizationalUnit"), ("ou", "groups")],
+        ),
+    ];
     for uid in ["ann", "bob", "cy", "dee", "eve", "fay"] {
-        ldif.push_str(&format!(
-            "dn: uid={uid},ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid} Person\nsn: Person\ngivenName: {uid}\nmail: {uid}@example.org\n\n"
+        entries.push(entry(
+            format!("uid={uid},ou=people,{SUFFIX}"),
+            &[
+                ("objectClass", "inetOrgPerson"),
+                ("uid", uid),
+                ("cn", &format!("{uid} Person")),
+                ("sn", "Person"),
+                ("givenName", uid),
+                ("mail", &format!("{uid}@example.org")),
+            ],
         ));
     }
     for (group, members) in [
@@ -37,16 +53,24 @@ fn directory() -> String {
         ("admins", &["dee", "fay"][..]),
         ("supers", &["eve"][..]),
     ] {
-        ldif.push_str(&format!(
-            "dn: cn={group},ou=groups,{SUFFIX}\nobjectClass: groupOfNames\ncn: {group}\n"
-        ));
+        let mut g = entry(
+            format!("cn={group},ou=groups,{SUFFIX}"),
+            &[("objectClass", "groupOfNames"), ("cn", group)],
+        );
         for m in members {
-            ldif.push_str(&format!("member: uid={m},ou=people,{SUFFIX}\n"));
+            g.push(
+                "member",
+                LdapValue::Text(format!("uid={m},ou=people,{SUFFIX}")),
+            );
         }
         // groupOfNames needs a member: this one (no selected entry) stays when people leave.
-        ldif.push_str(&format!("member: cn=placeholder,{SUFFIX}\n\n"));
+        g.push(
+            "member",
+            LdapValue::Text(format!("cn=placeholder,{SUFFIX}")),
+        );
+        entries.push(g);
     }
-    ldif
+    ldif::write(&entries)
 }
 
 async fn emulator() -> RunningEmulator {
@@ -127,18 +151,14 @@ mappings = [
 }
 
 fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ldap2ftrack"))
-        .args(args)
-        .current_dir(dir)
-        .env("FTRACK_API_KEY", API_KEY)
-        .env("SYNC_BIND_PASSWORD", SYNC_PASSWORD)
-        .env_remove("LDAP2FTRACK_LOG")
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    support::run(
+        dir,
+        args,
+        &[
+            ("FTRACK_API_KEY", API_KEY),
+            ("SYNC_BIND_PASSWORD", SYNC_PASSWORD),
+        ],
+    )
 }
 
 fn plan(dir: &Path) -> Value {
@@ -149,19 +169,15 @@ fn plan(dir: &Path) -> Value {
 
 /// (kind, user, role, scope, add_role) of each role operation.
 fn role_ops(plan: &Value) -> Vec<(String, String, String, String, bool)> {
-    plan["operations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|o| o["kind"] == "grant_role" || o["kind"] == "revoke_role")
+    plan_ops(plan)
+        .into_iter()
+        .filter(|o| o.kind == "grant_role" || o.kind == "revoke_role")
         .map(|o| {
-            (
-                o["kind"].as_str().unwrap().to_string(),
-                o["target"].as_str().unwrap().to_string(),
-                o["role"].as_str().unwrap().to_string(),
-                o["scope"].as_str().unwrap_or("(whole role)").to_string(),
-                o["add_role"].as_bool().unwrap_or(false),
-            )
+            let role = o
+                .role
+                .unwrap_or_else(|| panic!("{} {} names no role", o.kind, o.target));
+            let scope = o.scope.unwrap_or_else(|| "(whole role)".to_string());
+            (o.kind, o.target, role, scope, o.add_role)
         })
         .collect()
 }

@@ -2,11 +2,15 @@
 //! ftrack emulator over HTTP — first run, idempotence, each kind of LDAP change, guards,
 //! an apply dying midway, and what the sync must never touch.
 
+mod support;
+
 use ftrack_emulator::{EmulatorConfig, Faults, RunningEmulator, StateDump};
+use ldap2ftrack::directory::{Entry, Value as LdapValue};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
+use support::{entry, plan_ops, triples};
 
 const API_USER: &str = "sync-bot";
 const API_KEY: &str = "e2e-key-3c1f9a";
@@ -16,19 +20,22 @@ struct Person {
     /// The leaf RDN when it is not `uid=<uid>`.
     rdn: Option<String>,
     uid: String,
+    /// The uid's bytes when they are not UTF-8 (`uid` then names the entry in groups only).
+    uid_bytes: Option<Vec<u8>>,
     mail: Option<String>,
     locked: bool,
-    /// Extra raw LDIF lines for the entry.
-    extra: String,
+    /// Extra attribute values for the entry.
+    extra: Vec<(&'static str, String)>,
 }
 
 fn person(i: usize) -> Person {
     Person {
         rdn: None,
         uid: format!("user{i:02}"),
+        uid_bytes: None,
         mail: Some(format!("user{i:02}@studio.example")),
         locked: false,
-        extra: String::new(),
+        extra: Vec::new(),
     }
 }
 
@@ -112,56 +119,79 @@ protected_users = ["admin"]
     }
 
     fn write_directory(&self) {
-        let mut ldif = String::from(
-            "dn: dc=studio,dc=example\nobjectClass: organization\no: studio\n\n\
-             dn: ou=people,dc=studio,dc=example\nobjectClass: organizationalUnit\nou: people\n\n\
-             dn: ou=groups,dc=studio,dc=example\nobjectClass: organizationalUnit\nou: groups\n\n",
-        );
+        let mut entries = vec![
+            entry(
+                "dc=studio,dc=example",
+                &[("objectClass", "organization"), ("o", "studio")],
+            ),
+            entry(
+                "ou=people,dc=studio,dc=example",
+                &[("objectClass", "organizationalUnit"), ("ou", "people")],
+            ),
+            entry(
+                "ou=groups,dc=studio,dc=example",
+                &[("objectClass", "organizationalUnit"), ("ou", "groups")],
+            ),
+        ];
         for (i, p) in &self.people {
-            ldif.push_str(&format!(
-                "dn: {rdn},ou=people,dc=studio,dc=example\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: Person {i}\ngivenName: Person\nsn: Number{i}\nentryUUID: {uuid}\n",
-                rdn = p.rdn.clone().unwrap_or(format!("uid={}", p.uid)),
-                uid = p.uid,
-                uuid = uuid_of(*i)
-            ));
+            let rdn = p.rdn.clone().unwrap_or(format!("uid={}", p.uid));
+            let mut e = entry(
+                format!("{rdn},ou=people,dc=studio,dc=example"),
+                &[("objectClass", "inetOrgPerson")],
+            );
+            e.push(
+                "uid",
+                match &p.uid_bytes {
+                    Some(bytes) => LdapValue::Binary(bytes.clone()),
+                    None => LdapValue::Text(p.uid.clone()),
+                },
+            );
+            let text = |e: &mut Entry, name: &str, value: String| {
+                e.push(name, LdapValue::Text(value));
+            };
+            text(&mut e, "cn", format!("Person {i}"));
+            text(&mut e, "givenName", "Person".into());
+            text(&mut e, "sn", format!("Number{i}"));
+            text(&mut e, "entryUUID", uuid_of(*i));
             if let Some(mail) = &p.mail {
-                ldif.push_str(&format!("mail: {mail}\n"));
+                text(&mut e, "mail", mail.clone());
             }
             if p.locked {
-                ldif.push_str("pwdAccountLockedTime: 000001010000Z\n");
+                text(&mut e, "pwdAccountLockedTime", "000001010000Z".into());
             }
-            ldif.push_str(&p.extra);
-            ldif.push('\n');
+            for (name, value) in &p.extra {
+                text(&mut e, name, value.clone());
+            }
+            entries.push(e);
         }
-        let group = |name: &str, members: &[usize], extra: &str| {
-            let mut g = format!("dn: cn={name},ou=groups,dc=studio,dc=example\nobjectClass: groupOfNames\ncn: {name}\n{extra}");
-            for m in members {
-                if let Some(p) = self.people.get(m) {
-                    g.push_str(&format!(
-                        "member: uid={},ou=people,dc=studio,dc=example\n",
-                        p.uid
-                    ));
-                }
+        let group = |name: &str, members: &[usize]| {
+            let mut g = entry(
+                format!("cn={name},ou=groups,dc=studio,dc=example"),
+                &[("objectClass", "groupOfNames"), ("cn", name)],
+            );
+            for p in members.iter().filter_map(|m| self.people.get(m)) {
+                g.push(
+                    "member",
+                    LdapValue::Text(format!("uid={},ou=people,dc=studio,dc=example", p.uid)),
+                );
             }
-            g.push('\n');
             g
         };
-        ldif.push_str(&group("animators", &self.animators, ""));
-        ldif.push_str(&group("compositors", &self.compositors, ""));
-        ldif.push_str(&group("leads", &self.leads, ""));
-        std::fs::write(self.dir.path().join("directory.ldif"), ldif).unwrap();
+        entries.push(group("animators", &self.animators));
+        entries.push(group("compositors", &self.compositors));
+        entries.push(group("leads", &self.leads));
+        support::write_ldif(&self.dir.path().join("directory.ldif"), &entries);
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ldap2ftrack"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("FTRACK_API_KEY", API_KEY)
-            .env("LDAP2FTRACK_TODAY", "2026-11-27")
-            .env_remove("FTRACK_SERVER")
-            .env_remove("FTRACK_API_USER")
-            .output()
-            .unwrap()
+        support::run(
+            self.dir.path(),
+            args,
+            &[
+                ("FTRACK_API_KEY", API_KEY),
+                ("LDAP2FTRACK_TODAY", "2026-11-27"),
+            ],
+        )
     }
 
     /// The `plan --output json` document; the test fails with stderr if the plan does.
@@ -175,24 +205,11 @@ protected_users = ["admin"]
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
-    /// `plan --output json` → (kind, target, extra) triples, in plan order.
+    /// `plan --output json` → (kind, target, group/role/scope) triples, in plan order.
     fn plan(&self) -> Vec<(String, String, String)> {
-        self.plan_json()["operations"]
-            .as_array()
-            .unwrap()
+        plan_ops(&self.plan_json())
             .iter()
-            .map(|op| {
-                let extra = [&op["group"], &op["role"], &op["scope"]]
-                    .iter()
-                    .filter_map(|x| x.as_str())
-                    .collect::<Vec<_>>()
-                    .join("/");
-                (
-                    op["kind"].as_str().unwrap().to_string(),
-                    op["target"].as_str().unwrap().to_string(),
-                    extra,
-                )
-            })
+            .map(|op| op.triple())
             .collect()
     }
 
@@ -213,12 +230,6 @@ protected_users = ["admin"]
     fn journal(&self) -> PathBuf {
         self.dir.path().join("ldap2ftrack-journal.jsonl")
     }
-}
-
-fn ops(list: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
-    list.iter()
-        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
-        .collect()
 }
 
 fn user<'a>(state: &'a Value, username: &str) -> &'a Value {
@@ -288,13 +299,13 @@ async fn each_ldap_change_gives_exactly_its_operations() {
     // Mail change.
     s.people.get_mut(&5).unwrap().mail = Some("five@studio.example".into());
     s.write_directory();
-    assert_eq!(s.plan(), ops(&[("update_user", "user05", "")]));
+    assert_eq!(s.plan(), triples(&[("update_user", "user05", "")]));
     s.apply();
 
     // Rename: same entryUUID, new uid → the same ftrack user is renamed.
     s.people.get_mut(&6).unwrap().uid = "sixtus".into();
     s.write_directory();
-    assert_eq!(s.plan(), ops(&[("update_user", "user06", "")]));
+    assert_eq!(s.plan(), triples(&[("update_user", "user06", "")]));
     s.apply();
     let state = s.state();
     assert_eq!(user(&state, "sixtus")["email"], "user06@studio.example");
@@ -310,7 +321,7 @@ async fn each_ldap_change_gives_exactly_its_operations() {
     s.write_directory();
     assert_eq!(
         s.plan(),
-        ops(&[
+        triples(&[
             ("add_membership", "user07", "Compositing"),
             ("remove_membership", "user07", "Animation")
         ])
@@ -322,7 +333,7 @@ async fn each_ldap_change_gives_exactly_its_operations() {
     s.write_directory();
     assert_eq!(
         s.plan(),
-        ops(&[
+        triples(&[
             ("remove_membership", "user02", "Leads"),
             ("revoke_role", "user02", "Supervisor"),
         ])
@@ -332,7 +343,7 @@ async fn each_ldap_change_gives_exactly_its_operations() {
     // Removed from LDAP → disabled, with the date it went missing.
     let removed = s.people.remove(&8).unwrap();
     s.write_directory();
-    assert_eq!(s.plan(), ops(&[("disable_user", "user08", "")]));
+    assert_eq!(s.plan(), triples(&[("disable_user", "user08", "")]));
     s.apply();
     let state = s.state();
     assert_eq!(user(&state, "user08")["is_active"], false);
@@ -340,7 +351,7 @@ async fn each_ldap_change_gives_exactly_its_operations() {
     // Disabled (locked) in LDAP → disabled in ftrack.
     s.people.get_mut(&9).unwrap().locked = true;
     s.write_directory();
-    assert_eq!(s.plan(), ops(&[("disable_user", "user09", "")]));
+    assert_eq!(s.plan(), triples(&[("disable_user", "user09", "")]));
     s.apply();
 
     // Back → enabled again, with no duplicate.
@@ -349,7 +360,7 @@ async fn each_ldap_change_gives_exactly_its_operations() {
     s.write_directory();
     assert_eq!(
         s.plan(),
-        ops(&[("enable_user", "user08", ""), ("enable_user", "user09", "")])
+        triples(&[("enable_user", "user08", ""), ("enable_user", "user09", "")])
     );
     s.apply();
     assert_eq!(s.plan(), vec![]);
@@ -374,7 +385,7 @@ async fn a_role_wanted_only_on_a_missing_project_is_revoked_whole() {
 
     assert_eq!(
         s.plan(),
-        ops(&[
+        triples(&[
             ("revoke_role", "user01", "Supervisor"),
             ("revoke_role", "user02", "Supervisor"),
         ])
@@ -396,7 +407,7 @@ async fn a_role_wanted_only_on_a_missing_project_is_revoked_whole() {
         .filter(|g| g["security_role_id"] == supervisor)
         .collect();
     assert!(left.is_empty(), "Supervisor grants left: {left:?}");
-    assert_eq!(s.plan(), ops(&[]), "converged");
+    assert_eq!(s.plan(), triples(&[]), "converged");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -636,9 +647,8 @@ impl Studio {
     }
 
     fn spawn(&self, args: &[&str]) -> std::process::Child {
-        Command::new(env!("CARGO_BIN_EXE_ldap2ftrack"))
+        support::ldap2ftrack(self.dir.path())
             .args(args)
-            .current_dir(self.dir.path())
             .env("FTRACK_API_KEY", API_KEY)
             .env("LDAP2FTRACK_TODAY", "2026-11-27")
             .stdout(std::process::Stdio::null())
@@ -792,20 +802,14 @@ async fn malformed_values_skip_their_entry_only_and_never_disable_it() {
     let mut s = Studio::new().await;
     s.apply();
     // user05: a uid that is not UTF-8; user06: a 2 MiB value; user07: 10,000 values.
-    s.people.get_mut(&5).unwrap().uid = "placeholder".into();
+    s.people.get_mut(&5).unwrap().uid_bytes = Some(vec![0xff, 0xfe, 0xff]);
     s.people.get_mut(&5).unwrap().rdn = Some("cn=Person 5".into());
-    s.people.get_mut(&6).unwrap().extra = format!("description: {}\n", "x".repeat(2 * 1024 * 1024));
+    s.people.get_mut(&6).unwrap().extra = vec![("description", "x".repeat(2 * 1024 * 1024))];
     s.people.get_mut(&7).unwrap().extra = (0..10_000)
-        .map(|i| format!("description: v{i}\n"))
+        .map(|i| ("description", format!("v{i}")))
         .collect();
     s.people.get_mut(&9).unwrap().mail = Some("user09-changed@studio.example".into());
     s.write_directory();
-    let ldif = std::fs::read_to_string(s.dir.path().join("directory.ldif")).unwrap();
-    std::fs::write(
-        s.dir.path().join("directory.ldif"),
-        ldif.replace("uid: placeholder\n", "uid:: //7/\n"),
-    )
-    .unwrap();
 
     let v = s.plan_json();
     let skipped: Vec<(String, String)> = v["skipped"]
@@ -833,10 +837,10 @@ async fn malformed_values_skip_their_entry_only_and_never_disable_it() {
         "{skipped:?}"
     );
     // The rest of the run goes on, and the skipped users are not treated as departed.
-    let ops = v["operations"].as_array().unwrap();
+    let ops = plan_ops(&v);
     assert_eq!(ops.len(), 1, "{ops:?}");
-    assert_eq!(ops[0]["kind"], "update_user");
-    assert_eq!(ops[0]["target"], "user09");
+    assert_eq!(ops[0].kind, "update_user");
+    assert_eq!(ops[0].target, "user09");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -844,10 +848,9 @@ async fn bad_credentials_exit_1_with_the_servers_message_and_never_the_key() {
     let s = Studio::new().await;
     let wrong = "wrong-key-7f3a9c1e5b";
     for args in [&["check"][..], &["plan"][..], &["apply"][..]] {
-        let out = Command::new(env!("CARGO_BIN_EXE_ldap2ftrack"))
+        let out = support::ldap2ftrack(s.dir.path())
             .args(args)
             .arg("-vv")
-            .current_dir(s.dir.path())
             .env("FTRACK_API_KEY", wrong)
             .output()
             .unwrap();

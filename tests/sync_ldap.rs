@@ -6,45 +6,64 @@
 mod support;
 
 use ftrack_emulator::{EmulatorConfig, RunningEmulator};
+use ldap2ftrack::directory::{ldif, Value as LdapValue};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
 use support::fake_ad::{self, AdObject, FakeAd, Fault};
 use support::slapd::{Slapd, SUFFIX, SYNC_DN, SYNC_PASSWORD};
+use support::{entry, pairs, plan_ops};
 
 const API_USER: &str = "sync-bot";
 const API_KEY: &str = "ldap-e2e-key";
 
 /// 1,500 people (more than the sync account's 1,000-entry limit), three groups, one nested.
 fn directory() -> String {
-    let mut ldif = format!(
-        "dn: ou=people,{SUFFIX}\nobjectClass: organizationalUnit\nou: people\n\n\
-         dn: ou=groups,{SUFFIX}\nobjectClass: organizationalUnit\nou: groups\n\n"
-    );
+    let mut entries = vec![
+        entry(
+            format!("ou=people,{SUFFIX}"),
+            &[("objectClass", "organizationalUnit"), ("ou", "people")],
+        ),
+        entry(
+            format!("ou=groups,{SUFFIX}"),
+            &[("objectClass", "organizationalUnit"), ("ou", "groups")],
+        ),
+    ];
     for i in 0..1500 {
-        ldif.push_str(&format!(
-            "dn: uid=p{i:04},ou=people,{SUFFIX}\nobjectClass: inetOrgPerson\nuid: p{i:04}\ncn: Person {i}\nsn: {i}\ngivenName: Person\nmail: p{i:04}@example.org\n\n"
+        let uid = format!("p{i:04}");
+        entries.push(entry(
+            format!("uid={uid},ou=people,{SUFFIX}"),
+            &[
+                ("objectClass", "inetOrgPerson"),
+                ("uid", &uid),
+                ("cn", &format!("Person {i}")),
+                ("sn", &i.to_string()),
+                ("givenName", "Person"),
+                ("mail", &format!("{uid}@example.org")),
+            ],
         ));
     }
     let group = |name: &str, members: &mut dyn Iterator<Item = String>| {
-        let mut g =
-            format!("dn: cn={name},ou=groups,{SUFFIX}\nobjectClass: groupOfNames\ncn: {name}\n");
+        let mut g = entry(
+            format!("cn={name},ou=groups,{SUFFIX}"),
+            &[("objectClass", "groupOfNames"), ("cn", name)],
+        );
         for m in members {
-            g.push_str(&format!("member: {m}\n"));
+            g.push("member", LdapValue::Text(m));
         }
-        g + "\n"
+        g
     };
-    ldif.push_str(&group(
+    entries.push(group(
         "leads",
         &mut (0..5).map(|i| format!("uid=p{i:04},ou=people,{SUFFIX}")),
     ));
-    ldif.push_str(&group(
+    entries.push(group(
         "artists",
         &mut (0..1000)
             .map(|i| format!("UID=P{i:04},OU=People,{}", SUFFIX.to_uppercase()))
             .chain(std::iter::once(format!("cn=leads,ou=groups,{SUFFIX}"))),
     ));
-    ldif
+    ldif::write(&entries)
 }
 
 fn write_config(dir: &Path, ldap: &str, emulator: &RunningEmulator) {
@@ -79,13 +98,14 @@ async fn emulator() -> RunningEmulator {
 }
 
 fn run(dir: &Path, args: &[&str], password: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ldap2ftrack"))
-        .args(args)
-        .current_dir(dir)
-        .env("FTRACK_API_KEY", API_KEY)
-        .env("SYNC_BIND_PASSWORD", password)
-        .output()
-        .unwrap()
+    support::run(
+        dir,
+        args,
+        &[
+            ("FTRACK_API_KEY", API_KEY),
+            ("SYNC_BIND_PASSWORD", password),
+        ],
+    )
 }
 
 fn plan_kinds(dir: &Path) -> Vec<(String, String)> {
@@ -96,17 +116,7 @@ fn plan_kinds(dir: &Path) -> Vec<(String, String)> {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["operations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| {
-            (
-                o["kind"].as_str().unwrap().to_string(),
-                o["target"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    plan_ops(&v).iter().map(|o| o.pair()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -171,11 +181,11 @@ async fn sync_from_slapd_over_starttls_converges_and_follows_changes() {
     );
     assert_eq!(
         plan_kinds(dir.path()),
-        vec![
-            ("update_user".to_string(), "p0042".to_string()),
-            ("remove_membership".to_string(), "p0007".to_string()),
-            ("revoke_role".to_string(), "p0007".to_string()),
-        ]
+        pairs(&[
+            ("update_user", "p0042"),
+            ("remove_membership", "p0007"),
+            ("revoke_role", "p0007"),
+        ])
     );
 
     // A wrong password is a bind error, exit 1, and never printed.

@@ -2,10 +2,14 @@
 //! `tests/run.sh`) configured in sync.toml, pinned by hash, changing the plan as their
 //! configuration says — and refused with exit 2 when pinned or configured wrongly.
 
+mod support;
+
+use ldap2ftrack::directory::{Entry, Value as LdapValue};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+use support::{entry, pairs, PlannedOp};
 
 fn module(name: &str) -> (PathBuf, String) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -20,14 +24,50 @@ fn module(name: &str) -> (PathBuf, String) {
     (path, format!("{:x}", Sha256::digest(&bytes)))
 }
 
-const LDIF_HEAD: &str = "dn: dc=studio,dc=example\nobjectClass: organization\no: s\n\n\
-dn: ou=people,dc=studio,dc=example\nobjectClass: organizationalUnit\nou: people\n\n\
-dn: cn=animators,dc=studio,dc=example\nobjectClass: groupOfNames\ncn: animators\nmember: uid=ann,ou=people,dc=studio,dc=example\nmember: uid=bob,ou=people,dc=studio,dc=example\n\n";
+/// The studio above the people: its root, `ou=people`, and `animators` (ann and bob).
+fn directory_head() -> Vec<Entry> {
+    vec![
+        entry(
+            "dc=studio,dc=example",
+            &[("objectClass", "organization"), ("o", "s")],
+        ),
+        entry(
+            "ou=people,dc=studio,dc=example",
+            &[("objectClass", "organizationalUnit"), ("ou", "people")],
+        ),
+        entry(
+            "cn=animators,dc=studio,dc=example",
+            &[
+                ("objectClass", "groupOfNames"),
+                ("cn", "animators"),
+                ("member", "uid=ann,ou=people,dc=studio,dc=example"),
+                ("member", "uid=bob,ou=people,dc=studio,dc=example"),
+            ],
+        ),
+    ]
+}
 
-fn person(uid: &str, n: u32) -> String {
-    format!(
-        "dn: uid={uid},ou=people,dc=studio,dc=example\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid} Person\nsn: Person\ngivenName: {uid}\nmail: {uid}@studio.example\nentryUUID: 00000000-0000-4000-8000-{n:012}\n\n"
-    )
+/// A person; `locked` marks the account disabled (ppolicy's pwdAccountLockedTime).
+fn person(uid: &str, n: u32, locked: bool) -> Entry {
+    let mut person = entry(
+        format!("uid={uid},ou=people,dc=studio,dc=example"),
+        &[
+            ("objectClass", "inetOrgPerson"),
+            ("uid", uid),
+            ("cn", &format!("{uid} Person")),
+            ("sn", "Person"),
+            ("givenName", uid),
+            ("mail", &format!("{uid}@studio.example")),
+            ("entryUUID", &format!("00000000-0000-4000-8000-{n:012}")),
+        ],
+    );
+    if locked {
+        person.push(
+            "pwdAccountLockedTime",
+            LdapValue::Text("000001010000Z".into()),
+        );
+    }
+    person
 }
 
 struct Case {
@@ -61,20 +101,20 @@ impl Case {
     }
 
     fn set_people(&self, people: &[(&str, u32)]) {
-        let mut ldif = LDIF_HEAD.to_string();
+        self.set_directory(people, &[]);
+    }
+
+    /// The directory with `people`, those named in `locked` disabled.
+    fn set_directory(&self, people: &[(&str, u32)], locked: &[&str]) {
+        let mut entries = directory_head();
         for (uid, n) in people {
-            ldif.push_str(&person(uid, *n));
+            entries.push(person(uid, *n, locked.contains(uid)));
         }
-        std::fs::write(self.dir.path().join("directory.ldif"), ldif).unwrap();
+        support::write_ldif(&self.dir.path().join("directory.ldif"), &entries);
     }
 
     fn run(&self, args: &[&str], today: &str) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ldap2ftrack"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("LDAP2FTRACK_TODAY", today)
-            .output()
-            .unwrap()
+        support::run(self.dir.path(), args, &[("LDAP2FTRACK_TODAY", today)])
     }
 
     fn plan(&self, today: &str) -> Vec<Value> {
@@ -99,18 +139,7 @@ impl Case {
 }
 
 fn kinds(ops: &[Value]) -> Vec<(String, String)> {
-    ops.iter()
-        .map(|o| {
-            (
-                o["kind"].as_str().unwrap().into(),
-                o["target"].as_str().unwrap().into(),
-            )
-        })
-        .collect()
-}
-
-fn pair(kind: &str, target: &str) -> (String, String) {
-    (kind.to_string(), target.to_string())
+    ops.iter().map(|o| PlannedOp::from_json(o).pair()).collect()
 }
 
 #[test]
@@ -126,7 +155,7 @@ fn grace_deprovision_disables_only_after_the_grace_period() {
 
     // Day 0: kept, and the day it went missing is recorded.
     let ops = case.plan("2026-03-01");
-    assert_eq!(kinds(&ops), vec![pair("update_user", "cy")]);
+    assert_eq!(kinds(&ops), pairs(&[("update_user", "cy")]));
     assert_eq!(
         ops[0]["metadata"]["ldap2ftrack.missing_since"]["to"],
         "2026-03-01"
@@ -145,7 +174,7 @@ fn grace_deprovision_disables_only_after_the_grace_period() {
     assert_eq!(case.plan("2026-03-10"), Vec::<Value>::new());
     // After it: disabled, the rule named as the reason.
     let ops = case.plan("2026-03-16");
-    assert_eq!(kinds(&ops), vec![pair("disable_user", "cy")]);
+    assert_eq!(kinds(&ops), pairs(&[("disable_user", "cy")]));
     assert!(
         ops[0]["reason"]
             .as_str()
@@ -253,18 +282,10 @@ fn a_user_disabled_in_ldap_gets_the_grace_period_too_when_configured() {
     );
     let case = Case::new(&rules, &[("ann", 1), ("bob", 2)]);
     case.apply("2026-03-01");
-    let ldif = std::fs::read_to_string(case.dir.path().join("directory.ldif")).unwrap();
-    std::fs::write(
-        case.dir.path().join("directory.ldif"),
-        ldif.replace(
-            "uid: bob\n",
-            "uid: bob\npwdAccountLockedTime: 000001010000Z\n",
-        ),
-    )
-    .unwrap();
+    case.set_directory(&[("ann", 1), ("bob", 2)], &["bob"]);
     // Day 0: kept, and the day it was first seen disabled is recorded.
     let ops = case.plan("2026-03-01");
-    assert_eq!(kinds(&ops), vec![pair("update_user", "bob")]);
+    assert_eq!(kinds(&ops), pairs(&[("update_user", "bob")]));
     assert_eq!(
         ops[0]["metadata"]["ldap2ftrack.missing_since"]["to"],
         "2026-03-01"
@@ -273,6 +294,6 @@ fn a_user_disabled_in_ldap_gets_the_grace_period_too_when_configured() {
     assert_eq!(case.plan("2026-03-10"), Vec::<Value>::new());
     assert_eq!(
         kinds(&case.plan("2026-03-16")),
-        vec![pair("disable_user", "bob")]
+        pairs(&[("disable_user", "bob")])
     );
 }

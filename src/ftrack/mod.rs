@@ -1,6 +1,7 @@
 //! The ftrack side: an authenticated [`Session`] and how to open one from the configuration,
 //! including the bundled emulator run in-process for `server_url = "emulator:PATH"`.
 
+mod bundled;
 pub mod query;
 pub mod session;
 pub mod snapshot;
@@ -9,7 +10,6 @@ pub use session::{FtrackError, RetryPolicy, Session, SessionSettings};
 pub use snapshot::FtrackSnapshot;
 
 use crate::config::{FtrackServer, FtrackSettings, Secret};
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// Why no session could be opened.
@@ -28,7 +28,7 @@ pub enum OpenError {
 #[derive(Debug)]
 pub struct Connection {
     pub session: Session,
-    emulator: Option<(ftrack_emulator::RunningEmulator, PathBuf)>,
+    emulator: Option<bundled::Bundled>,
 }
 
 impl Connection {
@@ -64,26 +64,13 @@ impl Connection {
                 })
             }
             FtrackServer::Emulator { state, seed } => {
-                let source = if state.exists() {
-                    Some(state)
-                } else {
-                    seed.as_ref()
-                };
-                let key = format!("emulator-{:016x}", fastrand::u64(..));
-                let mut config = ftrack_emulator::EmulatorConfig::new(&api_user, &key);
-                if let Some(path) = source {
-                    let dump = ftrack_emulator::StateDump::from_file(path)
-                        .map_err(|e| OpenError::Emulator(format!("{}: {e}", path.display())))?;
-                    config = config.state(dump);
-                }
-                let running = ftrack_emulator::spawn(config)
-                    .await
-                    .map_err(|e| OpenError::Emulator(e.to_string()))?;
-                session_settings.server_url = running.url();
+                let (bundled, url, key) =
+                    bundled::Bundled::start(&api_user, state, seed.as_ref()).await?;
+                session_settings.server_url = url;
                 session_settings.api_key = Secret::new(key);
                 Ok(Connection {
                     session: Session::new(session_settings)?,
-                    emulator: Some((running, state.clone())),
+                    emulator: Some(bundled),
                 })
             }
         }
@@ -91,16 +78,8 @@ impl Connection {
 
     /// Writes the emulator's state back to its file (after an apply); a no-op for a real server.
     pub fn save(&self) -> Result<(), OpenError> {
-        let Some((running, path)) = &self.emulator else {
-            return Ok(());
-        };
-        let fail =
-            |e: std::io::Error| OpenError::Emulator(format!("cannot save {}: {e}", path.display()));
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(fail)?;
-        }
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, running.dump().to_json_pretty()).map_err(fail)?;
-        std::fs::rename(&tmp, path).map_err(fail)
+        self.emulator
+            .as_ref()
+            .map_or(Ok(()), bundled::Bundled::save)
     }
 }

@@ -69,3 +69,49 @@ pub fn check(
         Err(GuardRefusal { reasons })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{ManagedCounts, Operation};
+
+    fn plan(disables: usize, managed_users: usize) -> Plan {
+        Plan {
+            operations: (0..disables)
+                .map(|i| Operation::new(OperationKind::DisableUser, format!("u{i}"), "gone"))
+                .collect(),
+            managed: ManagedCounts {
+                users: managed_users,
+                memberships: 0,
+                role_grants: 0,
+            },
+            ..Plan::default()
+        }
+    }
+
+    #[test]
+    fn a_plan_within_the_limits_passes() {
+        let guards = GuardSettings::default();
+        assert_eq!(check(&plan(10, 100), &guards, 100), Ok(()));
+    }
+
+    #[test]
+    fn a_plan_over_a_limit_is_refused_with_the_numbers() {
+        let guards = GuardSettings::default();
+        let refusal = check(&plan(11, 100), &guards, 100).unwrap_err();
+        assert_eq!(
+            refusal.reasons,
+            ["11 users to disable of 100 managed exceeds [guards] max_disable = 10% (allows 10)"]
+        );
+        assert!(refusal.to_string().contains("--force"));
+    }
+
+    #[test]
+    fn an_empty_directory_is_refused_unless_allowed() {
+        let mut guards = GuardSettings::default();
+        let refusal = check(&plan(0, 0), &guards, 0).unwrap_err();
+        assert!(refusal.reasons[0].contains("allow_empty_source"));
+        guards.allow_empty_source = true;
+        assert_eq!(check(&plan(0, 0), &guards, 0), Ok(()));
+    }
+}

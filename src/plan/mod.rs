@@ -5,8 +5,10 @@
 pub mod diff;
 pub mod guard;
 pub mod operation;
+pub mod saved;
 
 pub use operation::{Change, Operation, OperationKind};
+pub use saved::SavedPlan;
 
 use crate::rules::pipeline::SkippedEntry;
 use serde::{Deserialize, Serialize};

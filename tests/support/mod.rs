@@ -1,5 +1,12 @@
-//! Shared test harness: real servers for integration tests, started per test and stopped on
-//! drop. Include it from a test file with `mod support;`.
+//! Shared test harness. Include it from a test file with `mod support;`.
+//!
+//! * [`bin`] (re-exported here): the `ldap2ftrack` binary with a clean, explicit environment
+//!   and a private compile cache for rule modules; a private copy of the bundled demo.
+//! * [`plan`] (re-exported here): the operations of a `plan --output json` document.
+//! * [`entry`]: directory entries for LDIF files written with the crate's own
+//!   `ldap2ftrack::directory::ldif::write`.
+//!
+//! Real servers for integration tests, started per test and stopped on drop:
 //!
 //! * [`slapd`]: a real OpenLDAP slapd (mdb, memberof, ppolicy, StartTLS and ldaps with a CA the
 //!   harness generates, a size-limited sync account), loaded with `slapadd`.
@@ -8,8 +15,34 @@
 
 #![allow(dead_code)]
 
+pub mod bin;
 pub mod fake_ad;
+pub mod plan;
 pub mod slapd;
+
+// Each test file uses some of these; the rest would be unused imports there.
+#[allow(unused_imports)]
+pub use bin::{clean_env, copy_dir, demo_copy, ldap2ftrack, root, rule_cache_dir, run, text};
+#[allow(unused_imports)]
+pub use plan::{pairs, plan_ops, triples, PlannedOp};
+
+use ldap2ftrack::directory::{Entry, Value};
+
+/// A directory entry with these text attributes, in order (a name may repeat); write a list
+/// of them with `ldap2ftrack::directory::ldif::write`, or [`write_ldif`].
+pub fn entry(dn: impl Into<String>, attributes: &[(&str, &str)]) -> Entry {
+    let mut entry = Entry::new(dn);
+    for (name, value) in attributes {
+        entry.push(name, Value::Text(value.to_string()));
+    }
+    entry
+}
+
+/// Writes `entries` to `path` as LDIF, with the crate's writer (the reader's counterpart).
+pub fn write_ldif(path: &std::path::Path, entries: &[Entry]) {
+    std::fs::write(path, ldap2ftrack::directory::ldif::write(entries))
+        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
 
 /// One LDIF line `name: value`, base64-encoded (`name:: …`) when the value is not safe ASCII.
 pub fn ldif_line(name: &str, value: &str) -> String {

@@ -200,8 +200,11 @@ impl Slapd {
     }
 
     /// Loads the suffix, the service accounts and `ldif` (entries below [`SUFFIX`], parents
-    /// first) with slapadd, then starts slapd and waits until it accepts connections.
+    /// first) with slapadd, then starts slapd and waits until it accepts connections. `ldif`
+    /// may be the output of `ldap2ftrack::directory::ldif::write`: its `version: 1` header
+    /// is dropped, since the file slapadd reads starts with the base entries.
     pub fn start(ldif: &str) -> Slapd {
+        let ldif = ldif.strip_prefix("version: 1\n").unwrap_or(ldif);
         require_slapd();
         let started = Instant::now();
         let certs = certs();

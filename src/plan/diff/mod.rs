@@ -215,3 +215,6 @@ fn managed_counts(matching: &Matching, managed: &Managed) -> ManagedCounts {
         role_grants,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,7 +9,7 @@
 //! and recompiled, never fatal.
 
 use super::limits;
-use ring::digest::{Context, SHA256};
+use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -47,15 +47,11 @@ pub fn engine() -> Result<&'static Engine, String> {
 
 /// Lower-case hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(ring::digest::digest(&SHA256, bytes).as_ref())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    format!("{:x}", Sha256::digest(bytes))
 }
 
 /// Feeds `Hash` output into SHA-256, for a stable file-name key.
-struct Sha256Hasher(Context);
+struct Sha256Hasher(Sha256);
 
 impl Hasher for Sha256Hasher {
     fn finish(&self) -> u64 {
@@ -69,10 +65,13 @@ impl Hasher for Sha256Hasher {
 /// What a precompiled artifact must match to be loadable: wasmtime version and engine
 /// configuration (including the host CPU features Cranelift targets).
 pub fn engine_key(engine: &Engine) -> String {
-    let mut h = Sha256Hasher(Context::new(&SHA256));
+    let mut h = Sha256Hasher(Sha256::new());
     h.write(b"wasmtime-48.0.8;ldap2ftrack-rules-1;");
     engine.precompile_compatibility_hash().hash(&mut h);
-    hex(&h.0.finish().as_ref()[..12])
+    // The first 12 bytes (24 hex digits) of the digest.
+    let mut key = format!("{:x}", h.0.finalize());
+    key.truncate(24);
+    key
 }
 
 /// `$LDAP2FTRACK_CACHE_DIR`, else `$XDG_CACHE_HOME/ldap2ftrack`, else `~/.cache/ldap2ftrack`;

@@ -1,0 +1,251 @@
+//! The diff in-process: desired users and an ftrack snapshot built by hand, no servers.
+
+use super::*;
+use crate::config::DeprovisionAction;
+use crate::ftrack::snapshot::{
+    FtrackProject, FtrackSecurityRole, FtrackSnapshot, FtrackUser, FtrackUserSecurityRole,
+};
+use crate::rules::pipeline::{DesiredUser, Evaluation};
+use crate::rules::{Access, RoleGrant, RoleScope, RuleEntry, UserFields};
+
+const ARTIST: &str = "r-artist";
+const ADMIN: &str = "r-admin";
+const SHOW: &str = "p-show";
+
+fn settings() -> PlanSettings {
+    PlanSettings {
+        api_user: "sync-bot".into(),
+        protected_users: vec!["boss".into()],
+        deprovision_action: DeprovisionAction::Disable,
+        managed_groups: Vec::new(),
+        managed_roles: vec!["Artist".into()],
+        today: "2026-11-29".into(),
+    }
+}
+
+fn desired(uid: &str, roles: &[(&str, Option<&str>)]) -> DesiredUser {
+    DesiredUser {
+        entry: RuleEntry {
+            dn: format!("uid={uid},ou=people,dc=x"),
+            stable_id: Some(format!("id-{uid}")),
+            disabled: false,
+            attributes: Vec::new(),
+            groups: Vec::new(),
+        },
+        source: usize::MAX,
+        fields: UserFields {
+            username: uid.into(),
+            email: Some(format!("{uid}@x.example")),
+            first_name: None,
+            last_name: None,
+        },
+        access: Access {
+            groups: Default::default(),
+            roles: roles
+                .iter()
+                .map(|(role, project)| RoleGrant {
+                    role: role.to_string(),
+                    scope: match project {
+                        Some(p) => RoleScope::Project(p.to_string()),
+                        None => RoleScope::AllOpenProjects,
+                    },
+                })
+                .collect(),
+        },
+        proposed_by: Vec::new(),
+    }
+}
+
+fn ftrack_user(uid: &str) -> FtrackUser {
+    FtrackUser {
+        id: format!("u-{uid}"),
+        username: uid.into(),
+        email: Some(format!("{uid}@x.example")),
+        is_active: true,
+        metadata: [(ANCHOR_KEY.to_string(), format!("id-{uid}"))].into(),
+        ..FtrackUser::default()
+    }
+}
+
+fn grant(uid: &str, role: &str, all: bool, projects: &[&str]) -> FtrackUserSecurityRole {
+    FtrackUserSecurityRole {
+        id: format!("usr-{uid}-{role}"),
+        user_id: format!("u-{uid}"),
+        security_role_id: role.into(),
+        is_all_open_projects: all,
+        project_ids: projects.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+fn ftrack(users: &[&str], grants: Vec<FtrackUserSecurityRole>) -> FtrackSnapshot {
+    let role = |id: &str, name: &str, kind: &str| FtrackSecurityRole {
+        id: id.into(),
+        name: name.into(),
+        role_type: Some(kind.into()),
+    };
+    FtrackSnapshot {
+        users: users.iter().map(|u| ftrack_user(u)).collect(),
+        security_roles: vec![
+            role(ARTIST, "Artist", "PROJECT"),
+            role(ADMIN, "Administrator", "API"),
+        ],
+        user_security_roles: grants,
+        projects: vec![FtrackProject {
+            id: SHOW.into(),
+            name: "show".into(),
+            status: None,
+        }],
+        ..FtrackSnapshot::default()
+    }
+}
+
+/// The plan for `users` against `ftrack`, every departed user given `verdict`.
+fn plan_with(users: Vec<DesiredUser>, ftrack: &FtrackSnapshot, verdict: Verdict) -> Plan {
+    let evaluation = Evaluation {
+        users,
+        skipped: Vec::new(),
+    };
+    let settings = settings();
+    let matching = Matching::new(&evaluation, ftrack, &settings);
+    let verdicts: Vec<(Verdict, String)> = matching
+        .departed_users(&settings.today)
+        .iter()
+        .map(|_| (verdict.clone(), "a rule".to_string()))
+        .collect();
+    let pipeline = Pipeline::new(Vec::new());
+    diff(
+        &matching,
+        &DirectorySnapshot::default(),
+        &settings,
+        &verdicts,
+        &pipeline,
+    )
+}
+
+fn plan(users: Vec<DesiredUser>, ftrack: &FtrackSnapshot) -> Plan {
+    plan_with(users, ftrack, Verdict::Disable("gone".into()))
+}
+
+fn summary(plan: &Plan) -> Vec<String> {
+    plan.operations
+        .iter()
+        .map(|op| {
+            let add = if op.add_role { " (add)" } else { "" };
+            format!("{}{add}", op.summary())
+        })
+        .collect()
+}
+
+#[test]
+fn a_new_user_is_created_then_given_the_role_it_lacks() {
+    let p = plan(
+        vec![desired(
+            "ann",
+            &[("Artist", None), ("Artist", Some("show"))],
+        )],
+        &ftrack(&[], Vec::new()),
+    );
+    assert_eq!(
+        summary(&p),
+        [
+            "+ user ann",
+            "+ ann role Artist on all open projects (add)",
+            "+ ann role Artist on show",
+        ],
+        "one add, on the first grant in plan order"
+    );
+}
+
+#[test]
+fn a_held_role_is_only_widened() {
+    let p = plan(
+        vec![desired(
+            "ann",
+            &[("Artist", None), ("Artist", Some("show"))],
+        )],
+        &ftrack(&["ann"], vec![grant("ann", ARTIST, false, &[])]),
+    );
+    assert_eq!(
+        summary(&p),
+        [
+            "+ ann role Artist on all open projects",
+            "+ ann role Artist on show"
+        ]
+    );
+}
+
+#[test]
+fn a_role_of_another_type_is_noted_once_and_never_granted_or_revoked() {
+    let p = plan(
+        vec![
+            desired("ann", &[("Administrator", None)]),
+            desired("bob", &[("administrator", None)]),
+        ],
+        &ftrack(&["ann", "bob"], vec![grant("bob", ADMIN, true, &[])]),
+    );
+    assert_eq!(summary(&p), Vec::<String>::new());
+    assert_eq!(p.notes.len(), 1, "{:?}", p.notes);
+    assert!(
+        p.notes[0].starts_with("security role `Administrator` has type API")
+            && p.notes[0].ends_with("2 users: `ann`, `bob`"),
+        "{}",
+        p.notes[0]
+    );
+}
+
+#[test]
+fn narrowing_revokes_a_scope_and_no_scope_left_removes_the_role() {
+    let p = plan(
+        vec![desired("ann", &[("Artist", None)]), desired("bob", &[])],
+        &ftrack(
+            &["ann", "bob"],
+            vec![
+                grant("ann", ARTIST, true, &[SHOW]),
+                grant("bob", ARTIST, true, &[]),
+            ],
+        ),
+    );
+    assert_eq!(
+        summary(&p),
+        ["- ann role Artist on show", "- bob role Artist (entirely)"]
+    );
+    assert_eq!(p.managed.role_grants, 3);
+}
+
+#[test]
+fn a_missing_project_is_noted_with_the_users_and_skipped() {
+    let p = plan(
+        vec![desired("ann", &[("Artist", Some("gone"))])],
+        &ftrack(&["ann"], Vec::new()),
+    );
+    assert_eq!(summary(&p), Vec::<String>::new());
+    assert_eq!(
+        p.notes,
+        ["project `gone` does not exist in ftrack; grants of Artist on it are skipped; 1 user: `ann`"]
+    );
+}
+
+#[test]
+fn departed_users_follow_the_verdict_and_protected_users_are_left_alone() {
+    let snapshot = ftrack(&["ann", "gone", "boss"], Vec::new());
+    let p = plan(vec![desired("ann", &[])], &snapshot);
+    assert_eq!(summary(&p), ["- user gone: disable"]);
+    let op = &p.operations[0];
+    assert_eq!(op.reason, "a rule: gone");
+    assert_eq!(
+        op.metadata.keys().collect::<Vec<_>>(),
+        [DISABLED_BY_SYNC_KEY, MISSING_SINCE_KEY]
+    );
+
+    let kept = plan_with(
+        vec![desired("ann", &[])],
+        &snapshot,
+        Verdict::Keep("grace".into()),
+    );
+    assert_eq!(
+        summary(&kept),
+        ["~ user gone"],
+        "only the missing-since date"
+    );
+    assert_eq!(kept.operations[0].reason, "a rule: kept: grace");
+}
