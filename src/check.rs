@@ -77,6 +77,27 @@ impl LdapReport {
 }
 
 pub fn run(config: &Config, output: OutputFormat) -> Result<(), Failure> {
+    // Local facts first: every module's file, pin, ABI, bounds and configuration are
+    // checked before any server is contacted.
+    let rules = config
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(index, settings)| {
+            // Loading checks the hash (so the pinned one is the file's), the ABI and the
+            // module's configuration.
+            let stage = WasmStage::load(settings, index)
+                .map_err(|e| Failure::rule_load(&config.file, e))?;
+            Ok(RuleReport {
+                module: settings.module.display().to_string(),
+                name: stage.name().to_string(),
+                sha256: settings.sha256.trim().to_ascii_lowercase(),
+                hooks: stage.hooks().iter().map(|h| h.to_string()).collect(),
+                bounds: settings.bounds.report(index),
+            })
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
+    crate::run::preflight(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -96,24 +117,6 @@ pub fn run(config: &Config, output: OutputFormat) -> Result<(), Failure> {
             "group members that are not selected users or groups were skipped"
         );
     }
-    let rules = config
-        .rules
-        .iter()
-        .enumerate()
-        .map(|(index, settings)| {
-            // Loading checks the hash (so the pinned one is the file's), the ABI and the
-            // module's configuration.
-            let stage = WasmStage::load(settings, index)
-                .map_err(|e| Failure::rule_load(&config.file, e))?;
-            Ok(RuleReport {
-                module: settings.module.display().to_string(),
-                name: stage.name().to_string(),
-                sha256: settings.sha256.trim().to_ascii_lowercase(),
-                hooks: stage.hooks().iter().map(|h| h.to_string()).collect(),
-                bounds: settings.bounds.report(index),
-            })
-        })
-        .collect::<Result<Vec<_>, Failure>>()?;
     let report = CheckReport {
         config: "ok",
         ldap: LdapReport::of(&snapshot),

@@ -98,13 +98,13 @@ fn plan_locked(
     record: &mut RunRecord,
 ) -> Result<(), Failure> {
     let rt = run::runtime()?;
+    let mut pipeline = run::prepare(config)?;
     let inputs = rt.block_on(run::read_inputs(config, args.snapshot.is_some()))?;
     record_timings(record, &inputs.timings);
-    let mut pipeline = run::pipeline(config)?;
     let today = crate::clock::today();
     let planned = run::plan_on(config, &inputs, &mut pipeline, today.clone())?;
     record_timings(record, &planned.timings);
-    record.plan(&planned.plan, &config.guards);
+    record.plan(&planned.plan, &config.guards, inputs.directory.users.len());
     if let (Some(dir), Some(entries)) = (&args.snapshot, &inputs.entries) {
         crate::fixtures::capture(dir, config, entries, &inputs.ftrack, &planned.plan, &today)?;
         eprintln!(
@@ -156,9 +156,9 @@ fn apply_locked(
     record: &mut RunRecord,
 ) -> Result<(), Failure> {
     let rt = run::runtime()?;
+    let mut pipeline = run::prepare(config)?;
     let inputs = rt.block_on(run::read_inputs(config, false))?;
     record_timings(record, &inputs.timings);
-    let mut pipeline = run::pipeline(config)?;
     let planned = run::plan(config, &inputs, &mut pipeline)?;
     record_timings(record, &planned.timings);
     if let Some(why) = saved
@@ -170,7 +170,7 @@ fn apply_locked(
         )));
     }
     let plan = saved.map(|s| s.plan).unwrap_or(planned.plan);
-    record.plan(&plan, &config.guards);
+    record.plan(&plan, &config.guards, inputs.directory.users.len());
     run::guard(config, &plan, inputs.directory.users.len(), args.force)?;
     if plan.is_empty() {
         match output {
@@ -215,8 +215,8 @@ fn module_pins(config: &Config) -> Vec<String> {
 
 pub fn explain(config: &Config, username: &str, output: OutputFormat) -> Result<(), Failure> {
     let rt = run::runtime()?;
+    let mut pipeline = run::prepare(config)?;
     let inputs = rt.block_on(run::read_inputs(config, false))?;
-    let mut pipeline = run::pipeline(config)?;
     let planned = run::plan(config, &inputs, &mut pipeline)?;
     let wanted = username.to_lowercase();
     let desired = planned

@@ -4,6 +4,7 @@
 
 use crate::config::GuardSettings;
 use crate::plan::{OperationKind, Plan};
+use crate::rules::pipeline::SkipCause;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -19,6 +20,8 @@ pub struct RunRecord {
     pub applied: usize,
     /// (guard key, how many more changes it would have allowed; negative = exceeded).
     pub guard_margins: Vec<(&'static str, i64)>,
+    /// Directory entries left out of the run, by cause (`failed`, `invalid`, `excluded`).
+    pub skipped: Vec<(&'static str, usize)>,
 }
 
 impl RunRecord {
@@ -42,7 +45,25 @@ impl RunRecord {
     }
 
     /// Records the plan's counts and how close it came to each guard.
-    pub fn plan(&mut self, plan: &Plan, guards: &GuardSettings) {
+    pub fn plan(&mut self, plan: &Plan, guards: &GuardSettings, directory_users: usize) {
+        self.skipped = [
+            ("failed", SkipCause::Failed),
+            ("invalid", SkipCause::Invalid),
+            ("excluded", SkipCause::Excluded),
+        ]
+        .into_iter()
+        .map(|(label, cause)| {
+            (
+                label,
+                plan.skipped.iter().filter(|s| s.cause == cause).count(),
+            )
+        })
+        .collect();
+        let counted = plan
+            .skipped
+            .iter()
+            .filter(|s| s.cause != SkipCause::Excluded)
+            .count() as i64;
         self.planned = OperationKind::ALL
             .iter()
             .map(|k| (k.as_str(), plan.count(*k)))
@@ -74,6 +95,10 @@ impl RunRecord {
                     plan.managed.role_grants,
                     OperationKind::RevokeRole,
                 ),
+            ),
+            (
+                "max_skipped",
+                guards.max_skipped.allowed(directory_users as u64) as i64 - counted,
             ),
         ];
     }
@@ -161,6 +186,17 @@ impl RunRecord {
                 &labelled(&[("ldap", ldap_pages.to_string())], "source"),
             );
         }
+        let skipped: Vec<(&str, String)> = self
+            .skipped
+            .iter()
+            .map(|(c, n)| (*c, n.to_string()))
+            .collect();
+        metric(
+            "ldap2ftrack_skipped_entries",
+            "gauge",
+            "Directory entries the last run left out, by cause (failed: a rule failed on it; invalid: it cannot go to ftrack as it is; excluded: a rule chose to leave it out).",
+            &labelled(&skipped, "cause"),
+        );
         let margins: Vec<(&str, String)> = self
             .guard_margins
             .iter()
@@ -202,7 +238,7 @@ mod tests {
     fn textfile_keeps_the_last_success_across_a_failure() {
         let mut record = RunRecord::new("apply");
         record.phase("ldap_read", Duration::from_millis(1500));
-        record.plan(&Plan::default(), &GuardSettings::default());
+        record.plan(&Plan::default(), &GuardSettings::default(), 0);
         crate::directory::ldap::count_pages(1);
         let ok = record.render(0, None);
         assert!(

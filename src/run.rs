@@ -9,11 +9,14 @@ use crate::failure::Failure;
 use crate::ftrack::{Connection, FtrackSnapshot, OpenError};
 use crate::plan::{diff, guard, Plan, PlanSettings};
 use crate::progress;
+use crate::rules::budget::RunBudget;
 use crate::rules::builtin::BuiltinStage;
 use crate::rules::pipeline::{Evaluation, Pipeline};
 use crate::rules::wasm::WasmStage;
 use crate::rules::Stage;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Everything read at the start of a run.
 pub struct Inputs {
@@ -38,6 +41,31 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))
+}
+
+/// Everything a run can check without the network, before it contacts LDAP or ftrack: the
+/// rule modules (file, pin, ABI, bounds, configuration), then [`preflight`]. Returns the rule
+/// pipeline, ready to run.
+pub fn prepare(config: &Config) -> Result<Pipeline, Failure> {
+    let pipeline = pipeline(config)?;
+    preflight(config)?;
+    Ok(pipeline)
+}
+
+/// The servers' local settings: the directory's (LDIF file, bind password, CA file) and
+/// ftrack's (server, API user, API key), each checked without the network.
+pub fn preflight(config: &Config) -> Result<(), Failure> {
+    let env = |name: &str| std::env::var(name).ok();
+    directory::check_local(&config.ldap, &env).map_err(|e| Failure::Runtime(e.to_string()))?;
+    let ftrack = &config.ftrack;
+    ftrack.require_api_user().map_err(Failure::Usage)?;
+    if let crate::config::FtrackServer::Url(_) = ftrack.require_server().map_err(Failure::Usage)? {
+        ftrack
+            .api_key
+            .read("ftrack API key", &env)
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// Reads the directory and ftrack at the same time. Either failing fails the run: a partial
@@ -105,20 +133,20 @@ pub async fn read_inputs(config: &Config, keep_entries: bool) -> Result<Inputs, 
 
 /// The rule stages: built-in mappings first, then each configured module in order.
 pub fn pipeline(config: &Config) -> Result<Pipeline, Failure> {
-    let first = stages(config)?;
+    // One time budget per module, whichever thread runs it.
+    let budgets: Vec<Arc<RunBudget>> = config
+        .rules
+        .iter()
+        .map(|r| Arc::new(RunBudget::new(Duration::from_secs(r.max_run_seconds))))
+        .collect();
+    let first = stages(config, &budgets)?;
     // A second worker thread gets its own instance of every stage, loaded the same way.
     let owned = config.clone();
-    let factory = move || {
-        stages(&owned).map_err(|e| match e {
-            Failure::Runtime(m) | Failure::Usage(m) | Failure::Guard(m) => m,
-            Failure::Config(c) => c.to_string(),
-            Failure::PendingChanges => String::new(),
-        })
-    };
+    let factory = move || stages(&owned, &budgets).map_err(|e| e.to_string());
     Ok(Pipeline::new(first).with_workers(Box::new(factory)))
 }
 
-fn stages(config: &Config) -> Result<Vec<Box<dyn Stage>>, Failure> {
+fn stages(config: &Config, budgets: &[Arc<RunBudget>]) -> Result<Vec<Box<dyn Stage>>, Failure> {
     let mut stages: Vec<Box<dyn Stage>> = vec![Box::new(BuiltinStage::new(
         &config.mappings,
         &config.group_mappings,
@@ -126,6 +154,10 @@ fn stages(config: &Config) -> Result<Vec<Box<dyn Stage>>, Failure> {
     for (index, settings) in config.rules.iter().enumerate() {
         let stage =
             WasmStage::load(settings, index).map_err(|e| Failure::rule_load(&config.file, e))?;
+        let stage = match budgets.get(index) {
+            Some(budget) => stage.with_budget(budget.clone()),
+            None => stage,
+        };
         stages.push(Box::new(stage));
     }
     Ok(stages)

@@ -132,7 +132,7 @@ fn check_fails_closed_on_a_missing_base_dn() {
     .unwrap();
     std::fs::write(
         dir.path().join("s.toml"),
-        "[ldap]\nurl = \"ldif:d.ldif\"\nuser_base_dn = \"ou=staff,dc=studio,dc=example\"\ngroup_base_dn = \"ou=groups,dc=studio,dc=example\"\n",
+        "[ldap]\nurl = \"ldif:d.ldif\"\nuser_base_dn = \"ou=staff,dc=studio,dc=example\"\ngroup_base_dn = \"ou=groups,dc=studio,dc=example\"\n\n[ftrack]\nserver_url = \"emulator:state.json\"\napi_user = \"sync-bot\"\n",
     )
     .unwrap();
     let out = ldap2ftrack(

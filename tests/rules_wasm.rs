@@ -64,6 +64,7 @@ fn settings(name: &str, config: &str) -> RuleModuleSettings {
         config: toml::from_str(config).unwrap(),
         on_error: OnRuleError::Abort,
         bounds: trust_everything(),
+        max_run_seconds: 300,
     }
 }
 

@@ -126,6 +126,10 @@ group_base_dn = "ou=groups,{SUFFIX}"
 server_url = "{}"
 api_user = "{API_USER}"
 
+# eve is left out on purpose (her module proposal is outside its bounds).
+[guards]
+max_skipped = 1
+
 [group_mappings]
 "staff" = {{ groups = ["Staff"], roles = ["Artist"] }}
 "leads" = {{ project_roles = {{ "short_film" = ["Supervisor"] }} }}

@@ -297,3 +297,122 @@ fn a_user_disabled_in_ldap_gets_the_grace_period_too_when_configured() {
         pairs(&[("disable_user", "bob")])
     );
 }
+
+/// A test module from tests/rule-modules that misbehaves as its `mode` says.
+fn hostile() -> (PathBuf, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/rule-modules/target/wasm32-wasip2/release/hostile.wasm");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; build the test rule modules with `bash tests/run.sh`",
+            path.display()
+        )
+    });
+    (path, format!("{:x}", Sha256::digest(&bytes)))
+}
+
+fn many_people(n: u32) -> Vec<(String, u32)> {
+    (1..=n).map(|i| (format!("p{i:03}"), 100 + i)).collect()
+}
+
+fn borrowed(people: &[(String, u32)]) -> Vec<(&str, u32)> {
+    people.iter().map(|(u, n)| (u.as_str(), *n)).collect()
+}
+
+#[test]
+fn a_module_failing_on_every_entry_under_skip_is_refused_by_a_guard() {
+    let (wasm, sha) = hostile();
+    let people = many_people(60);
+    let case = Case::new(
+        &format!(
+            "[run]\nmetrics_file = \"metrics.prom\"\n\n[[rules]]\nmodule = \"{}\"\nsha256 = \"{sha}\"\non_error = \"skip\"\n[rules.config]\nmode = \"panic\"\n",
+            wasm.display()
+        ),
+        &borrowed(&people),
+    );
+    let out = case.run(&["apply"], "2026-03-01");
+    assert_eq!(out.status.code(), Some(3), "{}", support::text(&out.stderr));
+    let err = support::text(&out.stderr);
+    assert!(
+        err.contains("60 of 60 directory entries were left out because a rule failed on them or they are invalid, which exceeds [guards] max_skipped = 5% (allows 3)"),
+        "{err}"
+    );
+    assert!(
+        !case.dir.path().join("state.json").exists(),
+        "nothing written"
+    );
+    let metrics = std::fs::read_to_string(case.dir.path().join("metrics.prom")).unwrap();
+    assert!(
+        metrics.contains("ldap2ftrack_skipped_entries{cause=\"failed\"} 60")
+            && metrics.contains("ldap2ftrack_guard_margin{guard=\"max_skipped\"} -57")
+            && metrics.contains("ldap2ftrack_exit_code{command=\"apply\"} 3"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_module_over_its_run_budget_stops_the_run_naming_its_cost() {
+    let (wasm, sha) = hostile();
+    let people = many_people(200);
+    let case = Case::new(
+        &format!(
+            "[[rules]]\nmodule = \"{}\"\nsha256 = \"{sha}\"\non_error = \"skip\"\nmax_run_seconds = 1\n[rules.config]\nmode = \"loop\"\n",
+            wasm.display()
+        ),
+        &borrowed(&people),
+    );
+    let started = std::time::Instant::now();
+    let out = case.run(&["apply"], "2026-03-01");
+    let elapsed = started.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", support::text(&out.stderr));
+    let err = support::text(&out.stderr);
+    assert!(
+        err.contains("rule module `hostile` used")
+            && err.contains("more than its run budget (max_run_seconds = 1)")
+            && err.contains("ms per call"),
+        "{err}"
+    );
+    assert!(
+        !case.dir.path().join("state.json").exists(),
+        "nothing written"
+    );
+    assert!(elapsed.as_secs() < 30, "stopped early: {elapsed:?}");
+}
+
+#[test]
+fn a_wrong_pin_is_found_before_any_server_is_contacted() {
+    let (wasm, sha) = module("studio_basics");
+    let wrong = "0".repeat(64);
+    let dir = tempfile::tempdir().unwrap();
+    // Servers that would take many seconds to fail: an unroutable documentation address.
+    std::fs::write(
+        dir.path().join("sync.toml"),
+        format!(
+            "[ldap]\nurl = \"ldap://192.0.2.1:389\"\nuser_base_dn = \"dc=studio,dc=example\"\ntimeout_s = 30\n\n\
+             [ftrack]\nserver_url = \"https://192.0.2.1\"\napi_user = \"sync-bot\"\n\n\
+             [[rules]]\nmodule = \"{}\"\nsha256 = \"{wrong}\"\n",
+            wasm.display()
+        ),
+    )
+    .unwrap();
+    for command in ["check", "plan", "apply"] {
+        let started = std::time::Instant::now();
+        let out = support::run(dir.path(), &[command], &[("FTRACK_API_KEY", "k")]);
+        let elapsed = started.elapsed();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{command}: {}",
+            support::text(&out.stderr)
+        );
+        let err = support::text(&out.stderr);
+        assert!(
+            err.contains(&sha) && err.contains(&wrong),
+            "{command} names both hashes: {err}"
+        );
+        assert!(
+            elapsed < std::time::Duration::from_secs(2),
+            "{command} took {elapsed:?}: it waited for a server"
+        );
+    }
+}

@@ -187,6 +187,8 @@ pub struct RuleModuleSettings {
     pub on_error: OnRuleError,
     /// The groups and roles the module may manage (`groups`, `roles`).
     pub bounds: ModuleBounds,
+    /// How long all the module's hook calls of one run may take together.
+    pub max_run_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -211,6 +213,8 @@ pub struct GuardSettings {
     pub max_disable: GuardLimit,
     pub max_membership_removals: GuardLimit,
     pub max_role_revocations: GuardLimit,
+    /// Entries the rules failed on or found invalid, of the directory's users.
+    pub max_skipped: GuardLimit,
     pub allow_empty_source: bool,
 }
 
@@ -220,6 +224,7 @@ impl Default for GuardSettings {
             max_disable: GuardLimit::Percent(10.0),
             max_membership_removals: GuardLimit::Percent(20.0),
             max_role_revocations: GuardLimit::Percent(10.0),
+            max_skipped: GuardLimit::Percent(5.0),
             allow_empty_source: false,
         }
     }

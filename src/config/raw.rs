@@ -96,6 +96,7 @@ pub(super) struct RawRule {
     #[serde(default)]
     pub(super) on_error: OnRuleError,
     pub(super) groups: Option<Vec<String>>,
+    pub(super) max_run_seconds: Option<u64>,
     pub(super) roles: Option<Vec<String>>,
 }
 
@@ -114,6 +115,7 @@ pub(super) struct RawGuards {
     pub(super) max_disable: Option<GuardLimit>,
     pub(super) max_membership_removals: Option<GuardLimit>,
     pub(super) max_role_revocations: Option<GuardLimit>,
+    pub(super) max_skipped: Option<GuardLimit>,
     #[serde(default)]
     pub(super) allow_empty_source: bool,
 }

@@ -665,3 +665,24 @@ fn the_shipped_sync_toml_is_valid() {
         Some(FtrackServer::Emulator { .. })
     ));
 }
+
+#[test]
+fn run_budgets_and_the_skipped_guard() {
+    let fx = Fixture::new();
+    let sha = "0".repeat(64);
+    let c = fx
+        .load(&format!(
+            "{MINIMAL}\n[guards]\nmax_skipped = 2\n\n[[rules]]\nmodule = \"module.wasm\"\nsha256 = \"{sha}\"\nmax_run_seconds = 30\n"
+        ))
+        .unwrap();
+    assert_eq!(c.guards.max_skipped, GuardLimit::Count(2));
+    assert_eq!(c.rules[0].max_run_seconds, 30);
+    let d = fx.load(MINIMAL).unwrap();
+    assert_eq!(d.guards.max_skipped, GuardLimit::Percent(5.0));
+    let e = fx
+        .load(&format!(
+            "{MINIMAL}\n[[rules]]\nmodule = \"module.wasm\"\nsha256 = \"{sha}\"\nmax_run_seconds = 0\n"
+        ))
+        .unwrap_err();
+    assert!(e.mentions_key("rules[0].max_run_seconds"), "{e}");
+}

@@ -66,6 +66,7 @@ impl Resolver {
                 .guards
                 .max_role_revocations
                 .unwrap_or(defaults.max_role_revocations),
+            max_skipped: raw.guards.max_skipped.unwrap_or(defaults.max_skipped),
             allow_empty_source: raw.guards.allow_empty_source,
         };
         let run = RunSettings {
@@ -454,12 +455,25 @@ impl Resolver {
             groups: patterns("groups", raw.groups),
             roles: patterns("roles", raw.roles),
         };
+        let max_run_seconds = raw
+            .max_run_seconds
+            .unwrap_or(crate::rules::budget::DEFAULT_MAX_RUN_SECONDS);
+        if max_run_seconds == 0 {
+            self.problem(
+                format!("{key}.max_run_seconds"),
+                format!(
+                    "must be at least 1 second (the default is {})",
+                    crate::rules::budget::DEFAULT_MAX_RUN_SECONDS
+                ),
+            );
+        }
         RuleModuleSettings {
             module,
             sha256,
             config: raw.config,
             on_error: raw.on_error,
             bounds,
+            max_run_seconds,
         }
     }
 

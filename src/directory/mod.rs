@@ -98,6 +98,22 @@ pub fn read_with_env<'s>(
     async move { snapshot::assemble(entries.await?) }
 }
 
+/// Checks what the read needs that is local — the LDIF file, the bind password, the CA file —
+/// without touching the network, so a run fails on these before it contacts any server.
+pub fn check_local(
+    settings: &LdapSettings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), DirectoryError> {
+    match &settings.source {
+        DirectorySource::Server { .. } => ldap::prepare(settings, env).map(drop),
+        DirectorySource::LdifFile(path) if path.is_file() => Ok(()),
+        DirectorySource::LdifFile(path) => Err(DirectoryError::Search {
+            base_dn: settings.user_base_dn.clone(),
+            cause: format!("the LDIF file {} does not exist", path.display()),
+        }),
+    }
+}
+
 /// The raw entries, before assembly (kept by `plan --snapshot` to write them out as LDIF).
 pub fn read_entries_with_env<'s>(
     settings: &'s LdapSettings,

@@ -4,6 +4,7 @@
 use super::operation::OperationKind;
 use super::Plan;
 use crate::config::{GuardLimit, GuardSettings};
+use crate::rules::pipeline::SkipCause;
 
 /// Why a plan was refused: every limit it exceeded, with the numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +64,18 @@ pub fn check(
         plan.managed.role_grants,
         &guards.max_role_revocations,
     );
+    let skipped = plan
+        .skipped
+        .iter()
+        .filter(|s| s.cause != SkipCause::Excluded)
+        .count() as u64;
+    if !guards.max_skipped.permits(skipped, directory_users as u64) {
+        reasons.push(format!(
+            "{skipped} of {directory_users} directory entries were left out because a rule failed on them or they are invalid, which exceeds [guards] max_skipped = {} (allows {}); the plan's skipped list says why for each",
+            guards.max_skipped,
+            guards.max_skipped.allowed(directory_users as u64)
+        ));
+    }
     if reasons.is_empty() {
         Ok(())
     } else {

@@ -8,6 +8,7 @@
 //! name the rule and the LDAP value behind it.
 
 pub mod bounds;
+pub mod budget;
 pub mod builtin;
 pub mod pipeline;
 pub mod wasm;
@@ -237,6 +238,11 @@ pub trait Stage: Send {
     /// The groups and roles this stage may manage; `None` for the studio's own built-in
     /// mappings, which are not bounded.
     fn bounds(&self) -> Option<&crate::config::ModuleBounds> {
+        None
+    }
+
+    /// Why this stage may not be called again this run (it used its run budget), if so.
+    fn over_budget(&self) -> Option<String> {
         None
     }
 

@@ -126,15 +126,39 @@ pub struct SkippedEntry {
     /// departed one).
     #[serde(skip)]
     pub anchor: String,
+    /// Why, in kind: the `[guards] max_skipped` limit counts failed and invalid entries.
+    #[serde(skip)]
+    pub cause: SkipCause,
+}
+
+/// Why an entry was left out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SkipCause {
+    /// The data cannot go to ftrack as it is (empty username, invalid e-mail, a username two
+    /// entries claim, an oversized entry, an ftrack user that belongs to another entry).
+    #[default]
+    Invalid,
+    /// A rule module failed on it under `on_error = "skip"`.
+    Failed,
+    /// A rule decided to leave it out (`skip(reason)` from transform-user): policy, not trouble.
+    Excluded,
 }
 
 impl SkippedEntry {
+    /// An entry that cannot go to ftrack as it is.
     pub fn of(entry: &RuleEntry, reason: impl Into<String>) -> SkippedEntry {
         SkippedEntry {
             dn: entry.dn.clone(),
             reason: reason.into(),
             anchor: entry.anchor(),
+            cause: SkipCause::Invalid,
         }
+    }
+
+    /// The same entry, with another cause.
+    pub fn because(mut self, cause: SkipCause) -> SkippedEntry {
+        self.cause = cause;
+        self
     }
 }
 
@@ -261,6 +285,9 @@ impl Pipeline {
         let mut verdict = initial;
         let mut by = "[deprovision] action".to_string();
         for stage in &mut self.stages {
+            if let Some(why) = stage.over_budget() {
+                return Err(over_budget(stage.as_ref(), &user.username, why));
+            }
             let before = verdict.clone();
             verdict = match stage.deprovision(user, verdict) {
                 Ok(v) => v,
@@ -317,6 +344,12 @@ fn evaluate_user(
     if let Some(problem) = entry.problem() {
         return Ok(Err(SkippedEntry::of(&entry, problem)));
     }
+    // A module that used its run budget stops the run, whatever its on_error says.
+    for stage in stages.iter() {
+        if let Some(why) = stage.over_budget() {
+            return Err(over_budget(stage.as_ref(), &entry.dn, why));
+        }
+    }
     let mut proposed_by = Vec::new();
     let mut decision = UserDecision::Sync(UserFields::default());
     for (position, stage) in stages.iter_mut().enumerate() {
@@ -341,7 +374,8 @@ fn evaluate_user(
             return Ok(Err(SkippedEntry::of(
                 &entry,
                 format!("{}: {why}", stage.name()),
-            )));
+            )
+            .because(SkipCause::Excluded)));
         }
     }
     let UserDecision::Sync(fields) = decision else {
@@ -385,6 +419,15 @@ fn evaluate_user(
     }))
 }
 
+fn over_budget(stage: &dyn Stage, entry: &str, why: String) -> RuleError {
+    RuleError {
+        stage: stage.name().to_string(),
+        hook: "its hooks",
+        entry: entry.to_string(),
+        message: why,
+    }
+}
+
 fn skip_or_abort(
     policy: OnRuleError,
     error: RuleError,
@@ -394,7 +437,9 @@ fn skip_or_abort(
         OnRuleError::Abort => Err(error),
         OnRuleError::Skip => {
             tracing::warn!("{error}; the entry is skipped (on_error = \"skip\")");
-            Ok(Err(SkippedEntry::of(entry, error.to_string())))
+            Ok(Err(
+                SkippedEntry::of(entry, error.to_string()).because(SkipCause::Failed)
+            ))
         }
     }
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything the read needs that does not touch the network.
-pub(super) fn prepare(
+pub(crate) fn prepare(
     settings: &LdapSettings,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Reader, DirectoryError> {
@@ -122,7 +122,7 @@ fn tls_config(
 }
 
 /// What both connections share: where to connect and how to authenticate.
-pub(super) struct Reader {
+pub(crate) struct Reader {
     pub(super) url: String,
     starttls: bool,
     tls: Option<Arc<rustls::ClientConfig>>,

@@ -35,7 +35,8 @@ mod search;
 
 use super::{DirectoryError, Entry, EntrySet, ReadStats};
 use crate::config::LdapSettings;
-use connect::{prepare, Conn, Reader};
+pub(crate) use connect::prepare;
+use connect::{Conn, Reader};
 use decode::parse_paged_cookie;
 use ldap3::controls::{PagedResults, RawControl};
 use ldap3::Scope;

@@ -118,6 +118,7 @@ impl WasmStage {
         f: impl FnOnce(&Rule, &mut Store<HostState>) -> wasmtime::Result<Result<W, String>>,
         back: impl FnOnce(W) -> Result<R, String>,
     ) -> Result<R, RuleError> {
+        let budget = std::sync::Arc::clone(&self.budget);
         let live = match self.live() {
             Ok(l) => l,
             Err(m) => {
@@ -125,7 +126,10 @@ impl WasmStage {
                 return Err(self.error(hook, entry, m));
             }
         };
-        let (result, fuel_used) = match guarded(live, f) {
+        let started = std::time::Instant::now();
+        let guarded = guarded(live, f);
+        budget.spend(started.elapsed());
+        let (result, fuel_used) = match guarded {
             Ok(r) => r,
             Err(e) => return Err(self.error(hook, entry, format!("could not set fuel: {e}"))),
         };
@@ -177,6 +181,10 @@ impl Stage for WasmStage {
 
     fn bounds(&self) -> Option<&crate::config::ModuleBounds> {
         Some(&self.bounds)
+    }
+
+    fn over_budget(&self) -> Option<String> {
+        self.budget.exceeded(&self.name)
     }
 
     fn transform_user(

@@ -366,6 +366,9 @@ impl WasmStage {
             origin: prepared.origin,
             instances: 1,
             last_fuel: 0,
+            budget: Arc::new(crate::rules::budget::RunBudget::new(
+                std::time::Duration::from_secs(settings.max_run_seconds),
+            )),
         })
     }
 }

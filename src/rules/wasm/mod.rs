@@ -287,6 +287,8 @@ pub struct WasmStage {
     origin: Origin,
     instances: u64,
     last_fuel: u64,
+    /// The run's time budget, shared with this module's instances on other threads.
+    budget: Arc<crate::rules::budget::RunBudget>,
 }
 
 impl fmt::Debug for WasmStage {
@@ -326,6 +328,13 @@ impl WasmStage {
     /// independent of the machine (0 when the hook is not implemented).
     pub fn last_fuel_used(&self) -> u64 {
         self.last_fuel
+    }
+
+    /// Shares `budget` (the run's time budget of this module) with this instance, so the
+    /// module's instances on every worker thread draw on one budget.
+    pub fn with_budget(mut self, budget: Arc<crate::rules::budget::RunBudget>) -> WasmStage {
+        self.budget = budget;
+        self
     }
 
     /// The module file.
