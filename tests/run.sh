@@ -59,6 +59,17 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$requireme
   echo "$requirements" > "$stamp"
 fi
 export LDAP2FTRACK_PYTHON="$venv/bin/python"
+# The Python rules SDK, editable, so pytest imports it natively (componentize-py takes its
+# source folder with -p instead). Reinstalled when it is missing, installed from another
+# checkout, or its pyproject.toml changed.
+sdk_stamp="$venv/.ldap2ftrack-rules-sdk"
+sdk_init="$root/rules-sdk/python/src/ldap2ftrack_rules/__init__.py"
+if [ "$("$venv/bin/python" -c 'import ldap2ftrack_rules; print(ldap2ftrack_rules.__file__)' 2>/dev/null)" != "$sdk_init" ] \
+   || [ rules-sdk/python/pyproject.toml -nt "$sdk_stamp" ]; then
+  log "pip install -e rules-sdk/python"
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -e rules-sdk/python
+  touch "$sdk_stamp"
+fi
 
 # --- rule modules (WebAssembly components) -------------------------------------------------
 # The example rules and the adversarial test modules are their own workspaces, built for
@@ -68,16 +79,21 @@ for ws in examples-rules tests/rule-modules; do
   log "cargo build --release --target wasm32-wasip2 ($ws)"
   cargo build --release --target wasm32-wasip2 --manifest-path "$ws/Cargo.toml"
 done
-# The Python twin of studio-basics, built by componentize-py (offline) from the same WIT;
-# tests/example_fixtures.rs runs it on studio-basics' fixture cases. Rebuilt when its source
-# or the WIT is newer than the component.
+# The Python SDK's tests (helper vectors shared with rules-sdk/tests/vectors.rs, the WIT glue)
+# and the Python twin's unit tests, natively.
+log "pytest (rules-sdk/python, examples-rules/studio-basics-py)"
+"$venv/bin/python" -m pytest -q -p no:cacheprovider rules-sdk/python
+"$venv/bin/python" -m pytest -q -p no:cacheprovider examples-rules/studio-basics-py
+# The Python twin of studio-basics, built by componentize-py (offline) from the same WIT with
+# the SDK; tests/example_fixtures.rs runs it on studio-basics' fixture cases. Rebuilt when
+# the WIT or a Python file of the module or the SDK is newer than the component.
 py_module=examples-rules/target/wasm32-wasip2/release/studio_basics_py.wasm
-if [ ! -f "$py_module" ] || [ examples-rules/studio-basics-py/app.py -nt "$py_module" ] \
-   || [ rules-sdk/wit/rules.wit -nt "$py_module" ]; then
+if [ ! -f "$py_module" ] || [ rules-sdk/wit/rules.wit -nt "$py_module" ] \
+   || [ -n "$(find examples-rules/studio-basics-py rules-sdk/python/src -name '*.py' -newer "$py_module")" ]; then
   log "componentize-py (examples-rules/studio-basics-py)"
   mkdir -p "$(dirname "$py_module")"
   "$venv/bin/componentize-py" -d rules-sdk/wit -w rule componentize --stub-wasi \
-    -p examples-rules/studio-basics-py app -o "$py_module"
+    -p examples-rules/studio-basics-py -p rules-sdk/python/src app -o "$py_module"
 fi
 log "cargo test (examples-rules, natively)"
 cargo test --manifest-path examples-rules/Cargo.toml
