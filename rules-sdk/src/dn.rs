@@ -13,48 +13,77 @@ pub struct Rdn {
 /// The parts of a DN, leftmost (most specific) first. Multi-valued RDNs (`cn=a+uid=b`) are
 /// split into their components too.
 pub fn parse(dn: &str) -> Vec<Rdn> {
+    rdns(dn).into_iter().flatten().collect()
+}
+
+/// The RDNs of a DN, leftmost first, each with its `attribute=value` parts (more than one
+/// for a multi-valued RDN such as `cn=a+uid=b`). Hex escapes are UTF-8 bytes (RFC 4514):
+/// `Caf\C3\A9` is `Café`.
+fn rdns(dn: &str) -> Vec<Vec<Rdn>> {
     let mut out = Vec::new();
-    let mut attr = String::new();
-    let mut value = String::new();
+    let mut rdn = Vec::new();
+    let mut attr: Vec<u8> = Vec::new();
+    let mut value: Vec<u8> = Vec::new();
     let mut in_value = false;
     let mut chars = dn.chars().peekable();
-    let flush = |attr: &mut String, value: &mut String, out: &mut Vec<Rdn>| {
-        let a = attr.trim().to_ascii_lowercase();
+    let part = |attr: &mut Vec<u8>, value: &mut Vec<u8>, rdn: &mut Vec<Rdn>| {
+        let a = String::from_utf8_lossy(attr).trim().to_ascii_lowercase();
         if !a.is_empty() {
-            out.push(Rdn {
+            rdn.push(Rdn {
                 attr: a,
-                value: value.trim().to_string(),
+                value: String::from_utf8_lossy(value).trim().to_string(),
             });
         }
         attr.clear();
         value.clear();
     };
+    let mut utf8 = [0u8; 4];
     while let Some(c) = chars.next() {
         match c {
             '\\' => {
                 let Some(next) = chars.next() else { break };
                 let target = if in_value { &mut value } else { &mut attr };
-                if next.is_ascii_hexdigit() && chars.peek().is_some_and(|c| c.is_ascii_hexdigit()) {
-                    let lo = chars.next().unwrap_or('0');
-                    let byte = u8::from_str_radix(&format!("{next}{lo}"), 16).unwrap_or(b'?');
-                    target.push(char::from(byte));
-                } else {
-                    target.push(next);
+                let hex_pair = next.is_ascii_hexdigit()
+                    && chars.peek().is_some_and(|c| c.is_ascii_hexdigit());
+                match chars.peek().copied().filter(|_| hex_pair) {
+                    Some(lo) => {
+                        chars.next();
+                        let byte = u8::from_str_radix(&format!("{next}{lo}"), 16).unwrap_or(b'?');
+                        target.push(byte);
+                    }
+                    None => target.extend_from_slice(next.encode_utf8(&mut utf8).as_bytes()),
                 }
             }
             '=' if !in_value => in_value = true,
-            ',' | ';' | '+' if in_value => {
-                flush(&mut attr, &mut value, &mut out);
+            '+' if in_value => {
+                part(&mut attr, &mut value, &mut rdn);
                 in_value = false;
             }
-            _ if in_value => value.push(c),
-            _ => attr.push(c),
+            ',' | ';' if in_value => {
+                part(&mut attr, &mut value, &mut rdn);
+                out.push(std::mem::take(&mut rdn));
+                in_value = false;
+            }
+            _ if in_value => value.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes()),
+            _ => attr.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes()),
         }
     }
     if in_value {
-        flush(&mut attr, &mut value, &mut out);
+        part(&mut attr, &mut value, &mut rdn);
+    }
+    if !rdn.is_empty() {
+        out.push(rdn);
     }
     out
+}
+
+/// An RDN written back: its parts joined with `+`, values escaped.
+fn write_rdn(parts: &[Rdn]) -> String {
+    parts
+        .iter()
+        .map(|r| format!("{}={}", r.attr, escape(&r.value)))
+        .collect::<Vec<_>>()
+        .join("+")
 }
 
 /// The value of the first (most specific) RDN: `jdoe` for `uid=jdoe,ou=people,dc=x`.
@@ -64,14 +93,14 @@ pub fn rdn_value(dn: &str) -> Option<String> {
 
 /// The DN without its first RDN: `ou=people,dc=x` for `uid=jdoe,ou=people,dc=x`.
 pub fn parent(dn: &str) -> Option<String> {
-    let parts = parse(dn);
-    if parts.len() < 2 {
+    let rdns = rdns(dn);
+    if rdns.len() < 2 {
         return None;
     }
     Some(
-        parts[1..]
+        rdns[1..]
             .iter()
-            .map(|r| format!("{}={}", r.attr, escape(&r.value)))
+            .map(|parts| write_rdn(parts))
             .collect::<Vec<_>>()
             .join(","),
     )
@@ -93,11 +122,21 @@ pub fn domain(dn: &str) -> Option<String> {
 }
 
 /// A comparable form: attribute types and values lower-cased, spaces around separators
-/// removed, escapes resolved.
+/// removed, escapes resolved, the parts of a multi-valued RDN sorted.
 pub fn normalize(dn: &str) -> String {
-    parse(dn)
-        .iter()
-        .map(|r| format!("{}={}", r.attr, escape(&r.value.to_lowercase())))
+    rdns(dn)
+        .into_iter()
+        .map(|parts| {
+            let mut parts: Vec<Rdn> = parts
+                .into_iter()
+                .map(|r| Rdn {
+                    attr: r.attr,
+                    value: r.value.to_lowercase(),
+                })
+                .collect();
+            parts.sort_by(|a, b| (&a.attr, &a.value).cmp(&(&b.attr, &b.value)));
+            write_rdn(&parts)
+        })
         .collect::<Vec<_>>()
         .join(",")
 }
