@@ -133,16 +133,34 @@ pub enum RulesCommand {
         /// The module file (.wasm).
         module: PathBuf,
     },
-    /// Create a new rule crate (Cargo.toml, src/lib.rs on the SDK, a passing fixture case).
+    /// Create a new rule module (a Rust crate or a Python package on the SDK, with a passing
+    /// fixture case).
     New {
-        /// The crate and module name (lower-case letters, digits, hyphens).
+        /// The module name (lower-case letters, digits, hyphens).
         name: String,
+        /// The module's language.
+        #[arg(long, value_enum, default_value_t = crate::scaffold::Lang::Rust)]
+        lang: crate::scaffold::Lang,
         /// Where to create it (default: ./NAME); must not exist or be empty.
         #[arg(long, value_name = "PATH")]
         dir: Option<PathBuf>,
-        /// The rules SDK folder the crate depends on (default: this build's checkout).
+        /// The rules SDK folder the module uses (default: this build's checkout).
         #[arg(long, value_name = "PATH")]
         sdk: Option<PathBuf>,
+    },
+    /// Build a rule module (Rust crate: cargo; Python package: componentize-py) and print its
+    /// [[rules]] snippet with the sha256.
+    Build {
+        /// The module's folder (with Cargo.toml, or app.py / pyproject.toml).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// The rules SDK folder with the WIT and the Python SDK (default: this build's
+        /// checkout).
+        #[arg(long, value_name = "PATH")]
+        sdk: Option<PathBuf>,
+        /// Also put the module here (default: only where the build leaves it).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -295,27 +313,14 @@ fn init_logging(cli: &Cli) {
 fn dispatch(cli: &Cli) -> Result<(), Failure> {
     let output = OutputFormat::from(cli.output);
     match &cli.command {
-        Command::Rules(RulesCommand::New { name, dir, sdk }) => {
-            let made = crate::scaffold::generate(name, dir.as_deref(), sdk.as_deref())?;
-            match output {
-                OutputFormat::Human => {
-                    println!(
-                        "created rule crate `{}` in {}",
-                        made.name,
-                        made.dir.display()
-                    );
-                    for f in &made.files {
-                        println!("  {}", f.display());
-                    }
-                    println!("rules SDK: {}", made.sdk.display());
-                    println!("\nnext, in {}:", made.dir.display());
-                    println!("  cargo test");
-                    println!("  cargo build --release --target wasm32-wasip2");
-                    println!("  ldap2ftrack test fixtures");
-                }
-                OutputFormat::Json => print_json(&made)?,
-            }
-            Ok(())
+        Command::Rules(RulesCommand::New {
+            name,
+            lang,
+            dir,
+            sdk,
+        }) => crate::scaffold::run_new(name, *lang, dir.as_deref(), sdk.as_deref(), output),
+        Command::Rules(RulesCommand::Build { dir, sdk, out }) => {
+            crate::rules_build::run(dir, sdk.as_deref(), out.as_deref(), output)
         }
         Command::Rules(RulesCommand::Inspect { module }) => {
             let mut info = crate::rules::wasm::inspect(module).map_err(|e| match e {

@@ -21,5 +21,6 @@ pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod rules;
+pub mod rules_build;
 pub mod run;
 pub mod scaffold;

@@ -1,15 +1,37 @@
-//! `ldap2ftrack rules new NAME`: a new rule crate that builds for wasm32-wasip2 and passes
-//! `ldap2ftrack test` as generated, so a rule author starts from something that works and
-//! changes one thing at a time.
+//! `ldap2ftrack rules new NAME [--lang rust|python]`: a new rule module (a Rust crate or a
+//! Python package) that builds with `ldap2ftrack rules build` and passes `ldap2ftrack test`
+//! as generated, so a rule author starts from something that works and changes one thing at
+//! a time.
 //!
-//! The crate depends on the rules SDK by path. Outside a published SDK, the path is the one
-//! given with `--sdk`, by default this build's own checkout (`rules-sdk/` next to the
-//! `Cargo.toml` ldap2ftrack was built from); the generated README says how to change it.
-//! The crate is its own cargo workspace (an empty `[workspace]`), so it builds the same inside
-//! or outside another workspace, with the release profile the example modules use.
+//! Both templates do the same thing (lower-case the username, `username@email_domain` for
+//! users without a mail) and get the same fixture case, so the two languages stay
+//! interchangeable; [`rust`] and [`python`] hold the language-specific files.
+//!
+//! The module uses the rules SDK of the checkout ldap2ftrack was built from (`rules-sdk/`
+//! next to its `Cargo.toml`), or the one given with `--sdk`: a Rust crate depends on it by
+//! path, a Python package names its `python/src` for pytest; the generated README says how
+//! to change it. A Rust crate is its own cargo workspace (an empty `[workspace]`), so it
+//! builds the same inside or outside another workspace, with the release profile the
+//! example modules use.
+
+mod python;
+mod rust;
+
+pub(crate) use python::{missing_in_sdk as python_missing_in_sdk, sdk_src as python_sdk_src};
 
 use crate::failure::Failure;
+use crate::output::{print_json, OutputFormat};
 use std::path::{Path, PathBuf};
+
+/// The language of a new rule module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    /// A Rust crate on the rules SDK (cargo, wasm32-wasip2).
+    Rust,
+    /// A Python package on the Python rules SDK (componentize-py).
+    Python,
+}
 
 /// The SDK this binary was built with, when its checkout is still there.
 pub fn default_sdk() -> PathBuf {
@@ -20,15 +42,16 @@ pub fn default_sdk() -> PathBuf {
 #[derive(Debug, serde::Serialize)]
 pub struct Scaffold {
     pub name: String,
+    pub language: Lang,
     pub dir: PathBuf,
     pub sdk: PathBuf,
     pub files: Vec<PathBuf>,
-    /// The module file `cargo build --release --target wasm32-wasip2` produces.
+    /// The module file `ldap2ftrack rules build` produces (the fixture case tests it).
     pub module: PathBuf,
 }
 
-/// A crate name is also the module's name: lower-case ASCII letters, digits and `-`,
-/// starting with a letter, at most 64 characters.
+/// A module name is also the crate's or package's name: lower-case ASCII letters, digits
+/// and `-`, starting with a letter, at most 64 characters.
 pub fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
@@ -48,8 +71,48 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// Generates the crate `name` in `dir` (default `./NAME`), depending on the SDK at `sdk`.
-pub fn generate(name: &str, dir: Option<&Path>, sdk: Option<&Path>) -> Result<Scaffold, Failure> {
+/// `ldap2ftrack rules new`: generates the module and prints what was made and what to run
+/// next.
+pub fn run_new(
+    name: &str,
+    lang: Lang,
+    dir: Option<&Path>,
+    sdk: Option<&Path>,
+    output: OutputFormat,
+) -> Result<(), Failure> {
+    let made = generate(name, lang, dir, sdk)?;
+    match output {
+        OutputFormat::Human => {
+            let what = match lang {
+                Lang::Rust => "Rust rule crate",
+                Lang::Python => "Python rule package",
+            };
+            println!("created {what} `{}` in {}", made.name, made.dir.display());
+            for f in &made.files {
+                println!("  {}", f.display());
+            }
+            println!("rules SDK: {}", made.sdk.display());
+            println!("\nnext, in {}:", made.dir.display());
+            let next = match lang {
+                Lang::Rust => rust::NEXT,
+                Lang::Python => python::NEXT,
+            };
+            for step in next {
+                println!("  {step}");
+            }
+        }
+        OutputFormat::Json => print_json(&made)?,
+    }
+    Ok(())
+}
+
+/// Generates the module `name` in `lang` in `dir` (default `./NAME`), on the SDK at `sdk`.
+pub fn generate(
+    name: &str,
+    lang: Lang,
+    dir: Option<&Path>,
+    sdk: Option<&Path>,
+) -> Result<Scaffold, Failure> {
     check_name(name).map_err(Failure::Usage)?;
     let dir = dir.map_or_else(|| PathBuf::from(name), Path::to_path_buf);
     if dir.exists() {
@@ -71,10 +134,14 @@ pub fn generate(name: &str, dir: Option<&Path>, sdk: Option<&Path>) -> Result<Sc
         }
     }
     let sdk = sdk.map_or_else(default_sdk, Path::to_path_buf);
-    if !sdk.join("Cargo.toml").is_file() || !sdk.join("wit/rules.wit").is_file() {
+    let missing = match lang {
+        Lang::Rust => rust::missing_in_sdk(&sdk),
+        Lang::Python => python::missing_in_sdk(&sdk),
+    };
+    if let Some(missing) = missing {
         return Err(Failure::Usage(format!(
-            "the rules SDK is not at {}; pass --sdk with the path of the `rules-sdk` folder of \
-             an ldap2ftrack checkout",
+            "the rules SDK is not at {} (no {missing} there); pass --sdk with the path of the \
+             `rules-sdk` folder of an ldap2ftrack checkout",
             sdk.display()
         )));
     }
@@ -85,28 +152,19 @@ pub fn generate(name: &str, dir: Option<&Path>, sdk: Option<&Path>) -> Result<Sc
         ))
     })?;
     let lib = name.replace('-', "_");
-    let type_name = type_name(name);
-    let sdk_toml = toml::Value::String(sdk.display().to_string()).to_string();
-    let fill = |template: &str| {
-        template
-            .replace("{{name}}", name)
-            .replace("{{lib}}", &lib)
-            .replace("{{Type}}", &type_name)
-            .replace("{{sdk}}", &sdk.display().to_string())
-            .replace("{{sdk_toml}}", &sdk_toml)
+    let (files, module) = match lang {
+        Lang::Rust => (rust::FILES, rust::module(&lib)),
+        Lang::Python => (python::FILES, python::module(&lib)),
     };
-    let files: [(&str, &str); 8] = [
-        ("Cargo.toml", CARGO_TOML),
-        (".gitignore", "/target\n"),
-        ("README.md", README),
-        ("src/lib.rs", LIB_RS),
+    let fill = |template: &str| fill(template, name, &sdk, &module);
+    let case: [(&str, &str); 4] = [
         ("fixtures/first-case/directory.ldif", CASE_LDIF),
         ("fixtures/first-case/ftrack.json", CASE_FTRACK),
         ("fixtures/first-case/sync.toml", CASE_SYNC),
         ("fixtures/first-case/expected.json", CASE_EXPECTED),
     ];
     let mut written = Vec::new();
-    for (file, template) in files {
+    for (file, template) in files.iter().chain(case.iter()) {
         let path = dir.join(file);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| {
@@ -119,11 +177,28 @@ pub fn generate(name: &str, dir: Option<&Path>, sdk: Option<&Path>) -> Result<Sc
     }
     Ok(Scaffold {
         name: name.to_string(),
-        module: dir.join(format!("target/wasm32-wasip2/release/{lib}.wasm")),
+        language: lang,
+        module: dir.join(module),
         dir,
         sdk,
         files: written,
     })
+}
+
+/// A template with its placeholders filled: `{{name}}` (`studio-users`), `{{lib}}`
+/// (`studio_users`), `{{Type}}` (`StudioUsers`), `{{sdk}}` (the SDK folder),
+/// `{{sdk_toml}}` and `{{sdk_src_toml}}` (the SDK folder and its Python sources as TOML
+/// strings) and `{{module}}` (the built module, relative to the module's folder).
+fn fill(template: &str, name: &str, sdk: &Path, module: &str) -> String {
+    let toml_string = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
+    template
+        .replace("{{name}}", name)
+        .replace("{{lib}}", &name.replace('-', "_"))
+        .replace("{{Type}}", &type_name(name))
+        .replace("{{sdk_toml}}", &toml_string(sdk))
+        .replace("{{sdk_src_toml}}", &toml_string(&python::sdk_src(sdk)))
+        .replace("{{sdk}}", &sdk.display().to_string())
+        .replace("{{module}}", module)
 }
 
 /// `studio-users` → `StudioUsers`.
@@ -139,141 +214,7 @@ fn type_name(name: &str) -> String {
         .collect()
 }
 
-const CARGO_TOML: &str = r#"[package]
-name = "{{name}}"
-version = "0.1.0"
-edition = "2021"
-publish = false
-
-[lib]
-# cdylib: the WebAssembly component; rlib: native unit tests (`cargo test`).
-crate-type = ["cdylib", "rlib"]
-
-[dependencies]
-# The ldap2ftrack rules SDK (see README.md to point this elsewhere).
-ldap2ftrack-rules-sdk = { path = {{sdk_toml}} }
-
-# A crate of its own, even inside another cargo workspace.
-[workspace]
-
-[profile.release]
-opt-level = 3
-lto = true
-codegen-units = 1
-strip = true
-"#;
-
-const LIB_RS: &str = r##"//! `{{name}}`: an ldap2ftrack rule module. It lower-cases usernames (and strips a
-//! `DOMAIN\` or `@realm` part) and gives users without a mail `username@email_domain`.
-//! Start here: change `transform_user`, or add `map_groups` / `deprovision`.
-
-use ldap2ftrack_rules::prelude::*;
-
-pub struct {{Type}} {
-    email_domain: Option<String>,
-}
-
-ldap2ftrack_rules::export_rules! {
-    impl Rules for {{Type}} {
-        fn metadata() -> Metadata {
-            Metadata::new("{{name}}", "0.1.0", "Lower-case usernames; a mail for users without one")
-                .key(ConfigKey::string("email_domain")
-                    .describe("Mail domain for users without a mail attribute (none: leave them without)"))
-        }
-
-        fn configure(config: &Config) -> Result<Self, String> {
-            let email_domain = config.string("email_domain")?;
-            if let Some(d) = &email_domain {
-                if !email::is_valid(&format!("x@{d}")) {
-                    return Err(format!("`email_domain` `{d}` is not a mail domain"));
-                }
-            }
-            Ok({{Type}} { email_domain })
-        }
-
-        fn reads(&self) -> EntryFields {
-            // This rule works on the proposal only: no attribute of the entry is needed.
-            EntryFields::only(Vec::<String>::new())
-        }
-
-        fn transform_user(&self, entry: &Entry, proposal: UserDecision) -> Result<UserDecision, String> {
-            let UserDecision::Sync(mut user) = proposal else { return Ok(proposal) };
-            user.username = names::normalize_username(&user.username);
-            if user.email.is_none() {
-                if let Some(domain) = &self.email_domain {
-                    user.email = Some(format!("{}@{domain}", user.username));
-                    log::debug(&format!("{}: mail from email_domain", entry.dn));
-                }
-            }
-            Ok(UserDecision::Sync(user))
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn proposal(username: &str) -> UserDecision {
-        UserDecision::Sync(UserFields { username: username.into(), ..UserFields::default() })
-    }
-
-    #[test]
-    fn lower_cases_and_fills_the_mail() {
-        let rules: {{Type}} = testing::configure(r#"{"email_domain": "studio.example"}"#).unwrap();
-        let entry = testing::entry("uid=JDoe,ou=people,dc=studio,dc=example").build();
-        let UserDecision::Sync(user) = rules.transform_user(&entry, proposal("STUDIO\\JDoe")).unwrap() else {
-            panic!("skipped")
-        };
-        assert_eq!(user.username, "jdoe");
-        assert_eq!(user.email.as_deref(), Some("jdoe@studio.example"));
-        assert_eq!(testing::hooks_of::<{{Type}}>(), vec![Hook::TransformUser]);
-    }
-
-    #[test]
-    fn a_bad_domain_is_refused() {
-        assert!(testing::configure::<{{Type}}>(r#"{"email_domain": "not a domain"}"#).is_err());
-    }
-}
-"##;
-
-const README: &str = r#"# {{name}}
-
-An ldap2ftrack rule module, generated by `ldap2ftrack rules new {{name}}`.
-
-```sh
-rustup target add wasm32-wasip2                 # once
-cargo test                                      # unit tests, natively
-cargo build --release --target wasm32-wasip2    # the module
-ldap2ftrack rules inspect target/wasm32-wasip2/release/{{lib}}.wasm
-ldap2ftrack test fixtures                       # the fixture cases, offline
-```
-
-- `src/lib.rs`: the rule (hooks, configuration schema).
-- `fixtures/<case>/`: `directory.ldif`, `ftrack.json`, `sync.toml` (which module, its
-  config; `[test] trust_unpinned_modules = true` tests whatever the last build produced),
-  `expected.json` (the plan). `ldap2ftrack test --update fixtures` rewrites the expectations
-  from the current plans: read the diff before committing it.
-- The SDK is a path dependency on `{{sdk}}` (the checkout this ldap2ftrack was built
-  from). On another machine, point `ldap2ftrack-rules-sdk` in `Cargo.toml` at your copy of
-  the `rules-sdk` folder, or create the crate with `ldap2ftrack rules new --sdk PATH`.
-
-In a studio's `sync.toml`, pin the module by its hash (`rules inspect` prints the snippet):
-
-```toml
-[[rules]]
-module = "rules/{{lib}}.wasm"
-sha256 = "..."
-# What the module may manage through map-groups: ftrack group and security role names or
-# `*` globs. A module that implements map-groups without them is refused.
-groups = []
-roles = []
-[rules.config]
-email_domain = "studio.example"
-```
-
-The rules SDK's README (`rules-sdk/README.md`) is the full guide.
-"#;
+// The fixture case, the same for both languages: the two templates must give this plan.
 
 const CASE_LDIF: &str = "version: 1
 
@@ -304,13 +245,13 @@ const CASE_FTRACK: &str = r#"{
 const CASE_SYNC: &str = r#"# JDoe has no mail: the rule lower-cases the username and gives a mail in email_domain.
 
 [test]
-# Test whatever `cargo build --release --target wasm32-wasip2` produced last (a rebuilt
-# module has a new hash); a studio's sync.toml always pins the hash.
+# Test whatever `ldap2ftrack rules build` produced last (a rebuilt module has a new hash);
+# a studio's sync.toml always pins the hash.
 trust_unpinned_modules = true
 
 [[rules]]
 # Relative to this case folder.
-module = "../../target/wasm32-wasip2/release/{{lib}}.wasm"
+module = "../../{{module}}"
 # The groups and roles the module may manage (names or `*` globs); add to them when you
 # implement map-groups.
 groups = []
@@ -343,10 +284,12 @@ mod tests {
     fn refuses_a_non_empty_folder_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("keep.txt"), "mine").unwrap();
-        let Err(Failure::Usage(m)) = generate("x", Some(dir.path()), None) else {
-            panic!()
-        };
-        assert!(m.contains("already exists and is not empty"), "{m}");
+        for lang in [Lang::Rust, Lang::Python] {
+            let Err(Failure::Usage(m)) = generate("x", lang, Some(dir.path()), None) else {
+                panic!()
+            };
+            assert!(m.contains("already exists and is not empty"), "{m}");
+        }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
@@ -354,7 +297,7 @@ mod tests {
     fn fills_every_placeholder() {
         let dir = tempfile::tempdir().unwrap();
         let crate_dir = dir.path().join("studio-users");
-        let s = generate("studio-users", Some(&crate_dir), None).unwrap();
+        let s = generate("studio-users", Lang::Rust, Some(&crate_dir), None).unwrap();
         assert_eq!(s.files.len(), 8);
         for f in &s.files {
             let text = std::fs::read_to_string(f).unwrap();
@@ -370,5 +313,42 @@ mod tests {
         assert!(s
             .module
             .ends_with("target/wasm32-wasip2/release/studio_users.wasm"));
+        let case =
+            std::fs::read_to_string(crate_dir.join("fixtures/first-case/sync.toml")).unwrap();
+        assert!(case.contains("module = \"../../target/wasm32-wasip2/release/studio_users.wasm\""));
+    }
+
+    #[test]
+    fn a_python_package_names_its_sdk_and_module() {
+        let dir = tempfile::tempdir().unwrap();
+        let pkg = dir.path().join("studio-users");
+        let s = generate("studio-users", Lang::Python, Some(&pkg), None).unwrap();
+        assert_eq!(s.files.len(), 9);
+        for f in &s.files {
+            let text = std::fs::read_to_string(f).unwrap();
+            assert!(!text.contains("{{"), "{}: {text}", f.display());
+        }
+        let app = std::fs::read_to_string(pkg.join("app.py")).unwrap();
+        assert!(app.contains("class StudioUsers(Rules):"), "{app}");
+        assert!(app.contains("Hooks = export(StudioUsers)"), "{app}");
+        let project: toml::Table = std::fs::read_to_string(pkg.join("pyproject.toml"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(project["project"]["name"].as_str(), Some("studio-users"));
+        let path = project["tool"]["pytest"]["ini_options"]["pythonpath"][1]
+            .as_str()
+            .unwrap();
+        assert!(Path::new(path).join("ldap2ftrack_rules").is_dir(), "{path}");
+        assert!(s.module.ends_with("dist/studio_users.wasm"));
+        let case = std::fs::read_to_string(pkg.join("fixtures/first-case/sync.toml")).unwrap();
+        assert!(case.contains("module = \"../../dist/studio_users.wasm\""));
+        // The same case as the Rust template's: the two must give one plan.
+        let expected =
+            std::fs::read_to_string(pkg.join("fixtures/first-case/expected.json")).unwrap();
+        assert!(
+            expected.contains("rule module `studio-users`"),
+            "{expected}"
+        );
     }
 }

@@ -1,72 +1,175 @@
-//! `ldap2ftrack rules new`: the generated crate builds for wasm32-wasip2 and passes
-//! `ldap2ftrack test` as generated; a bad name or a folder in use is refused with exit 2 and
+//! `ldap2ftrack rules new`: the generated Rust crate and Python package each build with
+//! `ldap2ftrack rules build` and pass `ldap2ftrack test` as generated (the Python one also
+//! its own pytest, natively); a bad name or a folder in use is refused with exit 2 and
 //! nothing written.
+//!
+//! The Python test needs `LDAP2FTRACK_PYTHON`: a Python with pytest and componentize-py,
+//! the venv `bash tests/run.sh` creates.
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn ldap2ftrack(args: &[&str], dir: &Path) -> Output {
     support::run(dir, args, &[])
 }
 
-#[test]
-fn a_generated_crate_builds_and_passes_its_fixture() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = ldap2ftrack(&["rules", "new", "studio-users"], tmp.path());
+/// The cargo target folder every `rules build` of the tests uses (`CARGO_TARGET_DIR`), kept
+/// between runs, so wit-bindgen's macros and the registry crates are compiled once, not
+/// once per generated crate.
+fn shared_target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("rules-build-target")
+}
+
+/// The venv Python (pytest, componentize-py) from `LDAP2FTRACK_PYTHON`.
+fn venv_python() -> PathBuf {
+    std::env::var_os("LDAP2FTRACK_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            panic!(
+                "LDAP2FTRACK_PYTHON is not set: run `bash tests/run.sh` (it creates .venv with \
+                 pytest and componentize-py and sets it), or set LDAP2FTRACK_PYTHON to a Python \
+                 that has both"
+            )
+        })
+}
+
+/// `rules build --output json` in `dir` with `env`; the parsed result, after checking that
+/// it names a module whose file has the printed sha256.
+fn build(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
+    let mut all = vec!["rules", "build", "--output", "json"];
+    all.extend_from_slice(args);
+    let out = support::run(dir, &all, env);
+    let stdout = support::text(&out.stdout);
     assert!(
         out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        "rules build failed:\n{stdout}{}",
+        support::text(&out.stderr)
     );
-    let crate_dir = tmp.path().join("studio-users");
+    let built: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("rules build --output json printed no JSON ({e}):\n{stdout}"));
+    let module = built["module"].as_str().expect("module");
+    let bytes = std::fs::read(module).unwrap_or_else(|e| panic!("{module}: {e}"));
+    let sha256 = ldap2ftrack::rules::wasm::sha256_hex(&bytes);
+    assert_eq!(built["sha256"].as_str(), Some(sha256.as_str()), "{stdout}");
+    built
+}
+
+/// `ldap2ftrack test fixtures` in `dir` (with `env`) passes its one generated case.
+fn assert_fixtures_pass(dir: &Path, env: &[(&str, &str)]) {
+    let out = support::run(dir, &["test", "fixtures"], env);
+    let report = support::text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report}{}",
+        support::text(&out.stderr)
+    );
+    assert!(report.contains("pass    fixtures/first-case"), "{report}");
+    assert!(report.contains("1 passed, 0 failed"), "{report}");
+}
+
+#[test]
+fn a_generated_rust_crate_builds_and_passes_its_fixture() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ldap2ftrack(&["rules", "new", "acme-rs"], tmp.path());
+    assert!(out.status.success(), "{}", support::text(&out.stderr));
+    let crate_dir = tmp.path().join("acme-rs");
     assert!(crate_dir
         .join("fixtures/first-case/expected.json")
         .is_file());
 
-    // A target folder shared between runs of this test, so the SDK and wit-bindgen are
-    // compiled once; the module is then put where the fixture expects it.
-    let target = support::root().join("target/rules-new-test");
-    let build = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--target", "wasm32-wasip2"])
-        .current_dir(&crate_dir)
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .unwrap();
-    assert!(
-        build.status.success(),
-        "cargo build of the generated crate failed (is the wasm32-wasip2 target installed? \
-         `rustup target add wasm32-wasip2`, or run `bash tests/run.sh`):\n{}",
-        String::from_utf8_lossy(&build.stderr)
+    // Built in the shared target folder, then put (--out) where the fixture case looks.
+    let target = shared_target_dir();
+    let built = build(
+        &crate_dir,
+        &["--out", "target/wasm32-wasip2/release/acme_rs.wasm"],
+        &[("CARGO_TARGET_DIR", target.to_str().unwrap())],
     );
-    let built = target.join("wasm32-wasip2/release/studio_users.wasm");
-    let expected_place = crate_dir.join("target/wasm32-wasip2/release");
-    std::fs::create_dir_all(&expected_place).unwrap();
-    std::fs::copy(&built, expected_place.join("studio_users.wasm")).unwrap();
+    assert_eq!(built["language"], "rust");
+    assert_eq!(built["reproducible"], true);
+    assert!(
+        built["module"]
+            .as_str()
+            .unwrap()
+            .ends_with("acme-rs/target/wasm32-wasip2/release/acme_rs.wasm"),
+        "{built}"
+    );
+    // The first build creates the lock file, part of the source from then on.
+    assert!(crate_dir.join("Cargo.lock").is_file());
 
-    let out = ldap2ftrack(&["test", "fixtures"], &crate_dir);
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{report}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(report.contains("pass    fixtures/first-case"), "{report}");
-    assert!(report.contains("1 passed, 0 failed"), "{report}");
+    assert_fixtures_pass(&crate_dir, &[]);
 
     let out = ldap2ftrack(
         &[
             "rules",
             "inspect",
-            "target/wasm32-wasip2/release/studio_users.wasm",
+            "target/wasm32-wasip2/release/acme_rs.wasm",
         ],
         &crate_dir,
     );
-    let info = String::from_utf8_lossy(&out.stdout);
+    let info = support::text(&out.stdout);
     assert!(out.status.success(), "{info}");
-    assert!(info.contains("studio-users 0.1.0"), "{info}");
+    assert!(info.contains("acme-rs 0.1.0"), "{info}");
     assert!(info.contains("email_domain (string)"), "{info}");
+}
+
+#[test]
+fn a_generated_python_package_builds_passes_its_fixture_and_its_pytest() {
+    let python = venv_python();
+    let componentize_py = python.with_file_name("componentize-py");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ldap2ftrack(&["rules", "new", "acme", "--lang", "python"], tmp.path());
+    assert!(out.status.success(), "{}", support::text(&out.stderr));
+    let pkg = tmp.path().join("acme");
+    for file in ["app.py", "tests/test_app.py", "pyproject.toml", "README.md"] {
+        assert!(pkg.join(file).is_file(), "{file} was not generated");
+    }
+
+    // pytest natively, as the author runs it: the generated pyproject.toml puts app.py and
+    // the checkout's Python SDK on the path.
+    let mut pytest = Command::new(&python);
+    support::clean_env(&mut pytest);
+    let out = pytest
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .current_dir(&pkg)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
+    let report = support::text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "pytest on the generated package failed:\n{report}{}",
+        support::text(&out.stderr)
+    );
+    assert!(report.contains("2 passed"), "{report}");
+
+    // Each build is a new 19 MB module with a new hash: its compiled code (about 37 MB) goes
+    // to a cache that goes away with the test, not to the shared one.
+    let cache = tmp.path().join("rule-cache");
+    let cache_env = ("LDAP2FTRACK_CACHE_DIR", cache.to_str().unwrap());
+    let built = build(
+        &pkg,
+        &[],
+        &[
+            (
+                "LDAP2FTRACK_COMPONENTIZE_PY",
+                componentize_py.to_str().unwrap(),
+            ),
+            cache_env,
+        ],
+    );
+    assert_eq!(built["language"], "python");
+    assert_eq!(built["reproducible"], false);
+    assert!(
+        built["module"]
+            .as_str()
+            .unwrap()
+            .ends_with("acme/dist/acme.wasm"),
+        "{built}"
+    );
+
+    assert_fixtures_pass(&pkg, &[cache_env]);
 }
 
 #[test]
@@ -74,7 +177,7 @@ fn a_bad_name_or_a_folder_in_use_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let out = ldap2ftrack(&["rules", "new", "Studio_Users"], tmp.path());
     assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = support::text(&out.stderr);
     assert!(
         err.contains("`Studio_Users` cannot name a rule module"),
         "{err}"
@@ -83,22 +186,46 @@ fn a_bad_name_or_a_folder_in_use_is_refused() {
 
     std::fs::create_dir(tmp.path().join("taken")).unwrap();
     std::fs::write(tmp.path().join("taken/notes.txt"), "mine").unwrap();
-    let out = ldap2ftrack(&["rules", "new", "good-name", "--dir", "taken"], tmp.path());
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("already exists and is not empty; nothing was written"),
-        "{err}"
-    );
+    for lang in ["rust", "python"] {
+        let out = ldap2ftrack(
+            &[
+                "rules",
+                "new",
+                "good-name",
+                "--lang",
+                lang,
+                "--dir",
+                "taken",
+            ],
+            tmp.path(),
+        );
+        assert_eq!(out.status.code(), Some(2));
+        let err = support::text(&out.stderr);
+        assert!(
+            err.contains("already exists and is not empty; nothing was written"),
+            "{err}"
+        );
+    }
     assert_eq!(
         std::fs::read_dir(tmp.path().join("taken")).unwrap().count(),
         1
     );
 
-    let out = ldap2ftrack(
-        &["rules", "new", "good-name", "--sdk", "/nonexistent"],
-        tmp.path(),
-    );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("pass --sdk"));
+    for lang in ["rust", "python"] {
+        let out = ldap2ftrack(
+            &[
+                "rules",
+                "new",
+                "good-name",
+                "--lang",
+                lang,
+                "--sdk",
+                "/nonexistent",
+            ],
+            tmp.path(),
+        );
+        assert_eq!(out.status.code(), Some(2));
+        assert!(support::text(&out.stderr).contains("pass --sdk"));
+    }
+    assert!(!tmp.path().join("good-name").exists());
 }

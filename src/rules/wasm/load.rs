@@ -69,7 +69,7 @@ fn prepare(
             key,
             format!(
                 "{shown} is a core WebAssembly module, not a component; build rule modules with \
-                 the ldap2ftrack rules SDK and `cargo build --release --target wasm32-wasip2`"
+                 the ldap2ftrack rules SDK and `ldap2ftrack rules build`"
             ),
         ));
     }
