@@ -43,8 +43,8 @@ fn rdns(dn: &str) -> Vec<Vec<Rdn>> {
             '\\' => {
                 let Some(next) = chars.next() else { break };
                 let target = if in_value { &mut value } else { &mut attr };
-                let hex_pair = next.is_ascii_hexdigit()
-                    && chars.peek().is_some_and(|c| c.is_ascii_hexdigit());
+                let hex_pair =
+                    next.is_ascii_hexdigit() && chars.peek().is_some_and(|c| c.is_ascii_hexdigit());
                 match chars.peek().copied().filter(|_| hex_pair) {
                     Some(lo) => {
                         chars.next();
