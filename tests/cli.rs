@@ -94,7 +94,17 @@ fn check_reports_the_demo_directory_exactly() {
     );
     assert_eq!(report["ftrack"]["groups"], 1);
     assert!(report["ftrack"]["server_version"].is_string());
-    assert_eq!(report["rules"], serde_json::json!([]));
+    assert_eq!(
+        report["rules"],
+        serde_json::json!([{
+            "module": "tests/demo/rules/studio_basics.wasm",
+            "name": "studio-basics",
+            "sha256": "331bef3331a773573f87b483ada3fc3fb3df721d407a6a2ddd1416ce435bf95b",
+            "hooks": ["transform-user"],
+            "bounds": {"rule": "rules[0]", "groups": null, "roles": null},
+        }]),
+        "the demo's pinned module"
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 

@@ -1,5 +1,6 @@
 //! `ldap2ftrack rules build`: a Rust module depends only on its source (one example built
-//! from two folders at different paths has one sha256), and a missing tool or target is a
+//! from two folders at different paths has one sha256, and it is the demo's committed
+//! module), and a missing tool or target is a
 //! usage error (exit 2) that names the command installing it.
 
 mod support;
@@ -137,6 +138,26 @@ fn one_example_built_in_two_folders_has_one_sha256() {
             "~/.cargo in the module"
         );
     }
+
+    // The demo's committed module is this source, provably: the rebuild has its hash, and
+    // the shipped sync.toml pins that hash.
+    let root = support::root();
+    let committed = root.join("tests/demo/rules/studio_basics.wasm");
+    let committed_sha = ldap2ftrack::rules::wasm::sha256_hex(&std::fs::read(&committed).unwrap());
+    assert_eq!(
+        first_sha, committed_sha,
+        "{} is not what examples-rules/studio-basics builds to; rebuild it with \
+         `ldap2ftrack rules build examples-rules/studio-basics --out tests/demo/rules/studio_basics.wasm` \
+         and pin the new hash in sync.toml",
+        committed.display()
+    );
+    let sync = std::fs::read_to_string(root.join("sync.toml")).unwrap();
+    assert!(
+        sync.contains(&format!(
+            "module = \"tests/demo/rules/studio_basics.wasm\"\nsha256 = \"{committed_sha}\""
+        )),
+        "the shipped sync.toml pins the demo module by its hash"
+    );
 }
 
 #[test]
