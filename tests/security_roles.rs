@@ -23,16 +23,7 @@ const SECRET_SHOW: &str = "20000000-0000-4000-8000-000000000003";
 
 /// ann: staff + leads; bob: staff + privates; cy: staff; dee, fay: admins; eve: supers.
 fn directory() -> String {
-    let mut entries = vec![
-        entry(
-            format!("ou=people,{SUFFIX}"),
-            &[("objectClass", "organizationalUnit"), ("ou", "people")],
-        ),
-        entry(
-            format!("ou=groups,{SUFFIX}"),
-            &[("objectClass", "organizationalUnit"), ("ou", "groups")],
-        ),
-    ];
+    let mut entries = support::slapd::people_and_groups();
     for uid in ["ann", "bob", "cy", "dee", "eve", "fay"] {
         entries.push(entry(
             format!("uid={uid},ou=people,{SUFFIX}"),

@@ -19,16 +19,7 @@ const API_KEY: &str = "ldap-e2e-key";
 
 /// 1,500 people (more than the sync account's 1,000-entry limit), three groups, one nested.
 fn directory() -> String {
-    let mut entries = vec![
-        entry(
-            format!("ou=people,{SUFFIX}"),
-            &[("objectClass", "organizationalUnit"), ("ou", "people")],
-        ),
-        entry(
-            format!("ou=groups,{SUFFIX}"),
-            &[("objectClass", "organizationalUnit"), ("ou", "groups")],
-        ),
-    ];
+    let mut entries = support::slapd::people_and_groups();
     for i in 0..1500 {
         let uid = format!("p{i:04}");
         entries.push(entry(

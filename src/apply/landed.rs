@@ -7,6 +7,7 @@
 //! did it, and apply goes on. Anything unknown, or any read that fails, answers no.
 
 use crate::ftrack::query::quote;
+use crate::ftrack::snapshot::{MetadataRow, RoleProjectRow};
 use crate::ftrack::Session;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Deserialize;
@@ -34,26 +35,12 @@ struct Observed {
 }
 
 #[derive(Deserialize)]
-struct MetadataRow {
-    parent_id: String,
-    key: String,
-    #[serde(default)]
-    value: Option<String>,
-}
-
-#[derive(Deserialize)]
 struct RoleRow {
     id: String,
     user_id: String,
     security_role_id: String,
     #[serde(default)]
     is_all_open_projects: bool,
-}
-
-#[derive(Deserialize)]
-struct ScopeRow {
-    user_security_role_id: String,
-    project_id: String,
 }
 
 fn text(call: &Value, key: &str) -> String {
@@ -152,7 +139,7 @@ impl Observed {
                     "select user_security_role_id, project_id from UserSecurityRoleProject where user_security_role_id in ({})",
                     id_list(by_row.keys())?
                 );
-                let scopes: Vec<ScopeRow> = session.query_all_as(&expr).await.ok()?;
+                let scopes: Vec<RoleProjectRow> = session.query_all_as(&expr).await.ok()?;
                 for scope in scopes {
                     let key = by_row.get(&scope.user_security_role_id)?;
                     if let Some((_, projects)) = observed.roles.get_mut(key) {

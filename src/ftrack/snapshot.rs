@@ -81,18 +81,20 @@ pub struct FtrackProject {
     pub status: Option<String>,
 }
 
+/// A `Metadata` row as queried (also read back by apply to recognise a landed batch).
 #[derive(Deserialize)]
-struct MetadataRow {
-    parent_id: String,
-    key: String,
+pub(crate) struct MetadataRow {
+    pub parent_id: String,
+    pub key: String,
     #[serde(default)]
-    value: Option<String>,
+    pub value: Option<String>,
 }
 
+/// A `UserSecurityRoleProject` row as queried: one project scope of a user's role.
 #[derive(Deserialize)]
-struct RoleProjectRow {
-    user_security_role_id: String,
-    project_id: String,
+pub(crate) struct RoleProjectRow {
+    pub user_security_role_id: String,
+    pub project_id: String,
 }
 
 impl FtrackSnapshot {

@@ -35,6 +35,20 @@ pub const LIMITED_DN: &str = "cn=limited,dc=example,dc=org";
 pub const SYNC_PASSWORD: &str = "S3cret-sync-pw";
 
 /// A running slapd. Dropping it kills the process and removes its directory.
+/// `ou=people` and `ou=groups` below the suffix, where the tests put their entries.
+pub fn people_and_groups() -> Vec<ldap2ftrack::directory::Entry> {
+    ["people", "groups"]
+        .into_iter()
+        .map(|ou| {
+            use ldap2ftrack::directory::{Entry, Value};
+            let mut entry = Entry::new(format!("ou={ou},{SUFFIX}"));
+            entry.push("objectClass", Value::Text("organizationalUnit".into()));
+            entry.push("ou", Value::Text(ou.into()));
+            entry
+        })
+        .collect()
+}
+
 pub struct Slapd {
     /// `ldap://127.0.0.1:PORT` (plain, or StartTLS).
     pub url: String,
