@@ -200,3 +200,28 @@ fn progress_bars_only_at_a_terminal() {
     );
     assert!(text(&piped.stdout).contains("+ user bjorn"));
 }
+
+#[test]
+fn logs_have_no_colour_off_a_terminal_and_an_error_is_said_once() {
+    // Without NO_COLOR (the harness sets it): stderr is a pipe here, as in cron mail.
+    let demo = support::demo_copy();
+    let out = support::ldap2ftrack(demo.path())
+        .args(["plan", "-v"])
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("INFO"), "logs at -v: {err}");
+    assert!(!err.contains('\u{1b}'), "colour escapes in a pipe: {err:?}");
+
+    let out = ldap2ftrack(&["plan", "--config", "gone.toml"], demo.path());
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert_eq!(
+        err.matches("gone.toml").count(),
+        1,
+        "the error is said once: {err}"
+    );
+    assert!(err.starts_with("error: "), "{err}");
+}
