@@ -6,7 +6,7 @@
 //! Run: `bash tests/run.sh` once (builds the modules), then `cargo bench --bench rules`.
 //! `LDAP2FTRACK_BENCH_N` changes the entry count.
 
-use ldap2ftrack::config::{ModuleBounds, OnRuleError, Patterns, RuleModuleSettings};
+use ldap2ftrack::config::{ModuleBounds, ModuleSource, OnRuleError, Patterns, RuleModuleSettings};
 use ldap2ftrack::rules::wasm::{sha256_hex, Origin, WasmStage};
 use ldap2ftrack::rules::{
     Access, DepartedUser, GroupRef, RuleEntry, Stage, UserDecision, UserFields, Verdict,
@@ -45,6 +45,7 @@ fn settings(name: &str, config: &str) -> RuleModuleSettings {
     let module = module(name);
     RuleModuleSettings {
         sha256: sha256_hex(&std::fs::read(&module).unwrap()),
+        source: ModuleSource::Path(module.clone()),
         module,
         config: toml::from_str(config).unwrap(),
         on_error: OnRuleError::Abort,

@@ -43,7 +43,14 @@ pub struct FtrackReport {
 
 #[derive(Debug, Serialize)]
 pub struct RuleReport {
+    /// The module as `sync.toml` names it: a path, `oci://…` or `https://…`.
     pub module: String,
+    /// Where its bytes came from: `file`, `cached` (the module cache, no network call) or
+    /// `fetched` (fetched now, then cached).
+    pub origin: crate::rules::fetch::Provenance,
+    /// The module cache file of a referenced module.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached_at: Option<String>,
     pub name: String,
     pub sha256: String,
     pub hooks: Vec<String>,
@@ -78,7 +85,10 @@ impl LdapReport {
 
 pub fn run(config: &Config, output: OutputFormat) -> Result<(), Failure> {
     // Local facts first: every module's file, pin, ABI, bounds and configuration are
-    // checked before any server is contacted.
+    // checked before LDAP or ftrack are contacted (a referenced module not yet in the module
+    // cache is fetched here).
+    let origins =
+        crate::rules::fetch::ensure_all(config).map_err(|e| Failure::rule_load(&config.file, e))?;
     let rules = config
         .rules
         .iter()
@@ -89,7 +99,15 @@ pub fn run(config: &Config, output: OutputFormat) -> Result<(), Failure> {
             let stage = WasmStage::load(settings, index)
                 .map_err(|e| Failure::rule_load(&config.file, e))?;
             Ok(RuleReport {
-                module: settings.module.display().to_string(),
+                module: settings.source.to_string(),
+                origin: origins
+                    .get(index)
+                    .copied()
+                    .unwrap_or(crate::rules::fetch::Provenance::File),
+                cached_at: settings
+                    .source
+                    .is_remote()
+                    .then(|| settings.module.display().to_string()),
                 name: stage.name().to_string(),
                 sha256: settings.sha256.trim().to_ascii_lowercase(),
                 hooks: stage.hooks().iter().map(|h| h.to_string()).collect(),
@@ -173,6 +191,10 @@ pub fn run(config: &Config, output: OutputFormat) -> Result<(), Failure> {
                     r.sha256,
                     r.hooks.join(", ")
                 );
+                match &r.cached_at {
+                    Some(file) => println!("         {} ({file})", r.origin.describe()),
+                    None => println!("         {}", r.origin.describe()),
+                }
                 println!("         may manage: {}", settings.bounds.describe());
             }
         }

@@ -130,8 +130,19 @@ pub struct ExplainArgs {
 pub enum RulesCommand {
     /// Show a module's metadata, hooks, configuration schema and hash.
     Inspect {
-        /// The module file (.wasm).
+        /// The module: a file (.wasm), oci://HOST[:PORT]/NAMESPACE/NAME:TAG (or
+        /// @sha256:DIGEST), or an https:// URL.
+        module: String,
+    },
+    /// Push a module to an OCI registry (Wasm OCI artefact layout) and print the [[rules]]
+    /// lines that pin it. Credentials: LDAP2FTRACK_REGISTRY_USER and
+    /// LDAP2FTRACK_REGISTRY_PASSWORD, else the container credentials file
+    /// (~/.docker/config.json or $REGISTRY_AUTH_FILE), else anonymous.
+    Publish {
+        /// The module file (.wasm), as `rules build` made it.
         module: PathBuf,
+        /// Where to: oci://HOST[:PORT]/NAMESPACE/NAME:TAG.
+        reference: String,
     },
     /// Create a new rule module (a Rust crate or a Python package on the SDK, with a passing
     /// fixture case).
@@ -322,11 +333,31 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
         Command::Rules(RulesCommand::Build { dir, sdk, out }) => {
             crate::rules_build::run(dir, sdk.as_deref(), out.as_deref(), output)
         }
+        Command::Rules(RulesCommand::Publish { module, reference }) => {
+            crate::commands::publish(module, reference, output)
+        }
         Command::Rules(RulesCommand::Inspect { module }) => {
-            let mut info = crate::rules::wasm::inspect(module).map_err(|e| match e {
+            let unusable = |e: RuleLoadError| match e {
                 RuleLoadError::Runtime { message } => Failure::Runtime(message),
                 unusable => Failure::Usage(unusable.to_string()),
-            })?;
+            };
+            let source = crate::config::module_ref::parse(module).map_err(Failure::Usage)?;
+            let mut info = if source.is_remote() {
+                // Kept in the module cache under its own hash ([run] cache_dir when sync.toml
+                // can be read), so pinning it afterwards costs no second download.
+                let cache = Config::load(&cli.config)
+                    .ok()
+                    .and_then(|c| c.run.cache_dir)
+                    .or_else(crate::rules::wasm::cache_dir);
+                let (file, _tmp) =
+                    crate::rules::fetch::fetch_for_inspect(&source, cache.as_deref())
+                        .map_err(unusable)?;
+                let mut info = crate::rules::wasm::inspect(&file).map_err(unusable)?;
+                info.path = PathBuf::from(source.to_string());
+                info
+            } else {
+                crate::rules::wasm::inspect(Path::new(module)).map_err(unusable)?
+            };
             // The bounds come from sync.toml, when it can be read and pins this module.
             if let Ok(config) = Config::load(&cli.config) {
                 info.bounds = config

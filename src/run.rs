@@ -43,10 +43,11 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))
 }
 
-/// Everything a run can check without the network, before it contacts LDAP or ftrack: the
-/// rule modules (file, pin, ABI, bounds, configuration), then [`preflight`]. Returns the rule
-/// pipeline, ready to run.
+/// Everything a run can check before it contacts LDAP or ftrack: the rule modules (a
+/// referenced one fetched into the module cache unless its pin is cached already; file, pin,
+/// ABI, bounds, configuration), then [`preflight`]. Returns the rule pipeline, ready to run.
 pub fn prepare(config: &Config) -> Result<Pipeline, Failure> {
+    crate::rules::fetch::ensure_all(config).map_err(|e| Failure::rule_load(&config.file, e))?;
     let pipeline = pipeline(config)?;
     preflight(config)?;
     Ok(pipeline)

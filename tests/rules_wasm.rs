@@ -8,7 +8,7 @@
 
 mod support;
 
-use ldap2ftrack::config::{ModuleBounds, OnRuleError, Patterns, RuleModuleSettings};
+use ldap2ftrack::config::{ModuleBounds, ModuleSource, OnRuleError, Patterns, RuleModuleSettings};
 use ldap2ftrack::rules::wasm::{self, Origin, RuleLoadError, WasmStage};
 use ldap2ftrack::rules::{
     Access, DepartedUser, GroupRef, RoleGrant, RoleScope, RuleEntry, Stage, UserDecision,
@@ -60,6 +60,7 @@ fn settings(name: &str, config: &str) -> RuleModuleSettings {
     let path = module(name);
     RuleModuleSettings {
         sha256: sha(&path),
+        source: ModuleSource::Path(path.clone()),
         module: path,
         config: toml::from_str(config).unwrap(),
         on_error: OnRuleError::Abort,

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine (Debian + rustup) to the last assertion.
 #
-# Installs what the tests need, idempotently: OpenLDAP's slapd and ldap-utils, dpkg, systemd
-# and man-db (apt), the wasm32-wasip2 Rust target, cargo-deb (cargo install, into ~/.cargo),
+# Installs what the tests need, idempotently: OpenLDAP's slapd and ldap-utils, dpkg, systemd,
+# man-db and docker-registry (apt), the wasm32-wasip2 Rust target, cargo-deb (cargo install, into ~/.cargo),
 # and a Python venv (.venv) with the official ftrack-python-api client and pytest. Then runs
 # every test in the workspace. Run it as root or with sudo available for the apt step.
 set -euo pipefail
@@ -24,6 +24,9 @@ command -v script >/dev/null 2>&1 || missing+=(bsdutils)
 command -v dpkg-deb >/dev/null 2>&1 || missing+=(dpkg)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v man >/dev/null 2>&1 || missing+=(man-db)
+# tests/rules_registry.rs publishes and fetches rule modules through a real OCI registry (the
+# CNCF distribution registry), started on a free loopback port; its packaged service is not used.
+command -v docker-registry >/dev/null 2>&1 || [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]} (apt)"
   sudo=""

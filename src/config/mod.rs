@@ -12,6 +12,7 @@
 mod bounds;
 mod error;
 mod guard_limit;
+pub mod module_ref;
 mod raw;
 mod secret;
 mod validate;
@@ -19,6 +20,7 @@ mod validate;
 pub use bounds::{BoundsReport, ModuleBounds, Patterns};
 pub use error::{ConfigError, ConfigProblem};
 pub use guard_limit::GuardLimit;
+pub use module_ref::{ModuleSource, OciRef};
 pub use secret::{Secret, SecretError, SecretSource};
 
 use error::toml_problem;
@@ -56,6 +58,27 @@ pub struct RunSettings {
     pub journal_file: PathBuf,
     /// Prometheus/OpenMetrics textfile written after each run, when set.
     pub metrics_file: Option<PathBuf>,
+    /// The cache of fetched rule modules (`oci://`, `https://`), content-addressed:
+    /// `<cache_dir>/sha256/<hash>.wasm`. `[run] cache_dir`, else beside the compile cache
+    /// ([`default_cache_base`]`/modules`); `None` when neither is known (no home folder).
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// `$LDAP2FTRACK_CACHE_DIR`, else `$XDG_CACHE_HOME/ldap2ftrack`, else `~/.cache/ldap2ftrack`:
+/// the folder for everything ldap2ftrack caches. `None` when no home is known.
+pub fn default_cache_base(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let nonempty = |k: &str| env(k).filter(|v| !v.is_empty());
+    if let Some(d) = nonempty("LDAP2FTRACK_CACHE_DIR") {
+        Some(PathBuf::from(d))
+    } else if let Some(d) = nonempty("XDG_CACHE_HOME") {
+        Some(PathBuf::from(d).join("ldap2ftrack"))
+    } else {
+        Some(
+            PathBuf::from(nonempty("HOME")?)
+                .join(".cache")
+                .join("ldap2ftrack"),
+        )
+    }
 }
 
 /// Where the directory is read from.
@@ -179,6 +202,11 @@ pub enum OnRuleError {
 
 #[derive(Debug, Clone)]
 pub struct RuleModuleSettings {
+    /// Where the module comes from, as written (a path, `oci://…` or `https://…`).
+    pub source: ModuleSource,
+    /// The file the module is loaded from: the path itself, or for a fetched module its
+    /// place in the module cache (`<cache_dir>/sha256/<sha256>.wasm`), which `rules::fetch`
+    /// fills before the module is loaded.
     pub module: PathBuf,
     /// Lower-case hex SHA-256 the module file must have.
     pub sha256: String,

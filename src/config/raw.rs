@@ -34,6 +34,7 @@ pub(super) struct RawRun {
     pub(super) lock_file: Option<String>,
     pub(super) journal_file: Option<String>,
     pub(super) metrics_file: Option<String>,
+    pub(super) cache_dir: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -11,7 +11,7 @@ use super::secret;
 use super::{
     AttributeMappings, Config, ConfigError, ConfigProblem, DeprovisionSettings, DirectorySource,
     FtrackServer, FtrackSettings, GroupMapping, GuardSettings, LdapSettings, ModuleBounds,
-    Patterns, RuleModuleSettings, RunSettings, SecretSource, DEFAULT_GROUP_FILTER,
+    ModuleSource, Patterns, RuleModuleSettings, RunSettings, SecretSource, DEFAULT_GROUP_FILTER,
     DEFAULT_USER_FILTER,
 };
 use std::collections::BTreeMap;
@@ -48,11 +48,20 @@ impl Resolver {
         let ftrack = self.ftrack(raw.ftrack, env);
         let mappings = self.mappings(raw.mappings);
         self.group_mappings(&raw.group_mappings);
+        // Fetched modules live in the module cache; its folder is needed to name their files.
+        let cache_dir = match &raw.run.cache_dir {
+            Some(d) if d.trim().is_empty() => {
+                self.problem("run.cache_dir", "is empty; give a folder or leave it out");
+                None
+            }
+            Some(d) => Some(self.base.join(d)),
+            None => super::default_cache_base(env).map(|b| b.join("modules")),
+        };
         let rules = raw
             .rules
             .into_iter()
             .enumerate()
-            .map(|(i, r)| self.rule(i, r))
+            .map(|(i, r)| self.rule(i, r, cache_dir.as_deref()))
             .collect();
         let deprovision = self.deprovision(raw.deprovision);
         let defaults = GuardSettings::default();
@@ -80,6 +89,7 @@ impl Resolver {
                     .unwrap_or("ldap2ftrack-journal.jsonl"),
             ),
             metrics_file: raw.run.metrics_file.map(|f| self.base.join(f)),
+            cache_dir,
         };
         if !self.problems.is_empty() {
             return Err(ConfigError {
@@ -417,9 +427,21 @@ impl Resolver {
         }
     }
 
-    fn rule(&mut self, index: usize, raw: RawRule) -> RuleModuleSettings {
+    fn rule(&mut self, index: usize, raw: RawRule, cache_dir: Option<&Path>) -> RuleModuleSettings {
         let key = format!("rules[{index}]");
-        let module = self.existing_file(&format!("{key}.module"), &raw.module);
+        let source = match super::module_ref::parse(&raw.module) {
+            Ok(ModuleSource::Path(p)) => {
+                let path = self.existing_file(&format!("{key}.module"), &p.to_string_lossy());
+                ModuleSource::Path(path)
+            }
+            Ok(remote) => remote,
+            Err(m) => {
+                self.problem(format!("{key}.module"), m);
+                ModuleSource::Path(PathBuf::from(&raw.module))
+            }
+        };
+        // What `sha256sum` or `rules inspect` should be run on, in the messages below.
+        let shown = source.to_string();
         let sha256 = match raw.sha256 {
             Some(h) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => {
                 h.to_ascii_lowercase()
@@ -428,8 +450,7 @@ impl Resolver {
                 self.problem(
                     format!("{key}.sha256"),
                     format!(
-                        "`{h}` is not a SHA-256 (64 hex digits); run `sha256sum {}`",
-                        module.display()
+                        "`{h}` is not a SHA-256 (64 hex digits); run `ldap2ftrack rules inspect {shown}`"
                     ),
                 );
                 h
@@ -438,8 +459,7 @@ impl Resolver {
                 self.problem(
                     format!("{key}.sha256"),
                     format!(
-                        "missing: every module is pinned by hash; run `ldap2ftrack rules inspect {}` or `sha256sum` and add `sha256 = \"...\"`",
-                        module.display()
+                        "missing: every module is pinned by hash; run `ldap2ftrack rules inspect {shown}` and add `sha256 = \"...\"`"
                     ),
                 );
                 String::new()
@@ -467,7 +487,23 @@ impl Resolver {
                 ),
             );
         }
+        let module = match &source {
+            ModuleSource::Path(p) => p.clone(),
+            _ => match cache_dir {
+                Some(dir) => dir.join("sha256").join(format!("{sha256}.wasm")),
+                None => {
+                    self.problem(
+                        format!("{key}.module"),
+                        "a fetched module is kept in the module cache, and no cache folder is \
+                         known (no HOME, XDG_CACHE_HOME or LDAP2FTRACK_CACHE_DIR): set \
+                         [run] cache_dir",
+                    );
+                    PathBuf::new()
+                }
+            },
+        };
         RuleModuleSettings {
+            source,
             module,
             sha256,
             config: raw.config,

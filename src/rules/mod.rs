@@ -10,7 +10,9 @@
 pub mod bounds;
 pub mod budget;
 pub mod builtin;
+pub mod fetch;
 pub mod pipeline;
+pub mod registry;
 pub mod wasm;
 
 use std::collections::BTreeSet;

@@ -10,6 +10,8 @@
 //!
 //! * [`slapd`]: a real OpenLDAP slapd (mdb, memberof, ppolicy, StartTLS and ldaps with a CA the
 //!   harness generates, a size-limited sync account), loaded with `slapadd`.
+//! * [`registry`]: a real OCI registry (Debian's `docker-registry`) on a free loopback port,
+//!   with its storage in a temporary directory.
 //! * [`fake_ad`]: a small in-process LDAP server that answers like Active Directory (paged
 //!   results, `member;range=` slices), with fault injection for fail-closed tests.
 
@@ -18,6 +20,7 @@
 pub mod bin;
 pub mod fake_ad;
 pub mod plan;
+pub mod registry;
 pub mod slapd;
 
 // Each test file uses some of these; the rest would be unused imports there.

@@ -77,17 +77,7 @@ pub fn engine_key(engine: &Engine) -> String {
 /// `$LDAP2FTRACK_CACHE_DIR`, else `$XDG_CACHE_HOME/ldap2ftrack`, else `~/.cache/ldap2ftrack`;
 /// precompiled modules go in its `modules/` folder. `None` when no home is known.
 pub fn cache_dir() -> Option<PathBuf> {
-    let nonempty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-    let base = if let Some(d) = nonempty("LDAP2FTRACK_CACHE_DIR") {
-        PathBuf::from(d)
-    } else if let Some(d) = nonempty("XDG_CACHE_HOME") {
-        PathBuf::from(d).join("ldap2ftrack")
-    } else {
-        PathBuf::from(nonempty("HOME")?)
-            .join(".cache")
-            .join("ldap2ftrack")
-    };
-    Some(base.join("modules"))
+    crate::config::default_cache_base(&|k| std::env::var(k).ok()).map(|b| b.join("modules"))
 }
 
 /// How a component was obtained, for logs and the benchmark.

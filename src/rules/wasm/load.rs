@@ -288,13 +288,14 @@ impl WasmStage {
         if !actual.eq_ignore_ascii_case(settings.sha256.trim()) {
             return Err(RuleLoadError::HashMismatch {
                 index,
-                module: path.clone(),
+                module: settings.source.to_string(),
                 expected: settings.sha256.clone(),
                 actual,
             });
         }
-        let prepared = prepare(path, &key, &bytes, &actual, cache)?;
-        let shown = path.display().to_string();
+        // Named as sync.toml names it: a fetched module by its reference, not its cache file.
+        let shown = settings.source.to_string();
+        let prepared = prepare(Path::new(&shown), &key, &bytes, &actual, cache)?;
         let file_name: Arc<str> = Arc::from(shown.as_str());
         let mut live = instantiate(&prepared.pre, &file_name)
             .map_err(|m| RuleLoadError::runtime(format!("rule module {shown} {m}")))?;

@@ -81,13 +81,13 @@ const HOOKS_EXPORT: &str = "ldap2ftrack:rules/hooks@";
 pub enum RuleLoadError {
     /// The file's SHA-256 is not the one `sync.toml` pins. Exit 2.
     #[error(
-        "rules[{index}].sha256: {} has SHA-256 {actual}, but sync.toml pins {expected}; \
-         if this module is the one you want, set sha256 = \"{actual}\"",
-        module.display()
+        "rules[{index}].sha256: {module} has SHA-256 {actual}, but sync.toml pins {expected}; \
+         if this module is the one you want, set sha256 = \"{actual}\""
     )]
     HashMismatch {
         index: usize,
-        module: PathBuf,
+        /// The module as `sync.toml` names it (path or reference).
+        module: String,
         expected: String,
         actual: String,
     },
@@ -120,9 +120,8 @@ impl RuleLoadError {
             } => vec![ConfigProblem::new(
                 format!("rules[{index}].sha256"),
                 format!(
-                    "{} has SHA-256 {actual}, but sync.toml pins {expected}; if this module is \
-                     the one you want, set sha256 = \"{actual}\"",
-                    module.display()
+                    "{module} has SHA-256 {actual}, but sync.toml pins {expected}; if this module \
+                     is the one you want, set sha256 = \"{actual}\""
                 ),
             )],
             RuleLoadError::Config { problems } => problems.clone(),
@@ -130,13 +129,13 @@ impl RuleLoadError {
         }
     }
 
-    fn config(key: impl Into<String>, message: impl Into<String>) -> RuleLoadError {
+    pub(crate) fn config(key: impl Into<String>, message: impl Into<String>) -> RuleLoadError {
         RuleLoadError::Config {
             problems: vec![ConfigProblem::new(key, message)],
         }
     }
 
-    fn runtime(message: impl Into<String>) -> RuleLoadError {
+    pub(crate) fn runtime(message: impl Into<String>) -> RuleLoadError {
         RuleLoadError::Runtime {
             message: message.into(),
         }

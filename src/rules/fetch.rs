@@ -1,0 +1,226 @@
+//! Referenced rule modules (`oci://…`, `https://…`) into the module cache, before they are
+//! loaded.
+//!
+//! Exists so that a shared module arrives verified and a scheduled run does not depend on the
+//! registry: the cache is content-addressed (`<cache_dir>/sha256/<hash>.wasm`, the hash being
+//! the component's SHA-256, i.e. the `sha256` pin), so a module whose pin is already cached is
+//! used without any network call; one that is not is fetched, checked against its pin
+//! (mismatch: exit 2, nothing cached) and written atomically. It runs in the local-facts phase
+//! of a run (`run::prepare`), before LDAP or ftrack are contacted. The loader then reads the
+//! cached file like a local one and checks the pin once more.
+
+use super::registry::{self, PullError};
+use super::wasm::{limits, sha256_hex, RuleLoadError};
+use crate::config::{Config, ModuleSource, RuleModuleSettings};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where a module's bytes came from this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provenance {
+    /// A local file named in `sync.toml`.
+    File,
+    /// The module cache, without a network call.
+    Cached,
+    /// Fetched now (and cached).
+    Fetched,
+}
+
+impl Provenance {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Provenance::File => "local file",
+            Provenance::Cached => "from the module cache, no network",
+            Provenance::Fetched => "fetched now and cached",
+        }
+    }
+}
+
+/// Makes sure every referenced module of `config` is in the module cache, fetching what is
+/// missing; returns each module's provenance, in `[[rules]]` order.
+pub fn ensure_all(config: &Config) -> Result<Vec<Provenance>, RuleLoadError> {
+    let env = |k: &str| std::env::var(k).ok();
+    config
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(index, settings)| ensure(settings, index, &env))
+        .collect()
+}
+
+/// [`ensure_all`] for one `[[rules]]` entry.
+pub fn ensure(
+    settings: &RuleModuleSettings,
+    index: usize,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Provenance, RuleLoadError> {
+    if !settings.source.is_remote() {
+        return Ok(Provenance::File);
+    }
+    let source = &settings.source;
+    let cached = &settings.module;
+    let key = format!("rules[{index}].module");
+    if cached.as_os_str().is_empty() {
+        return Err(RuleLoadError::config(
+            key,
+            "no module cache folder is known; set [run] cache_dir",
+        ));
+    }
+    let pin = settings.sha256.trim().to_ascii_lowercase();
+    if let Ok(bytes) = std::fs::read(cached) {
+        if sha256_hex(&bytes) == pin {
+            tracing::debug!(module = %source, "rule module from the module cache {}", cached.display());
+            return Ok(Provenance::Cached);
+        }
+        tracing::warn!(
+            "the cached copy {} of {source} does not match its name (damaged); fetching it again",
+            cached.display()
+        );
+        let _ = std::fs::remove_file(cached);
+    }
+    let started = std::time::Instant::now();
+    let bytes = fetch(source, env).map_err(|e| pull_error(&key, e))?;
+    let actual = sha256_hex(&bytes);
+    if actual != pin {
+        return Err(RuleLoadError::HashMismatch {
+            index,
+            module: source.to_string(),
+            expected: settings.sha256.clone(),
+            actual,
+        });
+    }
+    store(cached, &bytes)?;
+    tracing::info!(
+        module = %source,
+        "fetched rule module ({} bytes, sha256 {actual}) in {:.1} s; cached at {}",
+        bytes.len(),
+        started.elapsed().as_secs_f64(),
+        cached.display()
+    );
+    Ok(Provenance::Fetched)
+}
+
+/// For `rules inspect REFERENCE`: fetches the module (no pin to check it against: this is how
+/// one learns it), keeps it in the cache under its own hash and returns that file. `None`
+/// for `cache_dir` keeps it in a temporary file instead.
+pub fn fetch_for_inspect(
+    source: &ModuleSource,
+    cache_dir: Option<&Path>,
+) -> Result<(PathBuf, Option<tempfile::TempDir>), RuleLoadError> {
+    let env = |k: &str| std::env::var(k).ok();
+    let bytes = fetch(source, &env).map_err(|e| pull_error("", e))?;
+    let hash = sha256_hex(&bytes);
+    match cache_dir {
+        Some(dir) => {
+            let path = dir.join("sha256").join(format!("{hash}.wasm"));
+            store(&path, &bytes)?;
+            Ok((path, None))
+        }
+        None => {
+            let tmp = tempfile::tempdir().map_err(|e| {
+                RuleLoadError::runtime(format!("cannot create a temporary folder: {e}"))
+            })?;
+            let path = tmp.path().join(format!("{hash}.wasm"));
+            store(&path, &bytes)?;
+            Ok((path, Some(tmp)))
+        }
+    }
+}
+
+/// A wrong reference or a wrong or tampered artefact is the configuration's problem (exit 2);
+/// an unreachable registry is the run's (exit 1).
+fn pull_error(key: &str, e: PullError) -> RuleLoadError {
+    match e {
+        PullError::NotFound(m) | PullError::Unusable(m) | PullError::Tampered(m) => {
+            RuleLoadError::config(key, m)
+        }
+        PullError::Failed(m) => RuleLoadError::runtime(m),
+    }
+}
+
+/// The module's bytes from its source (at most the module size limit).
+fn fetch(
+    source: &ModuleSource,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<u8>, PullError> {
+    let limit = limits::MODULE_BYTES;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| PullError::Failed(format!("cannot start the async runtime: {e}")))?;
+    // Callers are outside any runtime: the local-facts phase and `rules inspect` run before one.
+    match source {
+        ModuleSource::Oci(r) => runtime.block_on(registry::pull(r, limit, env)),
+        ModuleSource::Url(u) => runtime.block_on(download(u, limit)),
+        ModuleSource::Path(p) => std::fs::read(p)
+            .map_err(|e| PullError::Failed(format!("cannot read {}: {e}", p.display()))),
+    }
+}
+
+async fn download(url: &url::Url, limit: u64) -> Result<Vec<u8>, PullError> {
+    // reqwest is built without a bundled crypto provider; rustls uses the process default.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(30))
+        .timeout(Duration::from_secs(300))
+        .user_agent(concat!("ldap2ftrack/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| PullError::Failed(format!("cannot set up the HTTP client: {e}")))?;
+    let failed = |e: reqwest::Error| {
+        PullError::Failed(format!(
+            "{url}: the download failed ({e}); check that the server is reachable, or run once \
+             while it is so the module is cached"
+        ))
+    };
+    let mut response = client.get(url.clone()).send().await.map_err(failed)?;
+    let status = response.status();
+    if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
+        return Err(PullError::NotFound(format!(
+            "{url}: the server has no such file (HTTP {status}); check the URL"
+        )));
+    }
+    if !status.is_success() {
+        return Err(PullError::Failed(format!(
+            "{url}: the server answered HTTP {status}; check the URL and the server"
+        )));
+    }
+    let too_big = || {
+        PullError::Unusable(format!(
+            "{url} is larger than the {} MiB rule modules are limited to",
+            limit >> 20
+        ))
+    };
+    if response.content_length().is_some_and(|n| n > limit) {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(failed)? {
+        if bytes.len() as u64 + chunk.len() as u64 > limit {
+            return Err(too_big());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+/// Writes a cache file atomically (a temporary file renamed into place), so a concurrent run
+/// never reads half a module.
+fn store(path: &Path, bytes: &[u8]) -> Result<(), RuleLoadError> {
+    let fail = |e: std::io::Error| {
+        RuleLoadError::runtime(format!(
+            "cannot write the module cache file {}: {e}; check [run] cache_dir and the folder's \
+             permissions",
+            path.display()
+        ))
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        fail(e)
+    })
+}

@@ -1,0 +1,262 @@
+//! Rule modules shared through a real OCI registry (issue 16): `rules publish` to Debian's
+//! `docker-registry` on loopback, then the bundled demo planned with the module referenced by
+//! tag and by digest instead of by path — the same plan; from the module cache once the
+//! registry is gone; refused with exit 2 when the pin does not match or the registry's copy
+//! has been tampered with, and with a clear error for a tag that does not exist.
+
+mod support;
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Output;
+use support::registry::Registry;
+
+const LOCAL_MODULE: &str = "tests/demo/rules/studio_basics.wasm";
+const TODAY: &str = "2026-03-01";
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    support::run(dir, args, &[("LDAP2FTRACK_TODAY", TODAY)])
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        support::text(&out.stdout),
+        support::text(&out.stderr)
+    );
+    support::text(&out.stdout)
+}
+
+/// The demo's pin of studio-basics.
+fn demo_pin(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("sync.toml")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("sha256 = "))
+        .expect("the demo pins its module");
+    line.trim_start_matches("sha256 = ")
+        .trim_matches('"')
+        .to_string()
+}
+
+/// The demo's sync.toml with its module taken from `module`, pinned by `pin`, and fetched
+/// modules cached in `cache` (relative to the demo folder).
+fn configure(dir: &Path, module: &str, pin: &str, cache: &str) {
+    let shipped = std::fs::read_to_string(support::root().join("sync.toml")).unwrap();
+    let original_pin = demo_pin(support::root());
+    let text = shipped
+        .replace(
+            &format!("module = \"{LOCAL_MODULE}\""),
+            &format!("module = \"{module}\""),
+        )
+        .replace(&original_pin, pin);
+    assert!(
+        text.contains(module),
+        "the demo config names its module as expected"
+    );
+    std::fs::write(
+        dir.join("sync.toml"),
+        format!("{text}\n[run]\ncache_dir = \"{cache}\"\n"),
+    )
+    .unwrap();
+}
+
+fn operations(stdout: &str) -> Value {
+    let plan: Value = serde_json::from_str(stdout).expect("plan JSON");
+    plan["operations"].clone()
+}
+
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.path().is_dir() {
+                found.extend(files_under(&e.path()));
+            } else {
+                found.push(e.path().display().to_string());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_published_module_is_used_by_tag_and_digest_then_from_the_cache_and_refused_when_wrong() {
+    let demo = support::demo_copy();
+    let dir = demo.path();
+    let pin = demo_pin(dir);
+    let mut registry = Registry::start();
+    let tag_ref = format!("oci://{}/rules/studio-basics:1.0.0", registry.host());
+
+    // The baseline: the plan with the module as a local file.
+    let local = operations(&ok(&run(dir, &["plan", "--output", "json"])));
+    assert!(
+        local.as_array().is_some_and(|a| !a.is_empty()),
+        "the demo plans something"
+    );
+
+    // Publish.
+    let out = run(
+        dir,
+        &[
+            "--output",
+            "json",
+            "rules",
+            "publish",
+            LOCAL_MODULE,
+            &tag_ref,
+        ],
+    );
+    let published: Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(published["sha256"], pin.as_str(), "{published}");
+    let digest_ref = published["by_digest"].as_str().unwrap().to_string();
+    assert!(
+        digest_ref.starts_with(&format!(
+            "oci://{}/rules/studio-basics@sha256:",
+            registry.host()
+        )),
+        "{digest_ref}"
+    );
+
+    // The pushed manifest carries the Wasm OCI artefact media types (read with plain HTTP).
+    let (status, body) = registry.get(
+        "/v2/rules/studio-basics/manifests/1.0.0",
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let manifest: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        manifest["mediaType"], "application/vnd.oci.image.manifest.v1+json",
+        "{manifest}"
+    );
+    assert_eq!(
+        manifest["config"]["mediaType"], "application/vnd.wasm.config.v0+json",
+        "{manifest}"
+    );
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1, "{manifest}");
+    assert_eq!(layers[0]["mediaType"], "application/wasm", "{manifest}");
+    assert_eq!(layers[0]["digest"], format!("sha256:{pin}"), "{manifest}");
+
+    // `rules inspect` takes the reference too.
+    let inspected = ok(&run(dir, &["rules", "inspect", &tag_ref]));
+    assert!(inspected.contains(&pin), "{inspected}");
+    assert!(inspected.contains(&tag_ref), "{inspected}");
+
+    // By tag: fetched into the cache, the same plan as the local file.
+    configure(dir, &tag_ref, &pin, "module-cache");
+    let by_tag = operations(&ok(&run(dir, &["plan", "--output", "json"])));
+    assert_eq!(by_tag, local);
+    let cached = dir.join(format!("module-cache/sha256/{pin}.wasm"));
+    assert!(cached.is_file(), "{} was not cached", cached.display());
+    let check: Value =
+        serde_json::from_str(&ok(&run(dir, &["check", "--output", "json"]))).unwrap();
+    assert_eq!(check["rules"][0]["module"], tag_ref.as_str(), "{check}");
+    assert_eq!(check["rules"][0]["origin"], "cached", "{check}");
+
+    // By digest, into a fresh cache: fetched, the same plan.
+    configure(dir, &digest_ref, &pin, "module-cache-digest");
+    let check: Value =
+        serde_json::from_str(&ok(&run(dir, &["check", "--output", "json"]))).unwrap();
+    assert_eq!(check["rules"][0]["origin"], "fetched", "{check}");
+    let by_digest = operations(&ok(&run(dir, &["plan", "--output", "json"])));
+    assert_eq!(by_digest, local);
+
+    // A tag that does not exist: a clear error naming the reference.
+    let missing = format!("oci://{}/rules/studio-basics:9.9.9", registry.host());
+    configure(dir, &missing, &pin, "module-cache-missing");
+    let out = run(dir, &["plan"]);
+    let stderr = support::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&missing), "{stderr}");
+    assert!(stderr.contains("no such module"), "{stderr}");
+
+    // The pin changed: exit 2 within a second, both hashes and the reference named, nothing
+    // cached.
+    let wrong = "0".repeat(64);
+    configure(dir, &tag_ref, &wrong, "module-cache-wrong");
+    let started = std::time::Instant::now();
+    let out = run(dir, &["plan"]);
+    let elapsed = started.elapsed();
+    let stderr = support::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(elapsed.as_secs_f64() < 1.0, "took {elapsed:?}");
+    for needle in [pin.as_str(), wrong.as_str(), tag_ref.as_str()] {
+        assert!(stderr.contains(needle), "{needle} not in: {stderr}");
+    }
+    assert_eq!(
+        files_under(&dir.join("module-cache-wrong")),
+        Vec::<String>::new()
+    );
+
+    // The registry stopped: the cached module is used, the same plan.
+    registry.stop();
+    configure(dir, &tag_ref, &pin, "module-cache");
+    let offline = operations(&ok(&run(dir, &["plan", "--output", "json"])));
+    assert_eq!(offline, local);
+    // …and one not cached fails, naming the registry (a run's failure, exit 1).
+    configure(dir, &tag_ref, &pin, "module-cache-empty");
+    let out = run(dir, &["plan"]);
+    let stderr = support::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&tag_ref), "{stderr}");
+}
+
+#[test]
+fn a_blob_tampered_with_in_the_registry_is_refused_and_nothing_is_written() {
+    let demo = support::demo_copy();
+    let dir = demo.path();
+    let pin = demo_pin(dir);
+    let registry = Registry::start();
+    let tag_ref = format!("oci://{}/rules/studio-basics:1.0.0", registry.host());
+    ok(&run(dir, &["rules", "publish", LOCAL_MODULE, &tag_ref]));
+
+    // Flip one byte of the component in the registry's storage (same length).
+    let blob = registry.blob_file(&pin);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&blob, &bytes).unwrap();
+
+    configure(dir, &tag_ref, &pin, "module-cache");
+    let state = dir.join("target/demo/ftrack-state.json");
+    let before = std::fs::read(&state).ok();
+    let out = run(dir, &["apply"]);
+    let stderr = support::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&tag_ref), "{stderr}");
+    assert!(stderr.contains("tampered"), "{stderr}");
+    assert_eq!(files_under(&dir.join("module-cache")), Vec::<String>::new());
+    assert_eq!(std::fs::read(&state).ok(), before, "ftrack was changed");
+}
+
+#[test]
+fn publish_refuses_what_is_not_a_rule_module_or_not_a_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("not.wasm"), b"hello").unwrap();
+    let out = run(
+        dir.path(),
+        &[
+            "rules",
+            "publish",
+            "not.wasm",
+            "oci://127.0.0.1:9/rules/x:1",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", support::text(&out.stderr));
+    assert!(support::text(&out.stderr).contains("not a WebAssembly file"));
+    let module = support::root().join(LOCAL_MODULE);
+    let out = run(
+        dir.path(),
+        &[
+            "rules",
+            "publish",
+            module.to_str().unwrap(),
+            "oci://127.0.0.1:9/rules/x",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", support::text(&out.stderr));
+    assert!(support::text(&out.stderr).contains("TAG"));
+}
