@@ -98,6 +98,7 @@ fn check_reports_the_demo_directory_exactly() {
         report["rules"],
         serde_json::json!([{
             "module": "tests/demo/rules/studio_basics.wasm",
+            "origin": "file",
             "name": "studio-basics",
             "sha256": "331bef3331a773573f87b483ada3fc3fb3df721d407a6a2ddd1416ce435bf95b",
             "hooks": ["transform-user"],

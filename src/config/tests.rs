@@ -686,3 +686,51 @@ fn run_budgets_and_the_skipped_guard() {
         .unwrap_err();
     assert!(e.mentions_key("rules[0].max_run_seconds"), "{e}");
 }
+
+#[test]
+fn referenced_modules_are_named_by_their_pin_in_the_module_cache() {
+    let fx = Fixture::new();
+    let pin = "ab".repeat(32);
+    let c = fx
+        .load_env(
+            &format!(
+                "{MINIMAL}\n[[rules]]\nmodule = \"oci://127.0.0.1:5000/rules/x:1.0.0\"\nsha256 = \"{pin}\"\n\n\
+                 [[rules]]\nmodule = \"https://rules.example.com/y.wasm\"\nsha256 = \"{pin}\"\n"
+            ),
+            &[("XDG_CACHE_HOME", "/var/cache/x")],
+        )
+        .unwrap();
+    assert!(c.rules[0].source.is_remote());
+    assert_eq!(
+        c.rules[0].source.to_string(),
+        "oci://127.0.0.1:5000/rules/x:1.0.0"
+    );
+    let cached = Path::new("/var/cache/x/ldap2ftrack/modules/sha256").join(format!("{pin}.wasm"));
+    assert_eq!(c.rules[0].module, cached);
+    assert_eq!(c.rules[1].module, cached);
+
+    // `[run] cache_dir` resolves against the config folder.
+    let c = fx
+        .load(&format!(
+            "{MINIMAL}\n[[rules]]\nmodule = \"oci://reg.example.com/rules/x@sha256:{pin}\"\nsha256 = \"{pin}\"\n\n\
+             [run]\ncache_dir = \"cache\"\n"
+        ))
+        .unwrap();
+    assert_eq!(
+        c.rules[0].module,
+        fx.dir
+            .path()
+            .join("cache/sha256")
+            .join(format!("{pin}.wasm"))
+    );
+
+    // A malformed reference is a problem of the key, with an example.
+    let e = fx
+        .load(&format!(
+            "{MINIMAL}\n[[rules]]\nmodule = \"oci://reg.example.com/rules/x\"\nsha256 = \"{pin}\"\n"
+        ))
+        .unwrap_err();
+    let text = problem_text(&e);
+    assert!(text.contains("rules[0].module"), "{text}");
+    assert!(text.contains(":TAG"), "{text}");
+}

@@ -419,3 +419,50 @@ pub async fn publish(
         size_bytes,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of<'a>(vars: &'a [(&'a str, String)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn credentials_come_from_the_environment_then_the_credentials_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("auth.json");
+        let auth = base64::engine::general_purpose::STANDARD.encode("studio:s3cret");
+        std::fs::write(
+            &file,
+            format!(r#"{{"auths": {{"https://reg.example.com:5000/v1/": {{"auth": "{auth}"}}}}}}"#),
+        )
+        .unwrap();
+        let from_file = [("REGISTRY_AUTH_FILE", file.display().to_string())];
+        let c = credentials("reg.example.com:5000", &env_of(&from_file))
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.user.as_str(), c.password.as_str()), ("studio", "s3cret"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+        assert!(credentials("other.example.com", &env_of(&from_file))
+            .unwrap()
+            .is_none());
+
+        let both = [
+            ("REGISTRY_AUTH_FILE", file.display().to_string()),
+            (USER_VAR, "bot".to_string()),
+            (PASSWORD_VAR, "pw".to_string()),
+        ];
+        let c = credentials("reg.example.com:5000", &env_of(&both))
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.user, "bot");
+
+        let half = [(USER_VAR, "bot".to_string())];
+        assert!(credentials("reg.example.com", &env_of(&half)).is_err());
+
+        std::fs::write(&file, r#"{"auths": {"reg.example.com": {"auth": "!!"}}}"#).unwrap();
+        let e = credentials("reg.example.com", &env_of(&from_file)).unwrap_err();
+        assert!(e.contains("not base64"), "{e}");
+    }
+}
