@@ -187,8 +187,9 @@ fn a_published_module_is_used_by_tag_and_digest_then_from_the_cache_and_refused_
         assert!(stderr.contains(needle), "{needle} not in: {stderr}");
     }
     assert_eq!(
-        files_under(&dir.join("module-cache-wrong")),
-        Vec::<String>::new()
+        files_under(&dir.join("module-cache-wrong/sha256")),
+        Vec::<String>::new(),
+        "no module cached"
     );
 
     // The registry stopped: the cached module is used, the same plan.
@@ -196,7 +197,19 @@ fn a_published_module_is_used_by_tag_and_digest_then_from_the_cache_and_refused_
     configure(dir, &tag_ref, &pin, "module-cache");
     let offline = operations(&ok(&run(dir, &["plan", "--output", "json"])));
     assert_eq!(offline, local);
-    // …and one not cached fails, naming the registry (a run's failure, exit 1).
+    // The registry stopped and the pin changed: the cache knows what the reference gave, so
+    // it is a mismatch (exit 2, both hashes) within a second, not an unreachable registry.
+    configure(dir, &tag_ref, &wrong, "module-cache");
+    let started = std::time::Instant::now();
+    let out = run(dir, &["plan"]);
+    let elapsed = started.elapsed();
+    let stderr = support::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(elapsed.as_secs_f64() < 1.0, "took {elapsed:?}");
+    for needle in [pin.as_str(), wrong.as_str(), tag_ref.as_str()] {
+        assert!(stderr.contains(needle), "{needle} not in: {stderr}");
+    }
+    // …and one never fetched fails, naming the registry (a run's failure, exit 1).
     configure(dir, &tag_ref, &pin, "module-cache-empty");
     let out = run(dir, &["plan"]);
     let stderr = support::text(&out.stderr);

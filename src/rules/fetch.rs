@@ -81,8 +81,24 @@ pub fn ensure(
         let _ = std::fs::remove_file(cached);
     }
     let started = std::time::Instant::now();
-    let bytes = fetch(source, env).map_err(|e| pull_error(&key, e))?;
+    let last = last_seen(cached, &source.to_string());
+    let bytes = match fetch(source, env) {
+        Ok(bytes) => bytes,
+        // Unreachable, but this reference is known to give another module than the pin:
+        // that is the answer, a mismatch (exit 2), not "try again later".
+        Err(PullError::Failed(why)) if last.as_deref().is_some_and(|h| *h != pin) => {
+            tracing::warn!("{source}: {why}; judging the pin by the module it gave last time");
+            return Err(RuleLoadError::HashMismatch {
+                index,
+                module: format!("{source} (as last fetched; the registry is unreachable now)"),
+                expected: settings.sha256.clone(),
+                actual: last.unwrap_or_default(),
+            });
+        }
+        Err(e) => return Err(pull_error(&key, e)),
+    };
     let actual = sha256_hex(&bytes);
+    remember(cached, &source.to_string(), &actual);
     if actual != pin {
         return Err(RuleLoadError::HashMismatch {
             index,
@@ -125,6 +141,37 @@ pub fn fetch_for_inspect(
             let path = tmp.path().join(format!("{hash}.wasm"));
             store(&path, &bytes)?;
             Ok((path, Some(tmp)))
+        }
+    }
+}
+
+/// Where the cache notes which module a reference gave last: `<cache_dir>/refs/<sha256 of
+/// the reference>` (next to `<cache_dir>/sha256/`, where `cached` is).
+fn reference_note(cached: &Path, reference: &str) -> Option<PathBuf> {
+    let cache_dir = cached.parent()?.parent()?;
+    Some(
+        cache_dir
+            .join("refs")
+            .join(sha256_hex(reference.as_bytes())),
+    )
+}
+
+/// The SHA-256 of the module `reference` gave when it was last fetched, if noted.
+fn last_seen(cached: &Path, reference: &str) -> Option<String> {
+    let text = std::fs::read_to_string(reference_note(cached, reference)?).ok()?;
+    let hash = text.trim();
+    (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then(|| hash.to_string())
+}
+
+/// Notes that `reference` gave the module `hash` (best effort: only a hint for offline runs).
+fn remember(cached: &Path, reference: &str, hash: &str) {
+    if let Some(note) = reference_note(cached, reference) {
+        let written = note
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&note, hash));
+        if let Err(e) = written {
+            tracing::debug!("cannot note {reference} in {}: {e}", note.display());
         }
     }
 }
