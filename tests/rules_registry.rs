@@ -82,6 +82,19 @@ fn files_under(dir: &Path) -> Vec<String> {
     found
 }
 
+/// `plan` exits 2 within a second, its error naming each of `named` (hashes, reference).
+fn plan_refuses_the_pin(dir: &Path, named: &[&str]) {
+    let started = std::time::Instant::now();
+    let out = run(dir, &["plan"]);
+    let elapsed = started.elapsed();
+    let stderr = support::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(elapsed.as_secs_f64() < 1.0, "took {elapsed:?}");
+    for needle in named {
+        assert!(stderr.contains(needle), "{needle} not in: {stderr}");
+    }
+}
+
 #[test]
 fn a_published_module_is_used_by_tag_and_digest_then_from_the_cache_and_refused_when_wrong() {
     let demo = support::demo_copy();
@@ -177,15 +190,7 @@ fn a_published_module_is_used_by_tag_and_digest_then_from_the_cache_and_refused_
     // cached.
     let wrong = "0".repeat(64);
     configure(dir, &tag_ref, &wrong, "module-cache-wrong");
-    let started = std::time::Instant::now();
-    let out = run(dir, &["plan"]);
-    let elapsed = started.elapsed();
-    let stderr = support::text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(elapsed.as_secs_f64() < 1.0, "took {elapsed:?}");
-    for needle in [pin.as_str(), wrong.as_str(), tag_ref.as_str()] {
-        assert!(stderr.contains(needle), "{needle} not in: {stderr}");
-    }
+    plan_refuses_the_pin(dir, &[&pin, &wrong, &tag_ref]);
     assert_eq!(
         files_under(&dir.join("module-cache-wrong/sha256")),
         Vec::<String>::new(),
@@ -200,15 +205,7 @@ fn a_published_module_is_used_by_tag_and_digest_then_from_the_cache_and_refused_
     // The registry stopped and the pin changed: the cache knows what the reference gave, so
     // it is a mismatch (exit 2, both hashes) within a second, not an unreachable registry.
     configure(dir, &tag_ref, &wrong, "module-cache");
-    let started = std::time::Instant::now();
-    let out = run(dir, &["plan"]);
-    let elapsed = started.elapsed();
-    let stderr = support::text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(elapsed.as_secs_f64() < 1.0, "took {elapsed:?}");
-    for needle in [pin.as_str(), wrong.as_str(), tag_ref.as_str()] {
-        assert!(stderr.contains(needle), "{needle} not in: {stderr}");
-    }
+    plan_refuses_the_pin(dir, &[&pin, &wrong, &tag_ref]);
     // …and one never fetched fails, naming the registry (a run's failure, exit 1).
     configure(dir, &tag_ref, &pin, "module-cache-empty");
     let out = run(dir, &["plan"]);
