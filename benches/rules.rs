@@ -6,7 +6,7 @@
 //! Run: `bash tests/run.sh` once (builds the modules), then `cargo bench --bench rules`.
 //! `LDAP2FTRACK_BENCH_N` changes the entry count.
 
-use ldap2ftrack::config::{ModuleBounds, ModuleSource, OnRuleError, Patterns, RuleModuleSettings};
+use ldap2ftrack::config::{ModuleBounds, ModuleSource, OnRuleError, RuleModuleSettings};
 use ldap2ftrack::rules::wasm::{sha256_hex, Origin, WasmStage};
 use ldap2ftrack::rules::{
     Access, DepartedUser, GroupRef, RuleEntry, Stage, UserDecision, UserFields, Verdict,
@@ -49,17 +49,8 @@ fn settings(name: &str, config: &str) -> RuleModuleSettings {
         module,
         config: toml::from_str(config).unwrap(),
         on_error: OnRuleError::Abort,
-        bounds: trust_everything(),
+        bounds: ModuleBounds::everything(),
         max_run_seconds: 300,
-    }
-}
-
-/// Bounds that allow every group and role (these tests are about the hooks, not bounds).
-fn trust_everything() -> ModuleBounds {
-    let all = || Some(Patterns::new(&["*".to_string()]).unwrap());
-    ModuleBounds {
-        groups: all(),
-        roles: all(),
     }
 }
 

@@ -8,7 +8,7 @@
 
 mod support;
 
-use ldap2ftrack::config::{ModuleBounds, ModuleSource, OnRuleError, Patterns, RuleModuleSettings};
+use ldap2ftrack::config::{ModuleBounds, ModuleSource, OnRuleError, RuleModuleSettings};
 use ldap2ftrack::rules::wasm::{self, Origin, RuleLoadError, WasmStage};
 use ldap2ftrack::rules::{
     Access, DepartedUser, GroupRef, RoleGrant, RoleScope, RuleEntry, Stage, UserDecision,
@@ -64,17 +64,8 @@ fn settings(name: &str, config: &str) -> RuleModuleSettings {
         module: path,
         config: toml::from_str(config).unwrap(),
         on_error: OnRuleError::Abort,
-        bounds: trust_everything(),
+        bounds: ModuleBounds::everything(),
         max_run_seconds: 300,
-    }
-}
-
-/// Bounds that allow every group and role (these tests are about the hooks, not bounds).
-fn trust_everything() -> ModuleBounds {
-    let all = || Some(Patterns::new(&["*".to_string()]).unwrap());
-    ModuleBounds {
-        groups: all(),
-        roles: all(),
     }
 }
 

@@ -223,26 +223,6 @@ print(json.dumps(out, sort_keys=True))
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn ldapmodify(slapd: &Slapd, change: &str) {
-    use std::io::Write;
-    let mut child = Command::new("ldapmodify")
-        .args(["-x", "-H", &slapd.url, "-D", &format!("cn=admin,{SUFFIX}")])
-        .args(["-w", &format!("admin-{SYNC_PASSWORD}")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(change.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "ldapmodify: {}", text(&out.stderr));
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn roles_are_added_then_widened_narrowed_and_removed_as_ftrack_documents() {
     let slapd = Slapd::start(&directory());
@@ -377,8 +357,7 @@ async fn roles_are_added_then_widened_narrowed_and_removed_as_ftrack_documents()
     );
 
     // ann leaves leads (her only Supervisor scope), bob leaves privates.
-    ldapmodify(
-        &slapd,
+    slapd.modify(
         &format!(
             "dn: cn=leads,ou=groups,{SUFFIX}\nchangetype: modify\ndelete: member\nmember: uid=ann,ou=people,{SUFFIX}\n\n\
              dn: cn=privates,ou=groups,{SUFFIX}\nchangetype: modify\ndelete: member\nmember: uid=bob,ou=people,{SUFFIX}\n"

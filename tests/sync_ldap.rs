@@ -9,7 +9,7 @@ use ftrack_emulator::{EmulatorConfig, RunningEmulator};
 use ldap2ftrack::directory::{ldif, Value as LdapValue};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use support::fake_ad::{self, AdObject, FakeAd, Fault};
 use support::slapd::{Slapd, SUFFIX, SYNC_DN, SYNC_PASSWORD};
 use support::{entry, pairs, plan_ops};
@@ -153,23 +153,7 @@ async fn sync_from_slapd_over_starttls_converges_and_follows_changes() {
         "dn: uid=p0042,ou=people,{SUFFIX}\nchangetype: modify\nreplace: mail\nmail: answer@example.org\n\n\
          dn: cn=artists,ou=groups,{SUFFIX}\nchangetype: modify\ndelete: member\nmember: uid=p0007,ou=people,{SUFFIX}\n"
     );
-    let modified = Command::new("ldapmodify")
-        .args([
-            "-x",
-            "-H",
-            &slapd.url,
-            "-D",
-            &format!("cn=admin,{SUFFIX}"),
-            "-w",
-            &format!("admin-{SYNC_PASSWORD}"),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .output_with_stdin(change);
-    assert!(
-        modified.status.success(),
-        "ldapmodify: {}",
-        String::from_utf8_lossy(&modified.stderr)
-    );
+    slapd.modify(&change);
     assert_eq!(
         plan_kinds(dir.path()),
         pairs(&[
@@ -247,27 +231,4 @@ async fn an_ldap_server_gone_before_or_during_the_read_changes_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(serde_json::to_value(emu.dump()).unwrap(), before);
-}
-
-/// `Command::output` with data on stdin.
-trait OutputWithStdin {
-    fn output_with_stdin(&mut self, input: String) -> Output;
-}
-
-impl OutputWithStdin for Command {
-    fn output_with_stdin(&mut self, input: String) -> Output {
-        use std::io::Write;
-        let mut child = self
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    }
 }

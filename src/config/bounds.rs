@@ -71,6 +71,17 @@ pub struct ModuleBounds {
 }
 
 impl ModuleBounds {
+    /// Bounds that allow every group and role (`groups = ["*"]`, `roles = ["*"]`): a module
+    /// trusted with everything, as in the host's own tests and benchmarks.
+    pub fn everything() -> ModuleBounds {
+        // A constant pattern: it always compiles.
+        let all = || Patterns::new(&["*".to_string()]).ok();
+        ModuleBounds {
+            groups: all(),
+            roles: all(),
+        }
+    }
+
     /// Whether the `[[rules]]` entry declares any bounds at all.
     pub fn declared(&self) -> bool {
         self.groups.is_some() || self.roles.is_some()

@@ -314,6 +314,28 @@ impl Slapd {
     }
 
     /// Stops slapd now (e.g. to test a connection that goes away).
+    /// Applies LDIF change records as the directory's admin (`ldapmodify`); panics with
+    /// ldapmodify's message when the server refuses them.
+    pub fn modify(&self, changes: &str) {
+        let mut child = Command::new("ldapmodify")
+            .args(["-x", "-H", &self.url, "-D", &format!("cn=admin,{SUFFIX}")])
+            .args(["-w", &format!("admin-{SYNC_PASSWORD}")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("ldapmodify does not run ({e}); apt install ldap-utils"));
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(changes.as_bytes()).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "ldapmodify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
