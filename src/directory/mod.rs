@@ -109,7 +109,10 @@ pub fn check_local(
         DirectorySource::LdifFile(path) if path.is_file() => Ok(()),
         DirectorySource::LdifFile(path) => Err(DirectoryError::Search {
             base_dn: settings.user_base_dn.clone(),
-            cause: format!("the LDIF file {} does not exist", path.display()),
+            cause: format!(
+                "the LDIF file {} does not exist; fix `ldap.url` (ldif:PATH, relative to the config file's folder)",
+                path.display()
+            ),
         }),
     }
 }
