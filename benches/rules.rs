@@ -51,6 +51,7 @@ fn settings(name: &str, config: &str) -> RuleModuleSettings {
         on_error: OnRuleError::Abort,
         bounds: ModuleBounds::everything(),
         max_run_seconds: 300,
+        compile_cache: None,
     }
 }
 

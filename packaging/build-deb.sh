@@ -40,8 +40,10 @@ bin=$target_dir/$profile_dir/ldap2ftrack
 # the profile's folder.
 generated=$target_dir/$profile_dir/packaging
 
+# Without the bundled ftrack emulator (the `emulator` feature, for the demo and tests): an
+# `emulator:` server_url in a packaged install is a configuration error, not a fake ftrack.
 if [ $build = yes ]; then
-  cargo build --profile "$profile" --bin ldap2ftrack
+  cargo build --profile "$profile" --no-default-features --bin ldap2ftrack
 elif [ ! -x "$bin" ]; then
   echo "error: $bin does not exist; build it (cargo build --profile $profile) or drop --no-build" >&2
   exit 1

@@ -343,12 +343,12 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
             };
             let source = crate::config::module_ref::parse(module).map_err(Failure::Usage)?;
             let mut info = if source.is_remote() {
-                // Kept in the module cache under its own hash ([run] cache_dir when sync.toml
-                // can be read), so pinning it afterwards costs no second download.
+                // Kept in the fetch cache under its own hash ([run] fetch_cache_dir when
+                // sync.toml can be read), so pinning it afterwards costs no second download.
                 let cache = Config::load(&cli.config)
                     .ok()
-                    .and_then(|c| c.run.cache_dir)
-                    .or_else(crate::rules::wasm::cache_dir);
+                    .and_then(|c| c.run.fetch_cache_dir)
+                    .or_else(|| crate::config::default_fetch_cache(&|k| std::env::var(k).ok()));
                 let (file, _tmp) =
                     crate::rules::fetch::fetch_for_inspect(&source, cache.as_deref())
                         .map_err(unusable)?;

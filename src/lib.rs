@@ -19,6 +19,7 @@ pub mod lock;
 pub mod metrics;
 pub mod output;
 pub mod plan;
+pub mod private_files;
 pub mod progress;
 pub mod rules;
 pub mod rules_build;

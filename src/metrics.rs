@@ -218,9 +218,24 @@ impl RunRecord {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let tmp = path.with_extension("prom.tmp");
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, path)
+        // A temporary file of a unique name, created 0600 and never through a link: renaming
+        // it over the textfile replaces a planted symbolic link instead of writing through it.
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let tmp = tempfile::Builder::new()
+            .prefix(".ldap2ftrack-metrics")
+            .tempfile_in(dir)?;
+        std::io::Write::write_all(&mut tmp.as_file(), text.as_bytes())?;
+        // Scrapers (node_exporter) run as another user: the metrics are meant to be read.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        }
+        tmp.persist(path).map(drop).map_err(|e| e.error)
     }
 }
 

@@ -251,7 +251,8 @@ const CANONICAL_PARENT: &str = "/tmp/ldap2ftrack-build";
 ///   `81178e7f…` even with cargo's default release profile (no LTO, 16 codegen units,
 ///   unstripped), and `a/x` and `bbbbbb/yy` with the examples' profile both `331bef33…`, so
 ///   the crate's own profile is left alone. Builds through the link take turns (a lock file
-///   beside it). Without path dependencies outside the workspace, or when the only folder
+///   beside it). The folder belongs to the user building, mode 0700 ([`CanonicalLink::set`]):
+///   one of another user is refused, and the build runs in place, not reproducible. Without path dependencies outside the workspace, or when the only folder
 ///   holding them all is `/` (an absolute path in `Cargo.toml`, as `rules new` writes for
 ///   the SDK, which is then part of the source), it builds in place: the hashes are the
 ///   same anyway.
@@ -482,24 +483,18 @@ struct CanonicalLink {
 }
 
 impl CanonicalLink {
-    /// Points the link at `target`, waiting for any other build using it.
+    /// Points the link at `target`, waiting for any other build of this user using it.
+    ///
+    /// The folder must be ours and closed to others (created 0700 when missing): whoever
+    /// can write into it could point the link at their own source between our link and
+    /// `cargo build`, and have us build it (and run its `build.rs`), or hold the lock for
+    /// ever. A folder of another user is refused, and the caller builds in place.
     #[cfg(unix)]
     fn set(target: &Path) -> Result<CanonicalLink, String> {
-        use std::os::unix::fs::PermissionsExt;
         let parent = Path::new(CANONICAL_PARENT);
-        if !parent.is_dir() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-            // Shared like /tmp: every user may build through it, one at a time.
-            let _ = std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o1777));
-        }
+        crate::private_files::ensure_private_dir(parent)?;
         let lock_path = parent.join("lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .or_else(|_| std::fs::File::open(&lock_path))
+        let lock = crate::private_files::open_lock(&lock_path)
             .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
         if lock.try_lock().is_err() {
             eprintln!(

@@ -69,6 +69,42 @@ fn plaintext_secret_exits_2_without_echoing_it() {
 }
 
 #[test]
+fn a_clear_text_bind_to_another_machine_exits_2_before_any_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = |extra: &str| {
+        format!(
+            "[ldap]\nurl = \"ldap://10.255.255.1\"\nuser_base_dn = \"dc=x\"\ntimeout_s = 2\n\
+             bind_dn = \"cn=sync,dc=x\"\nbind_password_env = \"TEST_BIND_PW\"\n{extra}\
+             [ftrack]\nserver_url = \"emulator:state.json\"\napi_user = \"sync-bot\"\n"
+        )
+    };
+    std::fs::write(dir.path().join("plain.toml"), config("")).unwrap();
+    let started = std::time::Instant::now();
+    let out = ldap2ftrack(&["plan", "--config", "plain.toml"], dir.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("ldap.allow_insecure_ldap = true"), "{err}");
+    assert!(err.contains("clear text"), "{err}");
+
+    // Allowed: the run goes on (and fails to reach the unroutable server), warning first.
+    std::fs::write(
+        dir.path().join("allowed.toml"),
+        config("allow_insecure_ldap = true\n"),
+    )
+    .unwrap();
+    let out = support::run(
+        dir.path(),
+        &["plan", "--config", "allowed.toml"],
+        &[("TEST_BIND_PW", "s3cret-bind"), ("FTRACK_API_KEY", "k")],
+    );
+    let err = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("in clear text"), "{err}");
+    assert!(!err.contains("s3cret-bind"), "{err}");
+}
+
+#[test]
 fn unknown_subcommand_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = ldap2ftrack(&["sync"], dir.path());

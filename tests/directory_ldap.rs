@@ -29,6 +29,7 @@ fn settings(url: &str, bind_dn: &str) -> LdapSettings {
             ldaps: url.starts_with("ldaps://"),
         },
         starttls: false,
+        allow_insecure_ldap: false,
         ca_file: None,
         bind_dn: Some(bind_dn.to_string()),
         bind_password: Some(SecretSource::Env(PASSWORD_VAR.to_string())),

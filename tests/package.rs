@@ -204,6 +204,10 @@ fn service_runs_as_its_user_with_the_hardening() {
         "StateDirectory=ldap2ftrack",
         "WorkingDirectory=/var/lib/ldap2ftrack",
         "ReadWritePaths=/var/lib/ldap2ftrack",
+        "MemoryMax=8G",
+        "SystemCallFilter=@system-service",
+        "SystemCallErrorNumber=EPERM",
+        "ProtectProc=invisible",
     ] {
         assert!(service.lines().any(|l| l == line), "{line} missing");
     }
@@ -235,6 +239,12 @@ fn service_runs_as_its_user_with_the_hardening() {
         "RestrictNamespaces_user",
         "CapabilityBoundingSet_CAP_SYS_ADMIN",
         "SystemCallArchitectures",
+        "SystemCallFilter_mount",
+        "SystemCallFilter_reboot",
+        "SystemCallFilter_debug",
+        "SystemCallFilter_module",
+        "SystemCallFilter_raw_io",
+        "ProtectProc",
     ] {
         assert!(is_set(field), "{field} is not hardened");
     }
@@ -298,6 +308,26 @@ fn install_creates_the_user_and_state_dir_and_enables_and_starts_nothing() {
     assert_eq!(fields[5], "/var/lib/ldap2ftrack", "{user}");
     assert_eq!(fields[6], "/usr/sbin/nologin", "{user}");
 
+    // The service's secrets file, created root-only; run again, an existing one is kept.
+    use std::os::unix::fs::MetadataExt;
+    let secrets = root.join("etc/ldap2ftrack/secrets.env");
+    let meta = fs::metadata(&secrets).unwrap_or_else(|e| panic!("no secrets.env: {e}"));
+    assert_eq!(meta.mode() & 0o777, 0o600);
+    fs::write(&secrets, "FTRACK_API_KEY=kept\n").unwrap();
+    let out = run(Command::new("sh")
+        .args(["-e", "-c", &postinst, "postinst", "configure"])
+        .env("DPKG_ROOT", &root)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                stubs.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        ));
+    assert!(out.status.success(), "postinst failed: {}", both(&out));
+    assert_eq!(read(&secrets), "FTRACK_API_KEY=kept\n");
+
     let calls = fs::read_to_string(&calls).unwrap_or_default();
     assert!(
         calls.contains("systemd-tmpfiles --create ldap2ftrack.conf"),
@@ -319,7 +349,6 @@ fn install_creates_the_user_and_state_dir_and_enables_and_starts_nothing() {
         "systemd-tmpfiles (needs root to chown, as CI runs): {}",
         both(&out)
     );
-    use std::os::unix::fs::MetadataExt;
     let state = fs::metadata(root.join("var/lib/ldap2ftrack")).unwrap();
     assert!(state.is_dir());
     assert_eq!(state.uid(), uid);
@@ -489,6 +518,72 @@ fn generate_is_hidden_from_help_but_writes_what_the_package_ships() {
 }
 
 #[test]
+fn a_run_makes_only_the_system_calls_the_unit_allows() {
+    // The unit's SystemCallFilter=@system-service answers any other call with EPERM: trace
+    // the demo, with its rule module compiled (no compile cache) and run, and check that
+    // every call made is in the set, as systemd lists it.
+    let p = package();
+    let groups = run(Command::new("systemd-analyze").arg("syscall-filter"));
+    assert!(groups.status.success(), "{}", both(&groups));
+    let groups = String::from_utf8_lossy(&groups.stdout).into_owned();
+    let allowed = expand_syscall_group(&syscall_groups(&groups), "@system-service");
+    assert!(
+        allowed.contains("openat") && allowed.contains("mmap"),
+        "{allowed:?}"
+    );
+
+    let demo = support::demo_copy();
+    let trace = p.scratch("syscalls").join("trace.txt");
+    let out = run(Command::new("strace")
+        .args(["-f", "-qq", "-c", "-o"])
+        .arg(&trace)
+        .arg(p.path("usr/bin/ldap2ftrack"))
+        .args(["apply"])
+        .current_dir(demo.path())
+        .env("LDAP2FTRACK_CACHE_DIR", demo.path().join("no-cache"))
+        .env("NO_COLOR", "1"));
+    assert!(
+        out.status.success(),
+        "the demo apply failed: {}",
+        both(&out)
+    );
+    let summary = read(&trace);
+    // The summary table: a header, then one row per call with its name last, then "total".
+    let used: Vec<&str> = summary
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('%') && !l.starts_with('-'))
+        .filter_map(|l| l.split_whitespace().last())
+        .filter(|name| *name != "total")
+        .collect();
+    assert!(used.contains(&"openat"), "{summary}");
+    let outside: Vec<&&str> = used.iter().filter(|c| !allowed.contains(**c)).collect();
+    assert!(
+        outside.is_empty(),
+        "system calls outside @system-service, refused under the unit: {outside:?}\n{summary}"
+    );
+}
+
+#[test]
+fn the_packaged_build_and_the_image_leave_the_emulator_out() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = read(&repo.join("packaging/build-deb.sh"));
+    assert!(
+        script
+            .lines()
+            .any(|l| l.trim_start().starts_with("cargo build")
+                && l.contains("--no-default-features")),
+        "{script}"
+    );
+    let image = joined_instructions(&read(&repo.join("Containerfile")));
+    assert!(
+        image
+            .iter()
+            .any(|i| i.contains("cargo build") && i.contains("--no-default-features")),
+        "{image:?}"
+    );
+}
+
+#[test]
 fn containerfile_copies_existing_sources_from_pinned_bases() {
     // No container engine runs here (CI neither): the image is documented in README and this
     // checks what can be checked without building it.
@@ -548,6 +643,51 @@ fn containerfile_copies_existing_sources_from_pinned_bases() {
         ignore.lines().any(|l| l == "**/target"),
         "build outputs would be sent as context"
     );
+}
+
+/// `systemd-analyze syscall-filter`'s listing: each `@group` with its members (calls and
+/// other groups), comments dropped.
+fn syscall_groups(listing: &str) -> std::collections::BTreeMap<&str, Vec<&str>> {
+    let mut groups = std::collections::BTreeMap::new();
+    let mut current: Option<&str> = None;
+    for line in listing.lines() {
+        if line.starts_with('@') {
+            current = Some(line.trim());
+            groups.insert(line.trim(), Vec::new());
+        } else if let Some(group) = current {
+            let member = line.trim();
+            if !member.is_empty() && !member.starts_with('#') && !member.contains(' ') {
+                groups.entry(group).or_insert_with(Vec::new).push(member);
+            }
+        }
+    }
+    groups
+}
+
+/// Every system call in `group`, its nested groups expanded.
+fn expand_syscall_group<'a>(
+    groups: &std::collections::BTreeMap<&'a str, Vec<&'a str>>,
+    group: &str,
+) -> std::collections::BTreeSet<&'a str> {
+    let mut calls = std::collections::BTreeSet::new();
+    let mut pending = vec![group.to_string()];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(g) = pending.pop() {
+        if !seen.insert(g.clone()) {
+            continue;
+        }
+        let members = groups
+            .get(g.as_str())
+            .unwrap_or_else(|| panic!("systemd-analyze lists no group {g}"));
+        for member in members {
+            if member.starts_with('@') {
+                pending.push(member.to_string());
+            } else {
+                calls.insert(*member);
+            }
+        }
+    }
+    calls
 }
 
 /// Containerfile instructions with `\` continuations joined and comments dropped.

@@ -39,7 +39,7 @@ fn module(name: &str) -> PathBuf {
 /// The compile cache every load here uses, passed explicitly: the `modules/` folder of the
 /// cache the binary gets in the other tests (support::rule_cache_dir), never the user's.
 fn cache() -> PathBuf {
-    support::rule_cache_dir().join("modules")
+    support::rule_cache_dir().join("compiled")
 }
 
 /// `WasmStage::load` with the tests' compile cache.
@@ -66,6 +66,7 @@ fn settings(name: &str, config: &str) -> RuleModuleSettings {
         on_error: OnRuleError::Abort,
         bounds: ModuleBounds::everything(),
         max_run_seconds: 300,
+        compile_cache: None,
     }
 }
 
@@ -246,6 +247,35 @@ fn malformed_output_is_refused() {
 }
 
 #[test]
+fn a_module_cannot_block_in_a_sleep_or_a_wait() {
+    // std::thread::sleep of an hour, and a timer's `block`: stopped at once, not waited.
+    for mode in ["sleep", "block"] {
+        let e = hostile_error(mode);
+        assert!(e.contains("rule modules cannot block"), "{mode}: {e}");
+        assert!(
+            e.starts_with("rule `hostile` failed in transform-user for uid=mallory"),
+            "{e}"
+        );
+    }
+    // Asking a timer in a loop (through `poll` or `ready`) never waits either: `poll`
+    // refuses to wait, and a loop of `ready` is stopped by fuel or the per-call deadline.
+    let e = hostile_error("poll-forever");
+    assert!(e.contains("rule modules cannot block"), "{e}");
+    // Mostly host calls, so the per-call time limit stops it before fuel does.
+    let e = hostile_error("spin-on-timer");
+    assert!(
+        e.contains("ran out of fuel") || e.contains("exceeded the time limit of 1000 ms"),
+        "{e}"
+    );
+    // A timer that is due now is ready, so code that polls without waiting still works.
+    let mut stage = hostile("zero-sleep");
+    assert_eq!(
+        stage.transform_user(&entry("a"), proposal("a")).unwrap(),
+        proposal("a")
+    );
+}
+
+#[test]
 fn a_trapped_instance_is_replaced_for_the_next_entry() {
     let mut stage = hostile("by-entry");
     let ok = stage.transform_user(&entry("a"), proposal("a")).unwrap();
@@ -400,6 +430,68 @@ fn compiled_modules_are_cached_and_a_corrupt_cache_entry_is_recompiled() {
     let third = load("ad-roles", "");
     assert_eq!(third.origin(), Origin::Compiled);
     assert_eq!(load("ad-roles", "").origin(), Origin::Cache);
+}
+
+/// The compiled artefact of `name` in the compile cache `dir`.
+fn artefact_of(dir: &Path, name: &str) -> PathBuf {
+    let sha = sha(&module(name));
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().to_string();
+            n.starts_with(&sha) && n.ends_with(".cwasm")
+        })
+        .unwrap_or_else(|| panic!("no artefact of {name} in {}", dir.display()))
+}
+
+#[test]
+fn a_poisoned_compile_cache_is_compiled_again_not_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("compiled");
+    let ad_roles = settings("ad-roles", "");
+    let studio = settings("studio-basics", "email_domain = 'studio.example'");
+    let load = |s: &RuleModuleSettings| WasmStage::load_with_cache(s, 0, Some(&dir)).unwrap();
+    assert_eq!(load(&ad_roles).origin(), Origin::Compiled);
+    assert_eq!(load(&studio).origin(), Origin::Compiled);
+    assert_eq!(load(&ad_roles).origin(), Origin::Cache);
+    let (victim, other) = (
+        artefact_of(&dir, "ad-roles"),
+        artefact_of(&dir, "studio-basics"),
+    );
+    let mac = |p: &Path| PathBuf::from(format!("{}.mac", p.display()));
+
+    // Another module's valid artefact under the pinned module's name, with a checksum of
+    // its bytes recomputed, then with the other module's own MAC: compiled again both times.
+    let poison = std::fs::read(&other).unwrap();
+    for tag in [
+        wasm::sha256_hex(&poison),
+        std::fs::read_to_string(mac(&other)).unwrap(),
+    ] {
+        std::fs::write(&victim, &poison).unwrap();
+        std::fs::write(mac(&victim), tag).unwrap();
+        let stage = load(&ad_roles);
+        assert_eq!(stage.origin(), Origin::Compiled);
+        assert_eq!(
+            stage.name(),
+            "ad-roles",
+            "the pinned module runs, not the planted one"
+        );
+        assert_eq!(
+            load(&ad_roles).origin(),
+            Origin::Cache,
+            "stored again, this time ours"
+        );
+    }
+
+    // A compile cache other users may write is not used at all.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert_eq!(load(&ad_roles).origin(), Origin::Compiled);
+    assert_eq!(load(&ad_roles).origin(), Origin::Compiled);
+    // Its key is 0600.
+    let key = std::fs::metadata(dir.join("host.key")).unwrap();
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
 }
 
 #[test]

@@ -18,6 +18,8 @@ command -v ldapsearch >/dev/null 2>&1 || missing+=(ldap-utils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # `script` gives the progress-bar test a pseudo-terminal.
 command -v script >/dev/null 2>&1 || missing+=(bsdutils)
+# tests/package.rs traces a demo run (strace) to check the unit's system-call filter.
+command -v strace >/dev/null 2>&1 || missing+=(strace)
 # tests/package.rs unpacks the Debian package (dpkg-deb), checks its units and postinst with
 # systemd's offline tools (systemd-analyze, -sysusers, -tmpfiles; nothing is started) and
 # renders its man pages (man).
@@ -104,3 +106,7 @@ cargo test --manifest-path examples-rules/Cargo.toml
 # --- the tests ----------------------------------------------------------------------------
 log "cargo test --workspace"
 cargo test --workspace "$@"
+# The packaged build leaves the bundled emulator out (packaging/build-deb.sh, Containerfile):
+# its configuration tests, once more without the feature (only this crate recompiles).
+log "cargo test --lib --no-default-features (config, as packaged)"
+cargo test --lib --no-default-features config::

@@ -381,6 +381,60 @@ fn a_module_over_its_run_budget_stops_the_run_naming_its_cost() {
     assert!(elapsed.as_secs() < 30, "stopped early: {elapsed:?}");
 }
 
+/// `apply` with the hostile module in `mode` over `people` users, `max_run_seconds = 5`:
+/// (exit code, stderr, seconds taken), after checking nothing reached ftrack.
+fn apply_hostile(mode: &str, on_error: &str, people: u32) -> (Option<i32>, String, f64) {
+    let (wasm, sha) = hostile();
+    let people = many_people(people);
+    let case = Case::new(
+        &format!(
+            "[[rules]]\nmodule = \"{}\"\nsha256 = \"{sha}\"\non_error = \"{on_error}\"\nmax_run_seconds = 5\n[rules.config]\nmode = \"{mode}\"\n",
+            wasm.display()
+        ),
+        &borrowed(&people),
+    );
+    let started = std::time::Instant::now();
+    let out = case.run(&["apply"], "2026-03-01");
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(
+        !case.dir.path().join("state.json").exists(),
+        "{mode}: something was written"
+    );
+    (out.status.code(), support::text(&out.stderr), elapsed)
+}
+
+#[test]
+fn a_module_that_sleeps_or_polls_for_ever_cannot_hold_the_run() {
+    // An hour's std::thread::sleep, and a loop polling an hour-long timer: each call is
+    // stopped at once (rule modules cannot block), the run exits 1 naming module and hook.
+    for mode in ["sleep", "poll-forever"] {
+        let (code, err, elapsed) = apply_hostile(mode, "abort", 20);
+        assert_eq!(code, Some(1), "{mode}: {err}");
+        assert!(
+            err.contains("rule `hostile` failed in transform-user")
+                && err.contains("rule modules cannot block"),
+            "{mode}: {err}"
+        );
+        assert!(elapsed < 15.0, "{mode} took {elapsed:.1} s");
+    }
+}
+
+#[test]
+fn the_run_budget_stops_a_module_within_a_call_not_after_it() {
+    // Each call spins on a timer until the per-call deadline (1 s); under on_error = "skip"
+    // every entry would be skipped, one second each. The 5 s budget ends the run at about
+    // 5 s, the last call cut short, naming module and hook.
+    let (code, err, elapsed) = apply_hostile("spin-on-timer", "skip", 60);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("rule module `hostile` used")
+            && err.contains("max_run_seconds = 5")
+            && err.contains("stopped in `transform-user`"),
+        "{err}"
+    );
+    assert!(elapsed < 15.0, "took {elapsed:.1} s");
+}
+
 #[test]
 fn a_wrong_pin_is_found_before_any_server_is_contacted() {
     let (wasm, sha) = module("studio_basics");

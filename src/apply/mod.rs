@@ -46,19 +46,18 @@ pub async fn apply(
     batch_size: usize,
     journal: Option<&Path>,
 ) -> Result<ApplyReport, ApplyError> {
-    let mut journal_file = match journal {
-        Some(path) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|cause| ApplyError::Journal {
+    // Personal data: created 0600, and never through a link another user planted.
+    let mut journal_file =
+        match journal {
+            Some(path) => Some(crate::private_files::open_append(path).map_err(|cause| {
+                ApplyError::Journal {
                     path: path.display().to_string(),
                     cause,
-                })?,
-        ),
-        None => None,
-    };
+                }
+            })?),
+            None => None,
+        };
+    let mut lines = Vec::new();
     let total = plan.operations.len();
     let mut report = ApplyReport::default();
     let _phase = crate::progress::start(crate::progress::APPLY, Some(total as u64));
@@ -93,7 +92,7 @@ pub async fn apply(
         }
         for (i, op) in plan.operations[start..end].iter().enumerate() {
             report.applied += 1;
-            if let Some(file) = journal_file.as_mut() {
+            if journal_file.is_some() {
                 let line = json!({
                     "time": crate::clock::now_rfc3339(),
                     "kind": op.kind,
@@ -104,11 +103,25 @@ pub async fn apply(
                     "status": "applied",
                     "calls": &wire[starts[i]..starts[i + 1]],
                 });
-                writeln!(file, "{line}").map_err(|cause| ApplyError::Journal {
+                serde_json::to_writer(&mut lines, &line)
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| lines.write_all(b"\n"))
+                    .map_err(|cause| ApplyError::Journal {
+                        path: journal.map(|p| p.display().to_string()).unwrap_or_default(),
+                        cause,
+                    })?;
+            }
+        }
+        // One write and one flush to disk per batch: the journal says what landed even when
+        // the process is killed during the next batch.
+        if let Some(file) = journal_file.as_mut() {
+            file.write_all(&lines)
+                .and_then(|()| file.sync_data())
+                .map_err(|cause| ApplyError::Journal {
                     path: journal.map(|p| p.display().to_string()).unwrap_or_default(),
                     cause,
                 })?;
-            }
+            lines.clear();
         }
         crate::progress::advance(crate::progress::APPLY, (end - start) as u64);
         start = end;

@@ -58,10 +58,24 @@ pub struct RunSettings {
     pub journal_file: PathBuf,
     /// Prometheus/OpenMetrics textfile written after each run, when set.
     pub metrics_file: Option<PathBuf>,
-    /// The cache of fetched rule modules (`oci://`, `https://`), content-addressed:
-    /// `<cache_dir>/sha256/<hash>.wasm`. `[run] cache_dir`, else beside the compile cache
-    /// ([`default_cache_base`]`/modules`); `None` when neither is known (no home folder).
-    pub cache_dir: Option<PathBuf>,
+    /// The fetch cache: rule modules fetched by reference (`oci://`, `https://`),
+    /// content-addressed: `<fetch_cache_dir>/sha256/<hash>.wasm`. `[run] fetch_cache_dir`,
+    /// else [`default_cache_base`]`/fetched`; `None` when neither is known (no home folder).
+    pub fetch_cache_dir: Option<PathBuf>,
+    /// The compile cache: native code compiled from rule modules, authenticated with a key
+    /// of this host (`rules::wasm::engine`). `[run] compile_cache_dir`, else
+    /// [`default_cache_base`]`/compiled`; `None`: every run compiles.
+    pub compile_cache_dir: Option<PathBuf>,
+}
+
+/// The fetch cache folder when sync.toml does not name one.
+pub fn default_fetch_cache(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    default_cache_base(env).map(|b| b.join("fetched"))
+}
+
+/// The compile cache folder when sync.toml does not name one.
+pub fn default_compile_cache(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    default_cache_base(env).map(|b| b.join("compiled"))
 }
 
 /// `$LDAP2FTRACK_CACHE_DIR`, else `$XDG_CACHE_HOME/ldap2ftrack`, else `~/.cache/ldap2ftrack`:
@@ -94,6 +108,9 @@ pub enum DirectorySource {
 pub struct LdapSettings {
     pub source: DirectorySource,
     pub starttls: bool,
+    /// `allow_insecure_ldap = true`: a simple bind in clear text to another machine was
+    /// accepted in sync.toml; every run warns.
+    pub allow_insecure_ldap: bool,
     pub ca_file: Option<PathBuf>,
     pub bind_dn: Option<String>,
     pub bind_password: Option<SecretSource>,
@@ -205,7 +222,7 @@ pub struct RuleModuleSettings {
     /// Where the module comes from, as written (a path, `oci://…` or `https://…`).
     pub source: ModuleSource,
     /// The file the module is loaded from: the path itself, or for a fetched module its
-    /// place in the module cache (`<cache_dir>/sha256/<sha256>.wasm`), which `rules::fetch`
+    /// place in the fetch cache (`<fetch_cache_dir>/sha256/<sha256>.wasm`), which `rules::fetch`
     /// fills before the module is loaded.
     pub module: PathBuf,
     /// Lower-case hex SHA-256 the module file must have.
@@ -217,6 +234,8 @@ pub struct RuleModuleSettings {
     pub bounds: ModuleBounds,
     /// How long all the module's hook calls of one run may take together.
     pub max_run_seconds: u64,
+    /// Where its compiled code is cached (`[run] compile_cache_dir`); `None`: compile.
+    pub compile_cache: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

@@ -34,7 +34,10 @@ pub(super) struct RawRun {
     pub(super) lock_file: Option<String>,
     pub(super) journal_file: Option<String>,
     pub(super) metrics_file: Option<String>,
+    /// The old name of `fetch_cache_dir`, still read (with a warning).
     pub(super) cache_dir: Option<String>,
+    pub(super) fetch_cache_dir: Option<String>,
+    pub(super) compile_cache_dir: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -44,6 +47,9 @@ pub(super) struct RawLdap {
     pub(super) url: Option<String>,
     #[serde(default)]
     pub(super) starttls: bool,
+    /// A simple bind over plain `ldap://` to another machine, accepted only when true.
+    #[serde(default)]
+    pub(super) allow_insecure_ldap: bool,
     pub(super) ca_file: Option<String>,
     pub(super) bind_dn: Option<String>,
     /// Only present to refuse it with a helpful message.

@@ -412,6 +412,34 @@ fn ftrack_settings_fall_back_to_the_official_variables() {
 }
 
 #[test]
+fn a_clear_text_bind_to_another_machine_is_refused_unless_allowed() {
+    let fx = Fixture::new();
+    let cfg = |url: &str, extra: &str| {
+        format!(
+            "[ldap]\nurl = \"{url}\"\nuser_base_dn = \"ou=people,dc=example,dc=com\"\n\
+             bind_dn = \"cn=sync,dc=example,dc=com\"\nbind_password_env = \"PW\"\n{extra}"
+        )
+    };
+    let e = fx.load(&cfg("ldap://10.255.255.1", "")).unwrap_err();
+    assert!(e.mentions_key("ldap.url"), "{e}");
+    let text = problem_text(&e);
+    assert!(text.contains("clear text"), "{text}");
+    assert!(text.contains("ldap.allow_insecure_ldap = true"), "{text}");
+    let allowed = fx
+        .load(&cfg("ldap://10.255.255.1", "allow_insecure_ldap = true\n"))
+        .unwrap();
+    assert!(allowed.ldap.allow_insecure_ldap);
+    // Encrypted, local, or anonymous: nothing to refuse.
+    fx.load(&cfg("ldap://10.255.255.1", "starttls = true\n"))
+        .unwrap();
+    fx.load(&cfg("ldaps://10.255.255.1", "")).unwrap();
+    fx.load(&cfg("ldap://127.0.0.1:3389", "")).unwrap();
+    fx.load(&cfg("ldap://localhost", "")).unwrap();
+    fx.load(&cfg("ldap://[::1]:389", "")).unwrap();
+    fx.load(MINIMAL).unwrap();
+}
+
+#[test]
 fn insecure_http_is_refused_unless_loopback_or_allowed() {
     let fx = Fixture::new();
     let cfg = |url: &str, allow: bool| {
@@ -434,6 +462,8 @@ fn insecure_http_is_refused_unless_loopback_or_allowed() {
     assert!(e.mentions_key("FTRACK_SERVER"), "{e}");
 }
 
+// Uses an `emulator:` server, which only a build with the emulator accepts.
+#[cfg(feature = "emulator")]
 #[test]
 fn relative_paths_resolve_against_the_config_folder() {
     let fx = Fixture::new();
@@ -494,6 +524,41 @@ fn loose_secret_file_gives_a_warning_not_an_error() {
         assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
         assert!(c.warnings[0].contains("chmod 600"));
     }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_secrets_env_beside_the_config_readable_by_others_gives_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new();
+    let env_file = fx.dir.path().join("secrets.env");
+    std::fs::write(&env_file, "FTRACK_API_KEY=k\n").unwrap();
+    std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(fx.load(MINIMAL).unwrap().warnings.is_empty());
+    std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let c = fx.load(MINIMAL).unwrap();
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].contains("secrets.env") && c.warnings[0].contains("chmod 600"),
+        "{:?}",
+        c.warnings
+    );
+}
+
+/// Packaged builds leave the emulator out (`--no-default-features`; tests/run.sh runs the
+/// config tests that way too): `emulator:` is then a configuration error, found before any
+/// network.
+#[cfg(not(feature = "emulator"))]
+#[test]
+fn without_the_emulator_feature_an_emulator_server_is_refused() {
+    let fx = Fixture::new();
+    let e = fx
+        .load(&format!(
+            "{MINIMAL}\n[ftrack]\nserver_url = \"emulator:state.json\"\n"
+        ))
+        .unwrap_err();
+    assert!(e.mentions_key("ftrack.server_url"), "{e}");
+    assert!(problem_text(&e).contains("packaged builds"), "{e}");
 }
 
 #[test]
@@ -655,6 +720,8 @@ fn the_required_directory_keys_are_reported_together() {
     assert!(problem_text(&e).contains("e.g. url = \"ldaps://"), "{e}");
 }
 
+// Uses an `emulator:` server, which only a build with the emulator accepts.
+#[cfg(feature = "emulator")]
 #[test]
 fn the_shipped_sync_toml_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sync.toml");
@@ -688,7 +755,7 @@ fn run_budgets_and_the_skipped_guard() {
 }
 
 #[test]
-fn referenced_modules_are_named_by_their_pin_in_the_module_cache() {
+fn referenced_modules_are_named_by_their_pin_in_the_fetch_cache() {
     let fx = Fixture::new();
     let pin = "ab".repeat(32);
     let c = fx
@@ -705,24 +772,43 @@ fn referenced_modules_are_named_by_their_pin_in_the_module_cache() {
         c.rules[0].source.to_string(),
         "oci://127.0.0.1:5000/rules/x:1.0.0"
     );
-    let cached = Path::new("/var/cache/x/ldap2ftrack/modules/sha256").join(format!("{pin}.wasm"));
+    let cached = Path::new("/var/cache/x/ldap2ftrack/fetched/sha256").join(format!("{pin}.wasm"));
     assert_eq!(c.rules[0].module, cached);
     assert_eq!(c.rules[1].module, cached);
-
-    // `[run] cache_dir` resolves against the config folder.
-    let c = fx
-        .load(&format!(
-            "{MINIMAL}\n[[rules]]\nmodule = \"oci://reg.example.com/rules/x@sha256:{pin}\"\nsha256 = \"{pin}\"\n\n\
-             [run]\ncache_dir = \"cache\"\n"
-        ))
-        .unwrap();
+    // The compile cache is a folder of its own.
     assert_eq!(
-        c.rules[0].module,
-        fx.dir
-            .path()
-            .join("cache/sha256")
-            .join(format!("{pin}.wasm"))
+        c.run.compile_cache_dir.as_deref(),
+        Some(Path::new("/var/cache/x/ldap2ftrack/compiled"))
     );
+    assert_eq!(
+        c.rules[0].compile_cache.as_deref(),
+        Some(Path::new("/var/cache/x/ldap2ftrack/compiled"))
+    );
+
+    // `[run] fetch_cache_dir` resolves against the config folder; so does its old name,
+    // `cache_dir`, with a warning to rename it.
+    for key in ["fetch_cache_dir", "cache_dir"] {
+        let c = fx
+            .load(&format!(
+                "{MINIMAL}\n[[rules]]\nmodule = \"oci://reg.example.com/rules/x@sha256:{pin}\"\nsha256 = \"{pin}\"\n\n\
+                 [run]\n{key} = \"cache\"\ncompile_cache_dir = \"native\"\n"
+            ))
+            .unwrap();
+        assert_eq!(
+            c.rules[0].module,
+            fx.dir
+                .path()
+                .join("cache/sha256")
+                .join(format!("{pin}.wasm"))
+        );
+        assert_eq!(c.rules[0].compile_cache, Some(fx.dir.path().join("native")));
+        assert_eq!(
+            c.warnings.iter().any(|w| w.contains("fetch_cache_dir")),
+            key == "cache_dir",
+            "{:?}",
+            c.warnings
+        );
+    }
 
     // A malformed reference is a problem of the key, with an example.
     let e = fx

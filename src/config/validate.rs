@@ -40,7 +40,7 @@ impl Resolver {
 
     pub(super) fn resolve(
         mut self,
-        raw: RawConfig,
+        mut raw: RawConfig,
         path: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
@@ -48,20 +48,53 @@ impl Resolver {
         let ftrack = self.ftrack(raw.ftrack, env);
         let mappings = self.mappings(raw.mappings);
         self.group_mappings(&raw.group_mappings);
-        // Fetched modules live in the module cache; its folder is needed to name their files.
-        let cache_dir = match &raw.run.cache_dir {
-            Some(d) if d.trim().is_empty() => {
-                self.problem("run.cache_dir", "is empty; give a folder or leave it out");
-                None
+        // Fetched modules live in the fetch cache; its folder is needed to name their files.
+        if raw.run.cache_dir.is_some() {
+            if raw.run.fetch_cache_dir.is_some() {
+                self.problem(
+                    "run.cache_dir",
+                    "is the old name of `run.fetch_cache_dir`, which is also set; remove it",
+                );
+            } else {
+                self.warnings.push(
+                    "[run] cache_dir is now called fetch_cache_dir (the compile cache has its \
+                     own folder, compile_cache_dir); rename the key"
+                        .into(),
+                );
             }
-            Some(d) => Some(self.base.join(d)),
-            None => super::default_cache_base(env).map(|b| b.join("modules")),
+        }
+        let fetch_key = if raw.run.fetch_cache_dir.is_some() || raw.run.cache_dir.is_none() {
+            "run.fetch_cache_dir"
+        } else {
+            "run.cache_dir"
         };
+        let fetch_cache_dir = self.cache_folder(
+            fetch_key,
+            raw.run.fetch_cache_dir.take().or(raw.run.cache_dir.take()),
+            super::default_fetch_cache(env),
+        );
+        // The service's EnvironmentFile (the package puts it beside sync.toml): secrets too.
+        let env_file = self.base.join("secrets.env");
+        if let Some(w) = secret::loose_permissions_warning(&env_file) {
+            self.warnings.push(w);
+        }
+        let compile_cache_dir = self.cache_folder(
+            "run.compile_cache_dir",
+            raw.run.compile_cache_dir.take(),
+            super::default_compile_cache(env),
+        );
         let rules = raw
             .rules
             .into_iter()
             .enumerate()
-            .map(|(i, r)| self.rule(i, r, cache_dir.as_deref()))
+            .map(|(i, r)| {
+                self.rule(
+                    i,
+                    r,
+                    fetch_cache_dir.as_deref(),
+                    compile_cache_dir.as_deref(),
+                )
+            })
             .collect();
         let deprovision = self.deprovision(raw.deprovision);
         let defaults = GuardSettings::default();
@@ -89,7 +122,8 @@ impl Resolver {
                     .unwrap_or("ldap2ftrack-journal.jsonl"),
             ),
             metrics_file: raw.run.metrics_file.map(|f| self.base.join(f)),
-            cache_dir,
+            fetch_cache_dir,
+            compile_cache_dir,
         };
         if !self.problems.is_empty() {
             return Err(ConfigError {
@@ -247,6 +281,17 @@ impl Resolver {
                 "bind_dn is set but no password source; set `ldap.bind_password_env` or `ldap.bind_password_file`",
             );
         }
+        if let DirectorySource::Server { url, ldaps: false } = &source {
+            let clear_text_bind = bind_password.is_some() && !raw.starttls;
+            if clear_text_bind && !raw.allow_insecure_ldap && !ldap_host_is_loopback(url) {
+                self.problem(
+                    "ldap.url",
+                    format!(
+                        "`{url}` is plain ldap:// to another machine, so the bind password would                          cross the network in clear text; use ldaps://, or set                          `ldap.starttls = true`, or set `ldap.allow_insecure_ldap = true` if you                          accept that"
+                    ),
+                );
+            }
+        }
         for (key, dn) in [
             (
                 "ldap.user_base_dn",
@@ -292,6 +337,7 @@ impl Resolver {
         LdapSettings {
             source,
             starttls: raw.starttls,
+            allow_insecure_ldap: raw.allow_insecure_ldap,
             ca_file,
             bind_dn: raw.bind_dn,
             bind_password,
@@ -320,10 +366,19 @@ impl Resolver {
             .emulator_seed
             .map(|f| self.existing_file("ftrack.emulator_seed", &f));
         let server_url = server_text.map(|text| match text.strip_prefix("emulator:") {
-            Some(state) if !state.trim().is_empty() => FtrackServer::Emulator {
-                state: self.base.join(state),
-                seed: seed.clone(),
-            },
+            Some(state) if !state.trim().is_empty() => {
+                #[cfg(not(feature = "emulator"))]
+                self.problem(
+                    key,
+                    "`emulator:` runs the bundled ftrack emulator (the demo, rule tests), which \
+                     this build leaves out, as packaged builds do; set server_url to your ftrack \
+                     server's https:// URL",
+                );
+                FtrackServer::Emulator {
+                    state: self.base.join(state),
+                    seed: seed.clone(),
+                }
+            }
             Some(_) => {
                 self.problem(
                     key,
@@ -427,7 +482,30 @@ impl Resolver {
         }
     }
 
-    fn rule(&mut self, index: usize, raw: RawRule, cache_dir: Option<&Path>) -> RuleModuleSettings {
+    /// A cache folder: as written (relative to the config folder), else `default`.
+    fn cache_folder(
+        &mut self,
+        key: &str,
+        written: Option<String>,
+        default: Option<PathBuf>,
+    ) -> Option<PathBuf> {
+        match written {
+            Some(d) if d.trim().is_empty() => {
+                self.problem(key, "is empty; give a folder or leave it out");
+                None
+            }
+            Some(d) => Some(self.base.join(d)),
+            None => default,
+        }
+    }
+
+    fn rule(
+        &mut self,
+        index: usize,
+        raw: RawRule,
+        fetch_cache_dir: Option<&Path>,
+        compile_cache_dir: Option<&Path>,
+    ) -> RuleModuleSettings {
         let key = format!("rules[{index}]");
         let source = match super::module_ref::parse(&raw.module) {
             Ok(ModuleSource::Path(p)) => {
@@ -489,14 +567,14 @@ impl Resolver {
         }
         let module = match &source {
             ModuleSource::Path(p) => p.clone(),
-            _ => match cache_dir {
+            _ => match fetch_cache_dir {
                 Some(dir) => dir.join("sha256").join(format!("{sha256}.wasm")),
                 None => {
                     self.problem(
                         format!("{key}.module"),
-                        "a fetched module is kept in the module cache, and no cache folder is \
+                        "a fetched module is kept in the fetch cache, and no cache folder is \
                          known (no HOME, XDG_CACHE_HOME or LDAP2FTRACK_CACHE_DIR): set \
-                         [run] cache_dir",
+                         [run] fetch_cache_dir",
                     );
                     PathBuf::new()
                 }
@@ -510,6 +588,7 @@ impl Resolver {
             on_error: raw.on_error,
             bounds,
             max_run_seconds,
+            compile_cache: compile_cache_dir.map(Path::to_path_buf),
         }
     }
 
@@ -553,6 +632,16 @@ fn check_filter_shape(filter: &str) -> Result<(), String> {
         return Err(format!("`{filter}` has unbalanced parentheses"));
     }
     Ok(())
+}
+
+/// The host of an `ldap://host[:port]` URL is this machine (`localhost`, 127.0.0.0/8, `::1`).
+fn ldap_host_is_loopback(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| match u.host() {
+        Some(url::Host::Domain(d)) => super::module_ref::is_loopback_host(d),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    })
 }
 
 /// TLS is the rule: plain http is only for the local machine unless explicitly allowed.

@@ -243,6 +243,13 @@ impl Pipeline {
             }
             evaluation
         };
+        // A module whose last call used up its budget under `on_error = "skip"` only had
+        // that entry skipped: the run still stops.
+        for stage in &self.stages {
+            if let Some(why) = stage.over_budget() {
+                return Err(over_budget(stage.as_ref(), "the last entry", why));
+            }
+        }
         validate(&mut evaluation);
         Ok(evaluation)
     }

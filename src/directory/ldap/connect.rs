@@ -44,6 +44,12 @@ pub(crate) fn prepare(
         }
         (None, _) => None,
     };
+    if password.is_some() && !ldaps && !settings.starttls && settings.allow_insecure_ldap {
+        tracing::warn!(
+            "binding to {url} in clear text: the bind password crosses the network \
+             unencrypted (ldap.allow_insecure_ldap = true); use ldaps:// or starttls = true"
+        );
+    }
     let tls = if ldaps || settings.starttls {
         Some(tls_config(settings, &url)?)
     } else {

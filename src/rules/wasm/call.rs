@@ -6,12 +6,14 @@
 use super::bindings::Rule;
 use super::convert::{self, OutputSize};
 use super::load::{configure, instantiate};
+use super::no_wait::WouldWait;
 use super::sandbox::HostState;
 use super::{limits, HookName, WasmStage};
 use crate::rules::{
     Access, DepartedUser, OnRuleError, RuleEntry, RuleError, Stage, UserDecision, UserFields,
     Verdict,
 };
+use std::time::Duration;
 use wasmtime::{Store, Trap};
 
 /// One live instance and its store.
@@ -26,16 +28,31 @@ pub(super) struct Live {
 /// the call was not made.
 pub(super) fn guarded<T>(
     live: &mut Live,
+    deadline: Duration,
     f: impl FnOnce(&Rule, &mut Store<HostState>) -> wasmtime::Result<T>,
 ) -> wasmtime::Result<(wasmtime::Result<T>, u64)> {
     live.store.set_fuel(limits::FUEL_PER_CALL)?;
-    live.store.set_epoch_deadline(limits::EPOCH_TICKS_PER_CALL);
+    live.store.set_epoch_deadline(epoch_ticks(deadline));
     live.store.data_mut().begin_call();
     let result = f(&live.rule, &mut live.store);
     live.store.data_mut().end_call();
     let fuel_used = limits::FUEL_PER_CALL - live.store.get_fuel().unwrap_or(0);
     Ok((result, fuel_used))
 }
+
+/// The per-call wall-clock deadline, in epoch ticks (at least one).
+fn epoch_ticks(deadline: Duration) -> u64 {
+    let ticks = deadline
+        .as_millis()
+        .div_ceil(u128::from(limits::EPOCH_TICK_MS));
+    u64::try_from(ticks)
+        .unwrap_or(u64::MAX)
+        .clamp(1, limits::EPOCH_TICKS_PER_CALL)
+}
+
+/// The longest one call may take.
+pub(super) const CALL_DEADLINE: Duration =
+    Duration::from_millis(limits::EPOCH_TICK_MS * limits::EPOCH_TICKS_PER_CALL);
 
 /// Why a call failed, in words an admin can act on.
 pub(super) fn describe(e: &wasmtime::Error, state: &HostState) -> String {
@@ -44,6 +61,9 @@ pub(super) fn describe(e: &wasmtime::Error, state: &HostState) -> String {
         .as_ref()
         .map(|m| format!(" (the module logged: {m})"))
         .unwrap_or_default();
+    if e.downcast_ref::<WouldWait>().is_some() {
+        return format!("{WouldWait}; the instance was reset");
+    }
     if let Some(trap) = e.downcast_ref::<Trap>() {
         return match trap {
             Trap::OutOfFuel => format!(
@@ -126,9 +146,11 @@ impl WasmStage {
                 return Err(self.error(hook, entry, m));
             }
         };
+        // The call may take what is left of the run budget, up to the per-call limit.
+        let deadline = budget.remaining().min(CALL_DEADLINE);
         let started = std::time::Instant::now();
-        let guarded = guarded(live, f);
-        budget.spend(started.elapsed());
+        let guarded = guarded(live, deadline, f);
+        budget.spend(hook.wit(), started.elapsed());
         let (result, fuel_used) = match guarded {
             Ok(r) => r,
             Err(e) => return Err(self.error(hook, entry, format!("could not set fuel: {e}"))),
@@ -158,12 +180,16 @@ impl WasmStage {
                 entry,
                 format!(
                     "the rule rejected the entry: {}",
-                    truncate(rejection, limits::REJECTION_BYTES)
+                    convert::clean_text(truncate(rejection, limits::REJECTION_BYTES))
                 ),
             )),
             Err(e) => {
-                let message = failure.unwrap_or_else(|| e.to_string());
                 self.live = None;
+                // Stopped because the run budget ran out: say so, not "one slow call".
+                let message = budget
+                    .exceeded(&self.name)
+                    .or(failure)
+                    .unwrap_or_else(|| e.to_string());
                 Err(self.error(hook, entry, message))
             }
         }

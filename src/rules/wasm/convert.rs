@@ -191,6 +191,32 @@ fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
 }
 
+/// Characters a module must not send to a terminal, a plan or a journal as they are:
+/// control characters (ESC starts the escape sequences that move the cursor, rewrite
+/// lines or set a window title; CR overwrites what was shown) and the bidirectional
+/// overrides that make text read other than it is.
+fn unsafe_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Free text from a module (a reason, a log line, a rejection), with every unsafe
+/// character written out as an escape (`\u{1b}`), so it shows what the module sent and
+/// does nothing. Reuses the string when it is clean.
+pub fn clean_text(s: String) -> String {
+    if !s.chars().any(unsafe_char) {
+        return s;
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A non-empty name without control characters, trimmed (reusing the string when it is).
 fn name(what: &str, s: String) -> Result<String, String> {
     let t = s.trim();
@@ -219,7 +245,7 @@ pub fn decision_back(d: wit::UserDecisionResult) -> Result<UserDecision, String>
             first_name: optional("first name", u.first_name)?,
             last_name: optional("last name", u.last_name)?,
         }),
-        wit::UserDecisionResult::Skip(why) => UserDecision::Skip(why),
+        wit::UserDecisionResult::Skip(why) => UserDecision::Skip(clean_text(why)),
     })
 }
 
@@ -242,8 +268,8 @@ pub fn access_back(a: wit::AccessResult) -> Result<Access, String> {
 
 pub fn verdict_back(v: wit::VerdictResult) -> Result<Verdict, String> {
     Ok(match v {
-        wit::VerdictResult::Keep(r) => Verdict::Keep(r),
-        wit::VerdictResult::Disable(r) => Verdict::Disable(r),
+        wit::VerdictResult::Keep(r) => Verdict::Keep(clean_text(r)),
+        wit::VerdictResult::Disable(r) => Verdict::Disable(clean_text(r)),
     })
 }
 
@@ -289,6 +315,26 @@ mod tests {
         assert_eq!(lowered.attributes[0].name, "UID");
         assert_eq!(lowered.attributes[0].values, ["a"]);
         assert_eq!((lowered.attributes.len(), lowered.groups.len()), (1, 0));
+    }
+
+    #[test]
+    fn text_from_a_module_is_made_harmless() {
+        assert_eq!(clean_text("plain text".into()), "plain text");
+        assert_eq!(
+            clean_text("\u{1b}]0;owned\u{7}red\u{1b}[31m\r\nx".into()),
+            "\\u{1b}]0;owned\\u{7}red\\u{1b}[31m\\u{d}\\u{a}x"
+        );
+        assert_eq!(
+            clean_text("a\u{202e}b\u{9b}c".into()),
+            "a\\u{202e}b\\u{9b}c"
+        );
+        let skip = wit::UserDecisionResult::Skip("gone\u{1b}[2K".into());
+        assert_eq!(
+            decision_back(skip).unwrap(),
+            UserDecision::Skip("gone\\u{1b}[2K".into())
+        );
+        let keep = verdict_back(wit::VerdictResult::Keep("\u{8}\u{8}ok".into())).unwrap();
+        assert_eq!(keep, Verdict::Keep("\\u{8}\\u{8}ok".into()));
     }
 
     #[test]

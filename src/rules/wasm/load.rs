@@ -7,7 +7,7 @@
 use super::bindings::ldap2ftrack::rules::types as wit;
 use super::bindings::{Rule, RulePre};
 use super::call::{describe, guarded, truncate, Live};
-use super::engine::{self, cache_dir, Origin};
+use super::engine::{self, default_compile_cache, Origin};
 use super::sandbox::HostState;
 use super::{
     config, hook_name, limits, ConfigKeyInfo, ModuleInfo, RuleLoadError, WasmStage, ABI_MAJOR,
@@ -135,6 +135,7 @@ fn prepare(
 
     let mut linker: Linker<HostState> = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        .and_then(|()| super::no_wait::add_to_linker(&mut linker))
         .map_err(|e| RuleLoadError::runtime(format!("could not link WASI: {e}")))?;
     Rule::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
         .map_err(|e| RuleLoadError::runtime(format!("could not link the rule host: {e}")))?;
@@ -193,7 +194,7 @@ fn check_metadata(m: &wit::ModuleMetadata, shown: &str, key: &str) -> Result<(),
 }
 
 fn metadata_of(live: &mut Live) -> Result<wit::ModuleMetadata, String> {
-    let (r, _) = guarded(live, |rule, store| {
+    let (r, _) = guarded(live, super::call::CALL_DEADLINE, |rule, store| {
         rule.ldap2ftrack_rules_hooks().call_metadata(store)
     })
     .map_err(|e| e.to_string())?;
@@ -211,6 +212,15 @@ fn metadata_of(live: &mut Live) -> Result<wit::ModuleMetadata, String> {
             limits::OUTPUT_BYTES >> 20
         ));
     }
+    // Shown by `rules inspect` and `check`: free text is made harmless for a terminal.
+    let clean = super::convert::clean_text;
+    let mut m = m;
+    m.version = clean(m.version);
+    m.description = clean(m.description);
+    for key in &mut m.config_schema {
+        key.description = clean(std::mem::take(&mut key.description));
+        key.default = key.default.take().map(clean);
+    }
     Ok(m)
 }
 
@@ -218,17 +228,19 @@ pub(super) fn configure(
     live: &mut Live,
     json: &str,
 ) -> Result<Result<wit::EntryFields, String>, String> {
-    let (r, _) = guarded(live, |rule, store| {
+    let (r, _) = guarded(live, super::call::CALL_DEADLINE, |rule, store| {
         rule.ldap2ftrack_rules_hooks().call_configure(store, json)
     })
     .map_err(|e| e.to_string())?;
     r.map_err(|e| format!("`configure` {}", describe(&e, live.store.data())))
-        .map(|inner| inner.map_err(|m| truncate(m, limits::REJECTION_BYTES)))
+        .map(|inner| {
+            inner.map_err(|m| super::convert::clean_text(truncate(m, limits::REJECTION_BYTES)))
+        })
 }
 
 /// Shows a module's metadata, hooks, configuration keys and hash, without configuring it.
 pub fn inspect(path: &Path) -> Result<ModuleInfo, RuleLoadError> {
-    inspect_with_cache(path, cache_dir().as_deref())
+    inspect_with_cache(path, default_compile_cache().as_deref())
 }
 
 /// [`inspect`] with an explicit compile-cache folder (`None`: always compile).
@@ -273,7 +285,7 @@ impl WasmStage {
     /// ABI, reads the metadata, checks the configuration against it and configures one
     /// instance.
     pub fn load(settings: &RuleModuleSettings, index: usize) -> Result<WasmStage, RuleLoadError> {
-        WasmStage::load_with_cache(settings, index, cache_dir().as_deref())
+        WasmStage::load_with_cache(settings, index, settings.compile_cache.as_deref())
     }
 
     /// [`WasmStage::load`] with an explicit compile-cache folder (`None`: always compile).

@@ -19,6 +19,7 @@ mod config;
 mod convert;
 mod engine;
 mod load;
+mod no_wait;
 mod sandbox;
 
 use crate::config::ConfigProblem;
@@ -32,7 +33,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use engine::{cache_dir, sha256_hex, Origin};
+pub use engine::{default_compile_cache, sha256_hex, Origin};
 pub use load::{inspect, inspect_with_cache};
 
 /// The limits every module runs under.

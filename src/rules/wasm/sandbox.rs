@@ -61,6 +61,11 @@ impl HostState {
         }
     }
 
+    /// The store's resource table, for the replaced WASI functions (`no_wait`).
+    pub fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
     /// Resets the per-call counters.
     pub fn begin_call(&mut self) {
         self.log_bytes = 0;
@@ -95,7 +100,7 @@ impl types::Host for HostState {}
 
 impl host::Host for HostState {
     fn log(&mut self, level: types::LogLevel, message: String) {
-        let mut message = message;
+        let mut message = super::convert::clean_text(message);
         if message.len() > limits::LOG_MESSAGE_BYTES {
             let mut cut = limits::LOG_MESSAGE_BYTES;
             while !message.is_char_boundary(cut) {

@@ -1,5 +1,6 @@
 //! A rule module that misbehaves on purpose, so the tests can prove the host contains each
-//! failure with a clear error and keeps working. `mode` picks the misbehaviour; with mode
+//! failure with a clear error and keeps working (and cannot block it: `sleep`, `block`,
+//! `poll-forever`, `spin-on-timer`). `mode` picks the misbehaviour; with mode
 //! `by-entry`, the entry's `mode` attribute picks it per entry.
 
 use ldap2ftrack_rules::prelude::*;
@@ -33,6 +34,35 @@ fn misbehave(mode: &str, entry: &Entry, proposal: UserDecision) -> Result<UserDe
             for i in 0..5_000 {
                 log::info(&format!("line {i} {}", "-".repeat(100)));
             }
+            Ok(proposal)
+        }
+        "sleep" => {
+            // A real sleep: wasi:clocks subscribe-duration, then wasi:io/poll.
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+            Ok(proposal)
+        }
+        "block" => {
+            wasi::clocks::monotonic_clock::subscribe_duration(3_600_000_000_000).block();
+            Ok(proposal)
+        }
+        "poll-forever" => {
+            // Asks a timer for an hour from now whether it is ready, until it is.
+            let timer = wasi::clocks::monotonic_clock::subscribe_duration(3_600_000_000_000);
+            while !timer.ready() {
+                let ready = wasi::io::poll::poll(&[&timer]);
+                std::hint::black_box(ready);
+            }
+            Ok(proposal)
+        }
+        "spin-on-timer" => {
+            // Never waits, never finishes: asks an hour-long timer forever.
+            let timer = wasi::clocks::monotonic_clock::subscribe_duration(3_600_000_000_000);
+            while !timer.ready() {}
+            Ok(proposal)
+        }
+        "zero-sleep" => {
+            // A timer that is due now is ready: this returns.
+            wasi::clocks::monotonic_clock::subscribe_duration(0).block();
             Ok(proposal)
         }
         "clock" => {
