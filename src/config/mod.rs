@@ -19,7 +19,7 @@ mod validate;
 
 pub use bounds::{BoundsReport, ModuleBounds, Patterns};
 pub use error::{ConfigError, ConfigProblem};
-pub use guard_limit::GuardLimit;
+pub use guard_limit::{Allowance, Basis, GuardLimit};
 pub use module_ref::{ModuleSource, OciRef};
 pub use secret::{Secret, SecretError, SecretSource};
 
@@ -249,10 +249,10 @@ pub struct GuardSettings {
 impl Default for GuardSettings {
     fn default() -> Self {
         GuardSettings {
-            max_disable: GuardLimit::Percent(10.0),
-            max_membership_removals: GuardLimit::Percent(20.0),
-            max_role_revocations: GuardLimit::Percent(10.0),
-            max_skipped: GuardLimit::Percent(5.0),
+            max_disable: GuardLimit::percent(10),
+            max_membership_removals: GuardLimit::percent(20),
+            max_role_revocations: GuardLimit::percent(10),
+            max_skipped: GuardLimit::percent(5),
             allow_empty_source: false,
         }
     }
