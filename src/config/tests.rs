@@ -82,10 +82,13 @@ fn minimal_config_gets_documented_defaults() {
     assert!(!c.ftrack.allow_insecure_http);
     assert_eq!(c.deprovision.action, DeprovisionAction::Disable);
     assert_eq!(c.guards, GuardSettings::default());
-    assert_eq!(c.guards.max_disable, GuardLimit::percent(10));
-    assert_eq!(c.guards.max_membership_removals, GuardLimit::percent(20));
-    assert_eq!(c.guards.max_role_revocations, GuardLimit::percent(10));
-    assert_eq!(c.guards.max_skipped, GuardLimit::percent(5));
+    assert_eq!(c.guards.max_disable, GuardLimit::percent_or(10, 3));
+    assert_eq!(
+        c.guards.max_membership_removals,
+        GuardLimit::percent_or(20, 4)
+    );
+    assert_eq!(c.guards.max_role_revocations, GuardLimit::percent_or(10, 4));
+    assert_eq!(c.guards.max_skipped, GuardLimit::percent_or(5, 3));
     assert!(!c.guards.allow_empty_source);
     assert!(c.rules.is_empty());
     assert!(c.warnings.is_empty());
@@ -728,7 +731,7 @@ fn run_budgets_and_the_skipped_guard() {
     assert_eq!(c.guards.max_skipped, GuardLimit::count(2));
     assert_eq!(c.rules[0].max_run_seconds, 30);
     let d = fx.load(MINIMAL).unwrap();
-    assert_eq!(d.guards.max_skipped, GuardLimit::percent(5));
+    assert_eq!(d.guards.max_skipped, GuardLimit::percent_or(5, 3));
     let e = fx
         .load(&format!(
             "{MINIMAL}\n[[rules]]\nmodule = \"module.wasm\"\nsha256 = \"{sha}\"\nmax_run_seconds = 0\n"
