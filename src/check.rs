@@ -1,14 +1,16 @@
 //! `ldap2ftrack check`: validate the configuration and report what each side looks like,
-//! without planning or changing anything.
+//! and what each guard allows at today's size, without changing anything. It reads and plans
+//! as `plan` does (the guards' totals are of what the rules manage), but prints no plan.
 //!
 //! Every figure printed is read from the real source; a part that cannot be checked in this
 //! version says so and makes the command exit 1 rather than print a guess.
 
-use crate::config::{BoundsReport, Config};
-use crate::directory::{self, DirectorySnapshot};
+use crate::config::{Basis, BoundsReport, Config};
+use crate::directory::DirectorySnapshot;
 use crate::failure::Failure;
-use crate::ftrack::{Connection, OpenError};
+use crate::ftrack::snapshot::FtrackSecurityRole;
 use crate::output::OutputFormat;
+use crate::plan::guard::GuardFigure;
 use crate::rules::wasm::WasmStage;
 use crate::rules::Stage;
 use serde::Serialize;
@@ -21,6 +23,45 @@ pub struct CheckReport {
     pub ldap: LdapReport,
     pub ftrack: Option<FtrackReport>,
     pub rules: Vec<RuleReport>,
+    /// Each `[guards]` limit at the size the directory and ftrack have now, by key.
+    pub guards: BTreeMap<&'static str, GuardReport>,
+}
+
+/// What one guard allows now: its limit worked out on the totals a run would use.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct GuardReport {
+    /// As written in `[guards]`, e.g. `10% or 3`.
+    pub limit: String,
+    /// What `total` counts: `managed users`, `managed memberships`, `managed role grants`
+    /// or `directory users`.
+    pub of: &'static str,
+    pub total: u64,
+    /// What the percentage alone allows of `total`, when the limit has one.
+    pub percent_allows: Option<u64>,
+    /// The limit's count, when it has one.
+    pub count: Option<u64>,
+    /// The most one run may do: the larger of the two.
+    pub allows: u64,
+    /// Which of the two decides: `percent` or `count`.
+    pub basis: Basis,
+    /// How many the plan has now (over `allows`: `apply` would exit 3).
+    pub planned: u64,
+}
+
+impl GuardReport {
+    fn of(figure: &GuardFigure) -> GuardReport {
+        let a = &figure.allowance;
+        GuardReport {
+            limit: a.limit.to_string(),
+            of: figure.of,
+            total: a.total,
+            percent_allows: a.by_percent,
+            count: a.count,
+            allows: a.allowed,
+            basis: a.basis(),
+            planned: figure.planned,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -115,17 +156,13 @@ pub fn run(config: &Config, output: OutputFormat) -> Result<(), Failure> {
             })
         })
         .collect::<Result<Vec<_>, Failure>>()?;
+    // One read and one plan, as `plan` does them, so the guards' totals are the ones a run
+    // would use (managed users, memberships and grants depend on the rules).
+    let mut pipeline = crate::run::pipeline(config)?;
     crate::run::preflight(config)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Runtime(format!("cannot start the async runtime: {e}")))?;
-    let env = |name: &str| std::env::var(name).ok();
-    let (snapshot, ftrack) = runtime.block_on(async {
-        tokio::join!(directory::read(&config.ldap), ftrack_report(config, &env))
-    });
-    let snapshot = snapshot.map_err(|e| Failure::Runtime(e.to_string()))?;
-    let ftrack = ftrack?;
+    let runtime = crate::run::runtime()?;
+    let inputs = runtime.block_on(crate::run::read_inputs(config, false))?;
+    let snapshot = &inputs.directory;
     if snapshot.skipped.total() > 0 {
         tracing::info!(
             unknown_dn = snapshot.skipped.unknown_dn,
@@ -135,11 +172,18 @@ pub fn run(config: &Config, output: OutputFormat) -> Result<(), Failure> {
             "group members that are not selected users or groups were skipped"
         );
     }
+    let ftrack = runtime.block_on(ftrack_report(config, &inputs))?;
+    let planned = crate::run::plan(config, &inputs, &mut pipeline)?;
+    let figures = crate::plan::guard::figures(&planned.plan, &config.guards, snapshot.users.len());
     let report = CheckReport {
         config: "ok",
-        ldap: LdapReport::of(&snapshot),
+        ldap: LdapReport::of(snapshot),
         ftrack: Some(ftrack),
         rules,
+        guards: figures
+            .iter()
+            .map(|f| (f.key, GuardReport::of(f)))
+            .collect(),
     };
     match output {
         OutputFormat::Json => {
@@ -197,6 +241,24 @@ pub fn run(config: &Config, output: OutputFormat) -> Result<(), Failure> {
                 }
                 println!("         may manage: {}", settings.bounds.describe());
             }
+            for (i, f) in figures.iter().enumerate() {
+                let a = &f.allowance;
+                let over = if f.exceeded() {
+                    ", over the limit: `apply` would be refused"
+                } else {
+                    ""
+                };
+                println!(
+                    "{}{} = {} of {} {}: {} (planned now: {}{over})",
+                    if i == 0 { "guards   " } else { "         " },
+                    f.key,
+                    a.limit.toml(),
+                    a.total,
+                    f.of,
+                    a.explain(),
+                    f.planned
+                );
+            }
         }
     }
     let refused: Vec<String> = report
@@ -247,7 +309,7 @@ fn named_roles(config: &Config) -> BTreeMap<String, Vec<String>> {
 }
 
 /// Whether each named role exists in ftrack and is a PROJECT role.
-fn role_reports(config: &Config, roles: &[SecurityRoleRow]) -> Vec<RoleReport> {
+fn role_reports(config: &Config, roles: &[FtrackSecurityRole]) -> Vec<RoleReport> {
     named_roles(config)
         .into_iter()
         .map(|(name, named_by)| {
@@ -273,41 +335,25 @@ fn role_reports(config: &Config, roles: &[SecurityRoleRow]) -> Vec<RoleReport> {
         .collect()
 }
 
-#[derive(Debug, serde::Deserialize)]
-struct SecurityRoleRow {
-    name: String,
-    #[serde(default, rename = "type")]
-    role_type: Option<String>,
-}
-
-/// Server version and counts, read with a few paged queries.
+/// Server version and counts: the counts from the snapshot the run read.
 async fn ftrack_report(
     config: &Config,
-    env: &dyn Fn(&str) -> Option<String>,
+    inputs: &crate::run::Inputs,
 ) -> Result<FtrackReport, Failure> {
-    let connection = Connection::open(&config.ftrack, env)
+    let info = inputs
+        .connection
+        .session
+        .server_information()
         .await
-        .map_err(|e| match e {
-            OpenError::Config(m) => Failure::Usage(m),
-            other => Failure::Runtime(other.to_string()),
-        })?;
-    let session = &connection.session;
-    let runtime_error = |e: crate::ftrack::FtrackError| Failure::Runtime(e.to_string());
-    let info = session.server_information().await.map_err(runtime_error)?;
-    let (users, groups, roles) = tokio::try_join!(
-        session.query_all("select id from User"),
-        session.query_all("select id from Group"),
-        session.query_all_as::<SecurityRoleRow>("select name, type from SecurityRole"),
-    )
-    .map_err(runtime_error)?;
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
     Ok(FtrackReport {
         server_version: info
             .get("version")
             .and_then(|v| v.as_str())
             .unwrap_or("unknown")
             .to_string(),
-        users: users.len(),
-        groups: groups.len(),
-        roles: role_reports(config, &roles),
+        users: inputs.ftrack.users.len(),
+        groups: inputs.ftrack.groups.len(),
+        roles: role_reports(config, &inputs.ftrack.security_roles),
     })
 }

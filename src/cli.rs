@@ -76,7 +76,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Run rule test cases (directory + ftrack state + expected plan) offline.
     Test(TestArgs),
-    /// Validate the configuration and report what LDAP, ftrack and the rule modules look like.
+    /// Validate the configuration and report what LDAP, ftrack and the rule modules look like,
+    /// and what each guard allows at the current size.
     Check,
     /// Show each change for one user with the rule and LDAP values behind it.
     Explain(ExplainArgs),

@@ -59,48 +59,19 @@ impl RunRecord {
             )
         })
         .collect();
-        let counted = plan
-            .skipped
-            .iter()
-            .filter(|s| s.cause != SkipCause::Excluded)
-            .count() as i64;
         self.planned = OperationKind::ALL
             .iter()
             .map(|k| (k.as_str(), plan.count(*k)))
             .collect();
-        let margin = |limit: &crate::config::GuardLimit, total: usize, kind| {
-            limit.allowed(total as u64) as i64 - plan.count(kind) as i64
-        };
-        self.guard_margins = vec![
-            (
-                "max_disable",
-                margin(
-                    &guards.max_disable,
-                    plan.managed.users,
-                    OperationKind::DisableUser,
-                ),
-            ),
-            (
-                "max_membership_removals",
-                margin(
-                    &guards.max_membership_removals,
-                    plan.managed.memberships,
-                    OperationKind::RemoveMembership,
-                ),
-            ),
-            (
-                "max_role_revocations",
-                margin(
-                    &guards.max_role_revocations,
-                    plan.managed.role_grants,
-                    OperationKind::RevokeRole,
-                ),
-            ),
-            (
-                "max_skipped",
-                guards.max_skipped.allowed(directory_users as u64) as i64 - counted,
-            ),
-        ];
+        // What each guard allows at this run's size (a count floor included) less what the
+        // plan has: the same figures the guard itself decides on.
+        self.guard_margins = crate::plan::guard::figures(plan, guards, directory_users)
+            .iter()
+            .map(|f| {
+                let allowed = i64::try_from(f.allowance.allowed).unwrap_or(i64::MAX);
+                (f.key, allowed - f.planned as i64)
+            })
+            .collect();
     }
 
     /// The textfile, keeping the previous last-success time when this run failed.
@@ -265,7 +236,16 @@ mod tests {
             "{ok}"
         );
         assert!(ok.contains("ldap2ftrack_planned_operations{kind=\"disable_user\"} 0"));
-        assert!(ok.contains("ldap2ftrack_guard_margin{guard=\"max_disable\"} 0"));
+        // An empty plan of nothing: the count floors are the whole margin.
+        for (guard, margin) in [
+            ("max_disable", 3),
+            ("max_membership_removals", 4),
+            ("max_role_revocations", 4),
+            ("max_skipped", 3),
+        ] {
+            let line = format!("ldap2ftrack_guard_margin{{guard=\"{guard}\"}} {margin}\n");
+            assert!(ok.contains(&line), "{line} missing from {ok}");
+        }
         let failed = record.render(
             1,
             Some("ldap2ftrack_last_success_timestamp_seconds 1700000000\n"),

@@ -145,6 +145,88 @@ fn check_reports_the_demo_directory_exactly() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 
+/// `check` reports each guard's limit at the demo's size, as JSON and in words, with the
+/// totals a run uses: none managed before the first run, the demo's after it.
+#[test]
+fn check_reports_each_guards_limit_at_the_current_size() {
+    let demo = support::demo_copy();
+    let run = |args: &[&str]| ldap2ftrack(args, demo.path());
+    let guards = |out: &Output| -> serde_json::Value {
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["guards"].clone()
+    };
+    let fresh = guards(&run(&["check", "--output", "json"]));
+    assert_eq!(
+        fresh["max_disable"],
+        serde_json::json!({
+            "limit": "10% or 3", "of": "managed users", "total": 0, "percent_allows": 0,
+            "count": 3, "allows": 3, "basis": "count", "planned": 0
+        })
+    );
+    assert_eq!(fresh["max_skipped"]["total"], 8, "the directory's users");
+    assert_eq!(fresh["max_skipped"]["allows"], 3);
+
+    assert_eq!(run(&["apply"]).status.code(), Some(0));
+    let synced = guards(&run(&["check", "--output", "json"]));
+    let figures = |key: &str| {
+        let g = &synced[key];
+        (
+            g["limit"].as_str().unwrap().to_string(),
+            g["total"].as_u64().unwrap(),
+            g["percent_allows"].as_u64().unwrap(),
+            g["allows"].as_u64().unwrap(),
+            g["basis"].as_str().unwrap().to_string(),
+        )
+    };
+    // 7 active users (gus is locked), 8 memberships and 8 role grants in what is managed.
+    assert_eq!(
+        figures("max_disable"),
+        ("10% or 3".into(), 7, 0, 3, "count".into())
+    );
+    assert_eq!(
+        figures("max_membership_removals"),
+        ("20% or 4".into(), 8, 1, 4, "count".into())
+    );
+    assert_eq!(
+        figures("max_role_revocations"),
+        ("10% or 4".into(), 8, 0, 4, "count".into())
+    );
+    assert_eq!(
+        figures("max_skipped"),
+        ("5% or 3".into(), 8, 0, 3, "count".into())
+    );
+
+    let out = run(&["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let human = text(&out.stdout);
+    assert!(
+        human.contains("guards   max_disable = \"10% or 3\" of 7 managed users: 10% of 7 allows 0, so the count of 3 applies: allows 3 (planned now: 0)\n"),
+        "{human}"
+    );
+    assert!(
+        human.contains("         max_role_revocations = \"10% or 4\" of 8 managed role grants: 10% of 8 allows 0, so the count of 4 applies: allows 4 (planned now: 0)\n"),
+        "{human}"
+    );
+
+    // A filter that keeps only ada: check says the plan is over the limit, and still exits 0.
+    let config = demo.path().join("sync.toml");
+    let shipped = std::fs::read_to_string(&config).unwrap();
+    let broken = shipped.replace(
+        "user_filter = \"(objectClass=inetOrgPerson)\"",
+        "user_filter = \"(&(objectClass=inetOrgPerson)(uid=ada))\"",
+    );
+    assert_ne!(broken, shipped);
+    std::fs::write(&config, broken).unwrap();
+    let out = run(&["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let human = text(&out.stdout);
+    assert!(
+        human.contains("allows 3 (planned now: 6, over the limit: `apply` would be refused)\n"),
+        "{human}"
+    );
+}
+
 #[test]
 fn check_without_ftrack_settings_names_the_key_and_the_variable() {
     let dir = tempfile::tempdir().unwrap();

@@ -19,7 +19,7 @@ mod validate;
 
 pub use bounds::{BoundsReport, ModuleBounds, Patterns};
 pub use error::{ConfigError, ConfigProblem};
-pub use guard_limit::GuardLimit;
+pub use guard_limit::{Allowance, Basis, GuardLimit};
 pub use module_ref::{ModuleSource, OciRef};
 pub use secret::{Secret, SecretError, SecretSource};
 
@@ -265,13 +265,17 @@ pub struct GuardSettings {
     pub allow_empty_source: bool,
 }
 
+/// The percentages stop a broken filter at any size; the counts under them let one or two
+/// people's ordinary change through in a small studio, where a percentage alone allows 0.
+/// A departure is one disable; a team change is a removal and a revocation or a few; the
+/// counts stay below 60% of 8, so a filter dropping most of a tiny directory is still refused.
 impl Default for GuardSettings {
     fn default() -> Self {
         GuardSettings {
-            max_disable: GuardLimit::Percent(10.0),
-            max_membership_removals: GuardLimit::Percent(20.0),
-            max_role_revocations: GuardLimit::Percent(10.0),
-            max_skipped: GuardLimit::Percent(5.0),
+            max_disable: GuardLimit::percent_or(10, 3),
+            max_membership_removals: GuardLimit::percent_or(20, 4),
+            max_role_revocations: GuardLimit::percent_or(10, 4),
+            max_skipped: GuardLimit::percent_or(5, 3),
             allow_empty_source: false,
         }
     }

@@ -82,9 +82,13 @@ fn minimal_config_gets_documented_defaults() {
     assert!(!c.ftrack.allow_insecure_http);
     assert_eq!(c.deprovision.action, DeprovisionAction::Disable);
     assert_eq!(c.guards, GuardSettings::default());
-    assert_eq!(c.guards.max_disable, GuardLimit::Percent(10.0));
-    assert_eq!(c.guards.max_membership_removals, GuardLimit::Percent(20.0));
-    assert_eq!(c.guards.max_role_revocations, GuardLimit::Percent(10.0));
+    assert_eq!(c.guards.max_disable, GuardLimit::percent_or(10, 3));
+    assert_eq!(
+        c.guards.max_membership_removals,
+        GuardLimit::percent_or(20, 4)
+    );
+    assert_eq!(c.guards.max_role_revocations, GuardLimit::percent_or(10, 4));
+    assert_eq!(c.guards.max_skipped, GuardLimit::percent_or(5, 3));
     assert!(!c.guards.allow_empty_source);
     assert!(c.rules.is_empty());
     assert!(c.warnings.is_empty());
@@ -151,7 +155,7 @@ protected_users = ["admin", "render-farm"]
 [guards]
 max_disable = 5
 max_membership_removals = "15%"
-max_role_revocations = "2.5%"
+max_role_revocations = "2.5% or 6"
 allow_empty_source = true
 
 [run]
@@ -226,9 +230,10 @@ metrics_file = "metrics/ldap2ftrack.prom"
 
     assert_eq!(c.deprovision.action, DeprovisionAction::Keep);
     assert_eq!(c.deprovision.protected_users, vec!["admin", "render-farm"]);
-    assert_eq!(c.guards.max_disable, GuardLimit::Count(5));
-    assert_eq!(c.guards.max_membership_removals, GuardLimit::Percent(15.0));
-    assert_eq!(c.guards.max_role_revocations, GuardLimit::Percent(2.5));
+    assert_eq!(c.guards.max_disable, GuardLimit::count(5));
+    assert_eq!(c.guards.max_membership_removals, GuardLimit::percent(15));
+    assert_eq!(c.guards.max_role_revocations.to_string(), "2.5% or 6");
+    assert_eq!(c.guards.max_role_revocations.allowed(1000), 25);
     assert!(c.guards.allow_empty_source);
     assert_eq!(c.run.lock_file, dir.join("state/sync.lock"));
     assert_eq!(
@@ -562,21 +567,69 @@ fn without_the_emulator_feature_an_emulator_server_is_refused() {
 }
 
 #[test]
-fn guard_values_accept_counts_and_percentages_only() {
+fn guard_values_accept_counts_percentages_and_both() {
     let fx = Fixture::new();
     let with = |v: &str| fx.load(&format!("{MINIMAL}\n[guards]\nmax_disable = {v}\n"));
-    assert_eq!(with("0").unwrap().guards.max_disable, GuardLimit::Count(0));
+    assert_eq!(with("0").unwrap().guards.max_disable, GuardLimit::count(0));
     assert_eq!(
         with("\"40\"").unwrap().guards.max_disable,
-        GuardLimit::Count(40)
+        GuardLimit::count(40)
     );
     assert_eq!(
         with("\"100%\"").unwrap().guards.max_disable,
-        GuardLimit::Percent(100.0)
+        GuardLimit::percent(100)
+    );
+    assert_eq!(
+        with("\"10% or 5\"").unwrap().guards.max_disable,
+        GuardLimit::percent_or(10, 5)
     );
     for bad in ["-1", "\"101%\"", "\"lots\"", "1.5", "true"] {
         let e = with(bad).unwrap_err();
         assert!(e.mentions_key("guards.max_disable"), "{bad}: {e}");
+    }
+}
+
+/// A malformed limit names the file, the line and the dotted key, says what is wrong with
+/// the value and how to write one, for every guard.
+#[test]
+fn a_malformed_guard_value_says_where_and_what_to_write() {
+    let fx = Fixture::new();
+    let file = fx.path().display().to_string();
+    let how =
+        "write a count (25), a percentage (\"10%\"), or both (\"10% or 3\": whichever allows more)";
+    for key in [
+        "max_disable",
+        "max_membership_removals",
+        "max_role_revocations",
+        "max_skipped",
+    ] {
+        for (value, says) in [
+            (
+                "\"10% or x\"",
+                "`x` in \"10% or x\" is neither a count nor a percentage; ".to_string() + how,
+            ),
+            (
+                "\"150%\"",
+                "\"150%\" is over 100%: a percentage is of the managed total, so write 0% to 100%, e.g. \"10%\" or \"10% or 3\"".to_string(),
+            ),
+            ("-3", format!("-3 is negative; {how}")),
+            (
+                "2.5",
+                format!("2.5 is not a whole count; a percentage goes in quotes (\"2.5%\"); {how}"),
+            ),
+        ] {
+            let e = fx
+                .load(&format!("{MINIMAL}\n[guards]\n{key} = {value}\n"))
+                .unwrap_err();
+            let text = problem_text(&e);
+            assert!(e.mentions_key(&format!("guards.{key}")), "{value}: {text}");
+            // MINIMAL takes 4 lines, then a blank one and [guards]: the value is on line 7.
+            assert!(
+                text.starts_with(&format!("{file}:7: key `guards.{key}`: ")),
+                "{value}: {text}"
+            );
+            assert!(text.contains(&says), "{value}: {text}");
+        }
     }
 }
 
@@ -742,10 +795,10 @@ fn run_budgets_and_the_skipped_guard() {
             "{MINIMAL}\n[guards]\nmax_skipped = 2\n\n[[rules]]\nmodule = \"module.wasm\"\nsha256 = \"{sha}\"\nmax_run_seconds = 30\n"
         ))
         .unwrap();
-    assert_eq!(c.guards.max_skipped, GuardLimit::Count(2));
+    assert_eq!(c.guards.max_skipped, GuardLimit::count(2));
     assert_eq!(c.rules[0].max_run_seconds, 30);
     let d = fx.load(MINIMAL).unwrap();
-    assert_eq!(d.guards.max_skipped, GuardLimit::Percent(5.0));
+    assert_eq!(d.guards.max_skipped, GuardLimit::percent_or(5, 3));
     let e = fx
         .load(&format!(
             "{MINIMAL}\n[[rules]]\nmodule = \"module.wasm\"\nsha256 = \"{sha}\"\nmax_run_seconds = 0\n"
