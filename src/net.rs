@@ -18,6 +18,17 @@ pub const TRUST_PRIVATE_CA: &str = "if the server's certificate comes from a pri
      that CA to the system's trust store (e.g. /usr/local/share/ca-certificates/ and \
      update-ca-certificates) or point SSL_CERT_FILE at a PEM file that holds it";
 
+/// A reqwest client builder for talking to a server for us: rustls with the ring provider
+/// (reqwest is built without one of its own), our user agent, and no redirect followed —
+/// reqwest would keep custom headers such as `ftrack-api-key` across hosts, so each caller
+/// decides what a redirect means.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("ldap2ftrack/", env!("CARGO_PKG_VERSION")))
+}
+
 /// `scheme://host[:port]` of `url`: all that may be said of an address that could carry a
 /// token in its user info, path or query (a signed URL, a Location header).
 pub fn origin(url: &Url) -> String {

@@ -136,14 +136,10 @@ impl fmt::Debug for Session {
 
 impl Session {
     pub fn new(settings: SessionSettings) -> Result<Session, FtrackError> {
-        // reqwest is built without a bundled crypto provider; rustls uses the process default.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
-            // Never: reqwest keeps custom headers such as ftrack-api-key across hosts.
-            .redirect(reqwest::redirect::Policy::none())
+        // No redirect is followed: a redirect answer becomes FtrackError::Redirected.
+        let mut builder = crate::net::client_builder()
             .timeout(settings.timeout)
-            .connect_timeout(settings.timeout)
-            .user_agent(concat!("ldap2ftrack/", env!("CARGO_PKG_VERSION")));
+            .connect_timeout(settings.timeout);
         if let Some(ca) = &settings.ca_file {
             let pem = std::fs::read(ca).map_err(|e| FtrackError::Transport {
                 url: settings.server_url.clone(),
