@@ -288,17 +288,22 @@ async fn challenge(r: &OciRef) -> Result<Challenge, String> {
     let Ok(text) = header.to_str() else {
         return Ok(Challenge::Registry);
     };
-    let realm = http_auth::ChallengeParser::new(text)
+    Ok(bearer_realm(text).map_or(Challenge::Registry, Challenge::Realm))
+}
+
+/// The realm oci-client would take from a `WWW-Authenticate` value: that of the first
+/// well-formed Bearer challenge that has one (its last `realm`, as oci-client reads it).
+fn bearer_realm(header: &str) -> Option<String> {
+    http_auth::ChallengeParser::new(header)
         .filter_map(Result::ok)
         .filter(|c| c.scheme.eq_ignore_ascii_case("Bearer"))
         .find_map(|c| {
             c.params
                 .iter()
-                .filter(|(k, _)| k.eq_ignore_ascii_case("realm"))
+                .rev()
+                .find(|(k, _)| k.eq_ignore_ascii_case("realm"))
                 .map(|(_, v)| v.to_unescaped())
-                .last()
-        });
-    Ok(realm.map_or(Challenge::Registry, Challenge::Realm))
+        })
 }
 
 /// Whether a token service at `realm` may have `r`'s credentials: on the registry's own host
@@ -656,6 +661,16 @@ mod tests {
         std::fs::write(&file, r#"{"auths": {"reg.example.com": {"auth": "!!"}}}"#).unwrap();
         let e = credentials("reg.example.com", &env_of(&from_file)).unwrap_err();
         assert!(e.contains("not base64"), "{e}");
+    }
+
+    #[test]
+    fn the_realm_is_read_as_oci_client_reads_it() {
+        let realm = bearer_realm(
+            r#"Basic realm="registry", Bearer realm="https://reg.example.com/token",service="reg""#,
+        );
+        assert_eq!(realm.as_deref(), Some("https://reg.example.com/token"));
+        assert_eq!(bearer_realm(r#"Basic realm="registry""#), None);
+        assert_eq!(bearer_realm("Bearer service=\"reg\""), None);
     }
 
     #[test]
