@@ -271,8 +271,8 @@ async fn challenge(r: &OciRef) -> Result<Challenge, String> {
         .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
     let response = client.get(url.clone()).send().await.map_err(|e| {
         format!(
-            "{r}: could not reach the registry {} ({}); check that it is reachable, or run once \
-             while it is so the module is cached",
+            "{r}: could not reach the registry {} ({}); check the address and that the \
+             registry is reachable",
             r.registry,
             crate::net::describe(&e, r.host())
         )
@@ -444,6 +444,11 @@ pub async fn pull(
                 "{r}: the registry sent a {what} that does not match its digest ({e}): the \
                  registry's copy is corrupt or has been tampered with; nothing was cached. Ask \
                  the publisher to publish the module again"
+            ))
+        } else if let Some(problem) = crate::net::tls_problem(&e, r.host(), "") {
+            PullError::Failed(format!(
+                "{r}: could not fetch the {what} from the registry {}: {problem}",
+                r.registry
             ))
         } else {
             PullError::Failed(format!(
