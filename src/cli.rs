@@ -136,7 +136,8 @@ pub enum RulesCommand {
     },
     /// Push a module to an OCI registry (Wasm OCI artefact layout) and print the [[rules]]
     /// lines that pin it. Credentials: LDAP2FTRACK_REGISTRY_USER and
-    /// LDAP2FTRACK_REGISTRY_PASSWORD, else the container credentials file
+    /// LDAP2FTRACK_REGISTRY_PASSWORD for the registry LDAP2FTRACK_REGISTRY_HOST names, else
+    /// the container credentials file
     /// (~/.docker/config.json or $REGISTRY_AUTH_FILE), else anonymous.
     Publish {
         /// The module file (.wasm), as `rules build` made it.
