@@ -137,7 +137,8 @@ pub enum RulesCommand {
     },
     /// Push a module to an OCI registry (Wasm OCI artefact layout) and print the [[rules]]
     /// lines that pin it. Credentials: LDAP2FTRACK_REGISTRY_USER and
-    /// LDAP2FTRACK_REGISTRY_PASSWORD, else the container credentials file
+    /// LDAP2FTRACK_REGISTRY_PASSWORD for the registry LDAP2FTRACK_REGISTRY_HOST names, else
+    /// the container credentials file
     /// (~/.docker/config.json or $REGISTRY_AUTH_FILE), else anonymous.
     Publish {
         /// The module file (.wasm), as `rules build` made it.
@@ -297,7 +298,24 @@ pub fn run() -> ExitCode {
     }
 }
 
+/// Libraries whose debug and trace records carry secrets: oci-client logs the registry token
+/// service's answer (a bearer token) and token claims; reqwest, hyper and tower-http log
+/// connections and the addresses they are sent to (signed URLs). They are held at info
+/// whatever `-v`, `-vv` or `LDAP2FTRACK_LOG` ask for, so no log holds a credential.
+const HELD_AT_INFO: &[&str] = &[
+    "oci_client",
+    "oci_wasm",
+    "reqwest",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "tower_http",
+];
+
 fn init_logging(cli: &Cli) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::EnvFilter;
     let level = match (cli.quiet, cli.verbose) {
         (q, _) if q >= 2 => "off",
@@ -308,6 +326,11 @@ fn init_logging(cli: &Cli) {
     };
     let filter =
         EnvFilter::try_from_env("LDAP2FTRACK_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    // A second filter of its own, so no directive in LDAP2FTRACK_LOG can lift it.
+    let held = HELD_AT_INFO.iter().fold(
+        Targets::new().with_default(LevelFilter::TRACE),
+        |targets, name| targets.with_target(*name, LevelFilter::INFO),
+    );
     // Colour only for a person at a terminal: never in cron mail or `2>file`, nor with NO_COLOR.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
@@ -317,8 +340,8 @@ fn init_logging(cli: &Cli) {
         .with_writer(std::io::stderr);
     // A second init (tests calling run twice) is harmless; ignore it.
     let _ = match cli.log_format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.finish().with(held).try_init(),
+        LogFormat::Json => builder.json().finish().with(held).try_init(),
     };
 }
 

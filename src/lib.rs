@@ -17,6 +17,7 @@ pub mod fixtures;
 pub mod ftrack;
 pub mod lock;
 pub mod metrics;
+pub mod net;
 pub mod output;
 pub mod plan;
 pub mod private_files;

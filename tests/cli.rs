@@ -344,3 +344,88 @@ fn logs_have_no_colour_off_a_terminal_and_an_error_is_said_once() {
     );
     assert!(err.starts_with("error: "), "{err}");
 }
+
+/// Issue 25, item 4: the most verbose logs hold no credential. `plan -vv` (and again with
+/// `LDAP2FTRACK_LOG` asking the HTTP and registry clients for trace) against the ftrack
+/// emulator and a token-authenticated registry, while the ftrack API key, the registry
+/// password and the bearer token it is exchanged for are all in use: none is on stderr.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_most_verbose_logs_hold_no_credential() {
+    use base64::Engine;
+    use ftrack_emulator::{EmulatorConfig, StateDump};
+    const API_KEY: &str = "ftrack-key-must-not-log-7f3a";
+    let login = support::http::TokenRegistry {
+        user: "studio-bot",
+        password: "registry-pw-must-not-log",
+        token: "registry-token-must-not-log",
+    };
+    let demo = support::demo_copy();
+    let dir = demo.path();
+    let seed = StateDump::from_file(dir.join("tests/demo/ftrack-seed.json")).unwrap();
+    let emulator = ftrack_emulator::spawn(EmulatorConfig::new("ldap2ftrack", API_KEY).state(seed))
+        .await
+        .unwrap();
+    let module = std::fs::read(dir.join("tests/demo/rules/studio_basics.wasm")).unwrap();
+    let registry = login.serve(module, |own| format!("{own}/token"), None);
+    let reference = format!("oci://{}/rules/studio-basics:1.0.0", registry.authority());
+    let shipped = std::fs::read_to_string(dir.join("sync.toml")).unwrap();
+    let config = shipped
+        .replace(
+            "server_url = \"emulator:target/demo/ftrack-state.json\"",
+            &format!("server_url = \"{}\"", emulator.url()),
+        )
+        .replace("emulator_seed = \"tests/demo/ftrack-seed.json\"\n", "")
+        .replace(
+            "module = \"tests/demo/rules/studio_basics.wasm\"",
+            &format!("module = \"{reference}\""),
+        );
+    assert!(config.contains(&reference) && !config.contains("\"emulator:"));
+    std::fs::write(
+        dir.join("sync.toml"),
+        format!("{config}\n[run]\ncache_dir = \"module-cache\"\n"),
+    )
+    .unwrap();
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", login.user, login.password));
+    let host = registry.authority();
+    for log in [
+        None,
+        Some("trace,oci_client=trace,reqwest=trace,hyper_util=trace"),
+    ] {
+        // A fresh module cache each time, so the module is fetched with the login.
+        let _ = std::fs::remove_dir_all(dir.join("module-cache"));
+        let mut env = vec![
+            ("FTRACK_API_KEY", API_KEY),
+            ("LDAP2FTRACK_REGISTRY_USER", login.user),
+            ("LDAP2FTRACK_REGISTRY_PASSWORD", login.password),
+            ("LDAP2FTRACK_REGISTRY_HOST", host.as_str()),
+        ];
+        env.extend(log.map(|filter| ("LDAP2FTRACK_LOG", filter)));
+        let out = support::run(dir, &["plan", "-vv"], &env);
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "{log:?}: {stderr}");
+        assert!(
+            stderr.contains("registry credentials from LDAP2FTRACK_REGISTRY_USER"),
+            "{log:?}: not the verbose log of a fetch with the login: {stderr}"
+        );
+        for secret in [API_KEY, login.password, login.token, basic.as_str()] {
+            assert!(!stderr.contains(secret), "{log:?}: {secret} is in the log");
+        }
+        assert!(!text(&out.stdout).contains(API_KEY));
+    }
+    // All three were in use: the token service got the login, the registry the token (and
+    // ftrack the key: the emulator answers no other).
+    let authorizations: Vec<String> = registry
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("authorization").map(str::to_string))
+        .collect();
+    assert!(
+        authorizations.contains(&format!("Basic {basic}")),
+        "{authorizations:?}"
+    );
+    assert!(
+        authorizations.contains(&format!("Bearer {}", login.token)),
+        "{authorizations:?}"
+    );
+}

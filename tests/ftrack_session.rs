@@ -1,6 +1,8 @@
 //! The ftrack `Session` against the real emulator: auth, batching, paging, retries under
 //! injected faults, query escaping, and the API key never showing up in any output.
 
+mod support;
+
 use ftrack_emulator::{EmulatorConfig, Faults, RunningEmulator, StateDump};
 use ldap2ftrack::config::Secret;
 use ldap2ftrack::ftrack::{query, FtrackError, RetryPolicy, Session, SessionSettings};
@@ -19,11 +21,21 @@ async fn emulator(state: Option<StateDump>) -> RunningEmulator {
 }
 
 fn session(url: &str, key: &str, batch_size: usize, page_size: usize) -> Session {
-    Session::new(SessionSettings {
+    Session::new(settings(url, key, batch_size, page_size, None)).unwrap()
+}
+
+fn settings(
+    url: &str,
+    key: &str,
+    batch_size: usize,
+    page_size: usize,
+    ca_file: Option<std::path::PathBuf>,
+) -> SessionSettings {
+    SessionSettings {
         server_url: url.to_string(),
         api_user: USER.to_string(),
         api_key: Secret::new(key),
-        ca_file: None,
+        ca_file,
         timeout: Duration::from_secs(10),
         batch_size,
         page_size,
@@ -33,8 +45,7 @@ fn session(url: &str, key: &str, batch_size: usize, page_size: usize) -> Session
             max_delay: Duration::from_millis(100),
             max_total: Duration::from_secs(20),
         },
-    })
-    .unwrap()
+    }
 }
 
 fn create_user(username: &str) -> Value {
@@ -277,4 +288,90 @@ async fn snapshot_of_20000_users_takes_a_few_paged_requests() {
         counters.queries["User"]
     );
     assert!(counters.queries["User"] <= 22, "{:?}", counters.queries);
+}
+
+/// Issue 25, item 4: a redirect is never followed with the API key. The first server redirects
+/// `/api` to a second host (127.0.0.2), which records what reaches it: nothing may, and the
+/// error names the status and the new origin (never the Location's query) and what to set.
+#[tokio::test]
+async fn a_redirect_is_refused_and_the_api_key_never_reaches_the_other_host() {
+    use support::http::{listen, Reply};
+    let second = listen("127.0.0.2").serve(|_| Reply::new(200).body("[{}]"));
+    let target = format!("{}/api?session=location-secret", second.url());
+    for status in [301, 302, 303, 307, 308] {
+        let location = target.clone();
+        let first = listen("127.0.0.1").serve(move |_| Reply::redirect(status, &location));
+        let err = session(&first.url(), KEY, 10, 10)
+            .server_information()
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, FtrackError::Redirected { .. }),
+            "{status}: {text}"
+        );
+        assert_eq!(
+            first.requests().len(),
+            1,
+            "{status}: a redirect is not retried"
+        );
+        for needle in [status.to_string(), second.url(), "ftrack.server_url".into()] {
+            assert!(text.contains(&needle), "{needle} not in: {text}");
+        }
+        assert!(
+            !text.contains("location-secret") && !text.contains(KEY),
+            "{text}"
+        );
+    }
+    let reached: Vec<_> = second
+        .requests()
+        .into_iter()
+        .filter(|r| r.header("ftrack-api-key").is_some())
+        .collect();
+    assert!(
+        reached.is_empty(),
+        "the API key reached the other host: {reached:?}"
+    );
+    assert!(second.requests().is_empty(), "{:?}", second.requests());
+}
+
+/// Issue 25, item 4: a certificate ftrack's client does not trust is reported as a certificate
+/// problem naming the host and how to trust a private CA, at once (retrying cannot help);
+/// with the CA given as `ca_file` the same server gets past TLS.
+#[tokio::test]
+async fn an_untrusted_certificate_is_named_as_such_with_how_to_trust_it() {
+    use support::tls::{response, HttpsServer};
+    let server = HttpsServer::start(&[("api", response("200 OK", &[], b"[]"))]);
+    let url = server.url("");
+    let url = url.trim_end_matches('/');
+    let err = session(url, KEY, 10, 10)
+        .server_information()
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, FtrackError::Tls { .. }), "{text}");
+    for needle in [
+        "certificate",
+        "localhost",
+        "SSL_CERT_FILE",
+        "ftrack.ca_file",
+    ] {
+        assert!(text.contains(needle), "{needle} not in: {text}");
+    }
+
+    // openssl s_server answers no POST: past TLS, the request simply times out.
+    let trusted = Session::new(SessionSettings {
+        timeout: Duration::from_secs(1),
+        retry: RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        },
+        ..settings(url, KEY, 10, 10, Some(HttpsServer::ca()))
+    })
+    .unwrap();
+    let err = trusted.server_information().await;
+    assert!(
+        !matches!(err, Err(FtrackError::Tls { .. })),
+        "the CA in ca_file is not trusted: {err:?}"
+    );
 }

@@ -270,3 +270,180 @@ fn publish_refuses_what_is_not_a_rule_module_or_not_a_tag() {
     assert_eq!(out.status.code(), Some(2), "{}", support::text(&out.stderr));
     assert!(support::text(&out.stderr).contains("TAG"));
 }
+
+// --- Credentials never follow a redirect or go to another host (issue 25, item 4) ----------
+
+use support::http::{self as test_http, Reply, TokenRegistry};
+use support::tls::{self, HttpsServer};
+
+const REGISTRY_LOGIN: TokenRegistry = TokenRegistry {
+    user: "studio-bot",
+    password: "registry-pw-must-not-travel",
+    token: "registry-token-must-not-log",
+};
+
+fn demo_module() -> Vec<u8> {
+    std::fs::read(support::root().join(LOCAL_MODULE)).unwrap()
+}
+
+/// `rules inspect REFERENCE` in an empty folder with these extra variables.
+fn inspect(reference: &str, env: &[(&str, &str)]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    support::run(dir.path(), &["rules", "inspect", reference], env)
+}
+
+/// `rules inspect` of the token registry's module with the registry login in the environment,
+/// for the registry `host` (LDAP2FTRACK_REGISTRY_HOST).
+fn inspect_with_login(registry: &test_http::Server, host: &str) -> Output {
+    let reference = format!("oci://{}/rules/studio-basics:1.0.0", registry.authority());
+    inspect(
+        &reference,
+        &[
+            ("LDAP2FTRACK_REGISTRY_USER", REGISTRY_LOGIN.user),
+            ("LDAP2FTRACK_REGISTRY_PASSWORD", REGISTRY_LOGIN.password),
+            ("LDAP2FTRACK_REGISTRY_HOST", host),
+        ],
+    )
+}
+
+fn authorizations(server: &test_http::Server) -> Vec<String> {
+    server
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("authorization").map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn registry_credentials_go_to_a_token_service_on_the_registry_host_and_no_other() {
+    let pin = demo_pin(support::root());
+
+    // The control: a token service on the registry's own host gets the login, and the pull works.
+    let registry = REGISTRY_LOGIN.serve(demo_module(), |own| format!("{own}/token"), None);
+    let out = inspect_with_login(&registry, &registry.authority());
+    assert!(ok(&out).contains(&pin));
+    let token_requests: Vec<_> = registry
+        .requests()
+        .into_iter()
+        .filter(|r| r.path() == "/token")
+        .collect();
+    assert!(
+        token_requests.iter().any(|r| r
+            .header("authorization")
+            .is_some_and(|a| a.starts_with("Basic "))),
+        "the login was not used where it belongs: {token_requests:?}"
+    );
+
+    // A token service on another address (127.0.0.2), or on another port of the same one: it
+    // is asked anonymously, and the run says why the login was kept back.
+    for realm_ip in ["127.0.0.2", "127.0.0.1"] {
+        let realm = test_http::listen(realm_ip)
+            .serve(|_| Reply::new(200).body(r#"{"token": "anonymous-token"}"#));
+        let realm_url = format!("{}/token", realm.url());
+        let registry = REGISTRY_LOGIN.serve(demo_module(), move |_| realm_url.clone(), None);
+        let out = inspect_with_login(&registry, &registry.authority());
+        let stderr = support::text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            !realm.requests().is_empty(),
+            "the token service was not asked"
+        );
+        assert_eq!(
+            authorizations(&realm),
+            Vec::<String>::new(),
+            "credentials sent"
+        );
+        for needle in ["another host", &realm.url(), "refused access"] {
+            assert!(stderr.contains(needle), "{needle} not in: {stderr}");
+        }
+        assert!(!stderr.contains(REGISTRY_LOGIN.password), "{stderr}");
+    }
+
+    // Credentials in the environment for another registry: this one gets none of them.
+    let registry = REGISTRY_LOGIN.serve(demo_module(), |own| format!("{own}/token"), None);
+    let out = inspect_with_login(&registry, "registry.elsewhere.example");
+    assert_eq!(out.status.code(), Some(1), "{}", support::text(&out.stderr));
+    assert_eq!(authorizations(&registry), Vec::<String>::new());
+
+    // …and credentials that name no registry are refused before anything is sent.
+    let registry = REGISTRY_LOGIN.serve(demo_module(), |own| format!("{own}/token"), None);
+    let out = inspect_with_login(&registry, "");
+    let stderr = support::text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("LDAP2FTRACK_REGISTRY_HOST"), "{stderr}");
+    assert!(registry.requests().is_empty(), "{:?}", registry.requests());
+}
+
+#[test]
+fn a_blob_redirected_to_another_host_is_fetched_without_the_registry_token() {
+    let module = demo_module();
+    let cdn = {
+        let module = module.clone();
+        test_http::listen("127.0.0.2").serve(move |_| Reply::new(200).body(module.clone()))
+    };
+    let registry = REGISTRY_LOGIN.serve(
+        module,
+        |own| format!("{own}/token"),
+        Some(format!("{}/blobs/studio-basics", cdn.url())),
+    );
+    let out = inspect_with_login(&registry, &registry.authority());
+    assert!(ok(&out).contains(&demo_pin(support::root())));
+    let bearer = format!("Bearer {}", REGISTRY_LOGIN.token);
+    assert!(
+        authorizations(&registry).contains(&bearer),
+        "the registry was not asked with its token"
+    );
+    assert_eq!(cdn.requests().len(), 1, "the blob came from the CDN");
+    assert_eq!(
+        authorizations(&cdn),
+        Vec::<String>::new(),
+        "the token followed"
+    );
+}
+
+#[test]
+fn an_https_module_download_never_follows_a_redirect_to_http() {
+    let module = demo_module();
+    let plain = {
+        let module = module.clone();
+        test_http::listen("127.0.0.1").serve(move |_| Reply::new(200).body(module.clone()))
+    };
+    let server = HttpsServer::start(&[
+        ("direct.wasm", tls::response("200 OK", &[], &module)),
+        (
+            "moved.wasm",
+            tls::response(
+                "302 Found",
+                &[("Location", &format!("{}/m.wasm", plain.url()))],
+                b"",
+            ),
+        ),
+    ]);
+    let ca = HttpsServer::ca().display().to_string();
+    let trust = [("SSL_CERT_FILE", ca.as_str())];
+
+    // The control: with the CA trusted (SSL_CERT_FILE), the module downloads over https.
+    assert!(ok(&inspect(&server.url("direct.wasm"), &trust)).contains(&demo_pin(support::root())));
+
+    let out = inspect(&server.url("moved.wasm"), &trust);
+    let stderr = support::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("https to plain http"), "{stderr}");
+    assert!(stderr.contains("302"), "{stderr}");
+    assert!(
+        plain.requests().is_empty(),
+        "followed: {:?}",
+        plain.requests()
+    );
+}
+
+#[test]
+fn an_untrusted_certificate_says_so_and_how_to_trust_a_private_ca() {
+    let server = HttpsServer::start(&[("m.wasm", tls::response("200 OK", &[], &demo_module()))]);
+    let out = inspect(&server.url("m.wasm"), &[]);
+    let stderr = support::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for needle in ["certificate", "localhost", "not trust", "SSL_CERT_FILE"] {
+        assert!(stderr.contains(needle), "{needle} not in: {stderr}");
+    }
+}

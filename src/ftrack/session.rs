@@ -12,6 +12,9 @@ use serde_json::{json, Value};
 use std::fmt;
 use std::time::{Duration, Instant};
 
+/// The ftrack-only way to trust a private CA, after the general ones.
+const FTRACK_CA_HINT: &str = ", or set ftrack.ca_file to that CA's PEM file";
+
 /// What went wrong talking to ftrack. Messages never contain the API key.
 #[derive(Debug, thiserror::Error)]
 pub enum FtrackError {
@@ -26,6 +29,21 @@ pub enum FtrackError {
     Http { status: u16, body: String },
     #[error("cannot reach ftrack at {url}: {cause}; check ftrack.server_url and the network")]
     Transport { url: String, cause: String },
+    /// The server's certificate was refused: retrying cannot help, trusting its CA can.
+    #[error("cannot reach ftrack at {url}: {problem}")]
+    Tls { url: String, problem: String },
+    /// A redirect is never followed: the API key rides on every request, and the new address
+    /// may be another host. `to` is the Location's origin only (it may carry tokens).
+    #[error(
+        "ftrack at {url} answered HTTP {status}, a redirect to {to}; ldap2ftrack does not follow \
+         redirects, so the API key is sent nowhere but ftrack.server_url. Set ftrack.server_url \
+         to the address ftrack answers at directly (the final address, if you trust {to})"
+    )]
+    Redirected {
+        url: String,
+        status: u16,
+        to: String,
+    },
     #[error(
         "ftrack still failing after {attempts} attempts over {elapsed_s:.1} s; last error: {last}"
     )]
@@ -97,6 +115,8 @@ pub struct SessionSettings {
 pub struct Session {
     http: reqwest::Client,
     server_url: String,
+    /// The server's host name, for messages about its certificate.
+    host: String,
     api_user: String,
     api_key: Secret,
     batch_size: usize,
@@ -116,12 +136,10 @@ impl fmt::Debug for Session {
 
 impl Session {
     pub fn new(settings: SessionSettings) -> Result<Session, FtrackError> {
-        // reqwest is built without a bundled crypto provider; rustls uses the process default.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
+        // No redirect is followed: a redirect answer becomes FtrackError::Redirected.
+        let mut builder = crate::net::client_builder()
             .timeout(settings.timeout)
-            .connect_timeout(settings.timeout)
-            .user_agent(concat!("ldap2ftrack/", env!("CARGO_PKG_VERSION")));
+            .connect_timeout(settings.timeout);
         if let Some(ca) = &settings.ca_file {
             let pem = std::fs::read(ca).map_err(|e| FtrackError::Transport {
                 url: settings.server_url.clone(),
@@ -144,8 +162,13 @@ impl Session {
             url: settings.server_url.clone(),
             cause: format!("cannot set up the HTTP client: {e}"),
         })?;
+        let host = url::Url::parse(&settings.server_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| settings.server_url.clone());
         Ok(Session {
             http,
+            host,
             server_url: settings.server_url.trim_end_matches('/').to_string(),
             api_user: settings.api_user,
             api_key: settings.api_key,
@@ -298,9 +321,10 @@ impl Session {
                 )
             }
         };
+        let url = format!("{}/api", self.server_url);
         let response = self
             .http
-            .post(format!("{}/api", self.server_url))
+            .post(&url)
             .header("content-type", "application/json")
             .header("accept", "application/json")
             .header("ftrack-user", &self.api_user)
@@ -309,15 +333,33 @@ impl Session {
             .body(body)
             .send()
             .await;
-        let transport = |e: reqwest::Error| FtrackError::Transport {
-            url: self.server_url.clone(),
-            cause: describe_transport_error(&e),
-        };
+        let transport =
+            |e: reqwest::Error| match crate::net::tls_problem(&e, &self.host, FTRACK_CA_HINT) {
+                Some(problem) => FtrackError::Tls {
+                    url: self.server_url.clone(),
+                    problem,
+                },
+                None => FtrackError::Transport {
+                    url: self.server_url.clone(),
+                    cause: crate::net::describe(&e, &self.host),
+                },
+            };
         let response = match response {
             Ok(r) => r,
             Err(e) => return (Err(transport(e)), None),
         };
         let status = response.status().as_u16();
+        if response.status().is_redirection() {
+            let to = url::Url::parse(&url)
+                .ok()
+                .and_then(|asked| crate::net::location(&asked, response.headers()))
+                .map_or_else(
+                    || "an address it did not give".to_string(),
+                    |l| crate::net::origin(&l),
+                );
+            let url = self.server_url.clone();
+            return (Err(FtrackError::Redirected { url, status, to }), None);
+        }
         let retry_after = response
             .headers()
             .get("retry-after")
@@ -420,24 +462,6 @@ fn decode_page<T: serde::de::DeserializeOwned>(
 
 fn truncate(s: &str) -> String {
     s.chars().take(200).collect()
-}
-
-/// reqwest's error text, with its source chain (where "connection refused" lives).
-fn describe_transport_error(e: &reqwest::Error) -> String {
-    let mut text = if e.is_timeout() {
-        "timed out".to_string()
-    } else if e.is_connect() {
-        "connection failed".to_string()
-    } else {
-        "request failed".to_string()
-    };
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

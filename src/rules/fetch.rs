@@ -206,22 +206,61 @@ fn fetch(
     }
 }
 
+/// Downloads `url`, following at most [`crate::net::MAX_REDIRECTS`] redirects by hand: none
+/// from https to plain http, none to plain http off loopback (each checked before it is
+/// followed). Nothing secret is sent, so a redirect carries no credential either.
 async fn download(url: &url::Url, limit: u64) -> Result<Vec<u8>, PullError> {
-    // reqwest is built without a bundled crypto provider; rustls uses the process default.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
+    let client = crate::net::client_builder()
         .connect_timeout(Duration::from_secs(30))
         .timeout(Duration::from_secs(300))
-        .user_agent(concat!("ldap2ftrack/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| PullError::Failed(format!("cannot set up the HTTP client: {e}")))?;
-    let failed = |e: reqwest::Error| {
-        PullError::Failed(format!(
-            "{url}: the download failed ({e}); check that the server is reachable, or run once \
-             while it is so the module is cached"
-        ))
+    let failed = |asked: &url::Url, e: reqwest::Error| {
+        let host = asked.host_str().unwrap_or_default();
+        match crate::net::tls_problem(&e, host, "") {
+            Some(problem) => PullError::Failed(format!("{url}: the download failed: {problem}")),
+            None => PullError::Failed(format!(
+                "{url}: the download failed ({}); check that the server is reachable, or run \
+                 once while it is so the module is cached",
+                crate::net::describe(&e, host)
+            )),
+        }
     };
-    let mut response = client.get(url.clone()).send().await.map_err(failed)?;
+    let mut asked = url.clone();
+    let mut redirects = 0;
+    let mut response = loop {
+        let response = client
+            .get(asked.clone())
+            .send()
+            .await
+            .map_err(|e| failed(&asked, e))?;
+        let status = response.status();
+        if !status.is_redirection() {
+            break response;
+        }
+        let refuse = |why: String| {
+            PullError::Failed(format!(
+                "{url}: the server answered HTTP {status}, but {why}; use a URL that serves the \
+                 module directly over https"
+            ))
+        };
+        let Some(next) = crate::net::location(&asked, response.headers()) else {
+            return Err(refuse("gave no usable address to go to".to_string()));
+        };
+        crate::net::redirect_allowed(&asked, &next).map_err(refuse)?;
+        redirects += 1;
+        if redirects > crate::net::MAX_REDIRECTS {
+            return Err(refuse(format!(
+                "it redirected more than {} times",
+                crate::net::MAX_REDIRECTS
+            )));
+        }
+        tracing::debug!(
+            "{url}: HTTP {status}, following the redirect to {}",
+            crate::net::origin(&next)
+        );
+        asked = next;
+    };
     let status = response.status();
     if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
         return Err(PullError::NotFound(format!(
@@ -243,7 +282,7 @@ async fn download(url: &url::Url, limit: u64) -> Result<Vec<u8>, PullError> {
         return Err(too_big());
     }
     let mut bytes = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(failed)? {
+    while let Some(chunk) = response.chunk().await.map_err(|e| failed(&asked, e))? {
         if bytes.len() as u64 + chunk.len() as u64 > limit {
             return Err(too_big());
         }

@@ -8,6 +8,15 @@
 //! come from the environment or the container credentials file (never from `sync.toml`), and
 //! every error names the reference and says what to do, never a secret. A registry on
 //! loopback is spoken to over plain HTTP, any other over HTTPS with certificate checks.
+//!
+//! Credentials are for one registry host and go nowhere else. oci-client sends them to
+//! whatever token service (`WWW-Authenticate: Bearer realm=…`) a registry names, so before
+//! it is handed any, [`auth_for`] asks the registry's `/v2/` itself (anonymously, following
+//! no redirect, reading the header exactly as oci-client does) and hands over
+//! `RegistryAuth::Anonymous` when the realm is on another host or plain http off loopback.
+//! Only the registry host itself could answer oci-client differently, and it is the host the
+//! credentials are for. Redirects oci-client follows (a blob on a CDN) drop the
+//! `Authorization` header when they change host, port or scheme (reqwest's policy).
 
 use crate::config::OciRef;
 use base64::Engine as _;
@@ -20,9 +29,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The variables that give registry credentials (both or neither).
+/// The variables that give registry credentials (both or neither)…
 pub const USER_VAR: &str = "LDAP2FTRACK_REGISTRY_USER";
 pub const PASSWORD_VAR: &str = "LDAP2FTRACK_REGISTRY_PASSWORD";
+/// …and the one registry (`HOST[:PORT]`) they are for: required with them, so a
+/// module reference to another registry never receives them.
+pub const HOST_VAR: &str = "LDAP2FTRACK_REGISTRY_HOST";
 
 /// How long connecting and each read may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -77,19 +89,33 @@ fn auth_file(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
 }
 
 /// The credentials for `registry` (`HOST[:PORT]`): `LDAP2FTRACK_REGISTRY_USER` and
-/// `LDAP2FTRACK_REGISTRY_PASSWORD` when set, else `auths."HOST[:PORT]".auth` (base64
-/// `user:password`) in the container credentials file, else none (anonymous).
+/// `LDAP2FTRACK_REGISTRY_PASSWORD` when `LDAP2FTRACK_REGISTRY_HOST` names this registry, else
+/// `auths."HOST[:PORT]".auth` (base64 `user:password`) in the container credentials file,
+/// else none (anonymous).
 pub fn credentials(
     registry: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<Credentials>, String> {
     match (env(USER_VAR), env(PASSWORD_VAR)) {
         (Some(user), Some(password)) if !user.is_empty() => {
-            return Ok(Some(Credentials {
-                user,
-                password,
-                from: USER_VAR.to_string(),
-            }))
+            let Some(host) = env(HOST_VAR).filter(|h| !h.trim().is_empty()) else {
+                return Err(format!(
+                    "{USER_VAR} and {PASSWORD_VAR} are set but {HOST_VAR} is not; set it to the \
+                     registry they are for (HOST[:PORT], as in oci://HOST[:PORT]/…): they are \
+                     sent to that registry and no other"
+                ));
+            };
+            if key_host(&host) == registry.to_ascii_lowercase() {
+                return Ok(Some(Credentials {
+                    user,
+                    password,
+                    from: USER_VAR.to_string(),
+                }));
+            }
+            tracing::debug!(
+                "{USER_VAR} is for the registry {host}, not {registry}; looking in the \
+                 credentials file"
+            );
         }
         (Some(_), None) | (None, Some(_)) => {
             return Err(format!(
@@ -126,14 +152,6 @@ pub fn credentials(
             e.column()
         )
     })?;
-    // Keys may be written `host`, `https://host` or `https://host/v1/`.
-    let key_host = |k: &str| {
-        let k = k
-            .strip_prefix("https://")
-            .or_else(|| k.strip_prefix("http://"))
-            .unwrap_or(k);
-        k.split('/').next().unwrap_or(k).to_ascii_lowercase()
-    };
     let wanted = registry.to_ascii_lowercase();
     let Some(entry) = parsed
         .auths
@@ -165,14 +183,162 @@ pub fn credentials(
     }))
 }
 
-fn auth_for(r: &OciRef, env: &dyn Fn(&str) -> Option<String>) -> Result<RegistryAuth, String> {
-    Ok(match credentials(&r.registry, env)? {
-        Some(c) => {
-            tracing::debug!(registry = %r.registry, "registry credentials from {}", c.from);
-            RegistryAuth::Basic(c.user, c.password)
+/// `HOST[:PORT]`, lower-case, of a registry written `host`, `https://host` or
+/// `https://host/v1/` (as credentials file keys and `LDAP2FTRACK_REGISTRY_HOST` may be).
+fn key_host(k: &str) -> String {
+    let k = k.trim();
+    let k = k
+        .strip_prefix("https://")
+        .or_else(|| k.strip_prefix("http://"))
+        .unwrap_or(k);
+    k.split('/').next().unwrap_or(k).to_ascii_lowercase()
+}
+
+/// What oci-client is handed for a registry, and why credentials were kept back, if they were.
+struct Auth {
+    auth: RegistryAuth,
+    withheld: Option<String>,
+}
+
+/// The authentication for `r`: its credentials only when the registry's token service is the
+/// registry's own host, over https (or loopback). See the module comment.
+async fn auth_for(r: &OciRef, env: &dyn Fn(&str) -> Option<String>) -> Result<Auth, String> {
+    let Some(c) = credentials(&r.registry, env)? else {
+        return Ok(Auth {
+            auth: RegistryAuth::Anonymous,
+            withheld: None,
+        });
+    };
+    let withheld = match challenge(r).await? {
+        Challenge::None => {
+            tracing::debug!(registry = %r.registry, "the registry asks for no credentials");
+            return Ok(Auth {
+                auth: RegistryAuth::Anonymous,
+                withheld: None,
+            });
         }
-        None => RegistryAuth::Anonymous,
-    })
+        Challenge::Registry => None,
+        Challenge::Realm(realm) => realm_allowed(r, &realm).err(),
+        Challenge::Redirect(to) => Some(format!(
+            "the registry {} answers /v2/ with a redirect to {to}",
+            r.registry
+        )),
+    };
+    match withheld {
+        None => {
+            tracing::debug!(registry = %r.registry, "registry credentials from {}", c.from);
+            Ok(Auth {
+                auth: RegistryAuth::Basic(c.user, c.password),
+                withheld: None,
+            })
+        }
+        Some(why) => {
+            let why = format!("{why}, so the credentials from {} were not sent", c.from);
+            tracing::warn!("{r}: {why}; asking anonymously");
+            Ok(Auth {
+                auth: RegistryAuth::Anonymous,
+                withheld: Some(why),
+            })
+        }
+    }
+}
+
+/// What a registry's `/v2/` says about authentication, read the way oci-client reads it (the
+/// first `WWW-Authenticate` header; its first Bearer challenge with a realm; else Basic to
+/// the registry itself; no header: no authentication).
+enum Challenge {
+    None,
+    /// A Bearer challenge: oci-client would send the credentials to this realm.
+    Realm(String),
+    /// Another scheme: oci-client would send the credentials to the registry itself.
+    Registry,
+    /// A redirect (to this origin): where oci-client would end up is not the registry's word.
+    Redirect(String),
+}
+
+fn base_url(r: &OciRef) -> Result<url::Url, String> {
+    let scheme = if r.is_loopback() { "http" } else { "https" };
+    url::Url::parse(&format!("{scheme}://{}/", r.registry))
+        .map_err(|e| format!("{r}: `{}` is not a registry address: {e}", r.registry))
+}
+
+async fn challenge(r: &OciRef) -> Result<Challenge, String> {
+    let url = base_url(r)?.join("v2/").map_err(|e| e.to_string())?;
+    let client = crate::net::client_builder()
+        .connect_timeout(TIMEOUT)
+        .timeout(TIMEOUT)
+        .build()
+        .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
+    let response = client.get(url.clone()).send().await.map_err(|e| {
+        format!(
+            "{r}: could not reach the registry {} ({}); check the address and that the \
+             registry is reachable",
+            r.registry,
+            crate::net::describe(&e, r.host())
+        )
+    })?;
+    if response.status().is_redirection() {
+        let to = crate::net::location(&url, response.headers())
+            .map_or_else(|| "nowhere".to_string(), |l| crate::net::origin(&l));
+        return Ok(Challenge::Redirect(to));
+    }
+    let Some(header) = response.headers().get(reqwest::header::WWW_AUTHENTICATE) else {
+        return Ok(Challenge::None);
+    };
+    let Ok(text) = header.to_str() else {
+        return Ok(Challenge::Registry);
+    };
+    Ok(bearer_realm(text).map_or(Challenge::Registry, Challenge::Realm))
+}
+
+/// The realm oci-client would take from a `WWW-Authenticate` value: that of the first
+/// well-formed Bearer challenge that has one (its last `realm`, as oci-client reads it).
+fn bearer_realm(header: &str) -> Option<String> {
+    http_auth::ChallengeParser::new(header)
+        .filter_map(Result::ok)
+        .filter(|c| c.scheme.eq_ignore_ascii_case("Bearer"))
+        .find_map(|c| {
+            c.params
+                .iter()
+                .rev()
+                .find(|(k, _)| k.eq_ignore_ascii_case("realm"))
+                .map(|(_, v)| v.to_unescaped())
+        })
+}
+
+/// Whether a token service at `realm` may have `r`'s credentials: on the registry's own host
+/// and port, over https (plain http only on loopback).
+fn realm_allowed(r: &OciRef, realm: &str) -> Result<(), String> {
+    let registry = base_url(r)?;
+    let Ok(realm) = url::Url::parse(realm) else {
+        return Err(format!(
+            "the registry {} names a token service that is not a URL",
+            r.registry
+        ));
+    };
+    let origin = crate::net::origin(&realm);
+    if realm.host_str() != registry.host_str()
+        || realm.port_or_known_default() != registry.port_or_known_default()
+    {
+        return Err(format!(
+            "the registry {} names a token service on another host ({origin}); registry \
+             credentials go only to the host they are for",
+            r.registry
+        ));
+    }
+    let loopback = realm
+        .host_str()
+        .is_some_and(crate::config::module_ref::is_loopback_host);
+    match realm.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(format!(
+            "the registry {} names a token service over plain {} ({origin}); registry \
+             credentials go only over https off this machine",
+            r.registry,
+            realm.scheme()
+        )),
+    }
 }
 
 fn client(r: &OciRef) -> Result<Client, String> {
@@ -225,7 +391,8 @@ fn is_not_found(e: &OciDistributionError) -> bool {
 
 fn is_auth(e: &OciDistributionError) -> bool {
     match e {
-        OciDistributionError::AuthenticationFailure(_) => true,
+        OciDistributionError::AuthenticationFailure(_)
+        | OciDistributionError::UnauthorizedError { .. } => true,
         OciDistributionError::RegistryError { envelope, .. } => envelope
             .errors
             .iter()
@@ -235,11 +402,19 @@ fn is_auth(e: &OciDistributionError) -> bool {
     }
 }
 
-fn auth_hint() -> String {
-    format!(
-        "set {USER_VAR} and {PASSWORD_VAR}, or log in so that the container credentials file \
-         (~/.docker/config.json or $REGISTRY_AUTH_FILE) has an entry for the registry"
-    )
+/// What to do about a refused access; `withheld` says why credentials were kept back.
+fn auth_hint(withheld: Option<&str>) -> String {
+    match withheld {
+        Some(why) => format!(
+            "{why}; publish the module to a registry whose token service is on its own host \
+             over https, or make it public"
+        ),
+        None => format!(
+            "set {USER_VAR}, {PASSWORD_VAR} and {HOST_VAR} (the registry they are for), or log \
+             in so that the container credentials file (~/.docker/config.json or \
+             $REGISTRY_AUTH_FILE) has an entry for the registry"
+        ),
+    }
 }
 
 /// Pulls the component of a Wasm OCI artefact, at most `limit` bytes. The returned bytes
@@ -249,7 +424,7 @@ pub async fn pull(
     limit: u64,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<u8>, PullError> {
-    let auth = auth_for(r, env).map_err(PullError::Failed)?;
+    let Auth { auth, withheld } = auth_for(r, env).await.map_err(PullError::Failed)?;
     let client = client(r).map_err(PullError::Failed)?;
     let image = reference(r);
     let failed = |what: &str, e: OciDistributionError| {
@@ -262,13 +437,18 @@ pub async fn pull(
         } else if is_auth(&e) {
             PullError::Failed(format!(
                 "{r}: the registry refused access ({e}); {}",
-                auth_hint()
+                auth_hint(withheld.as_deref())
             ))
         } else if matches!(e, OciDistributionError::DigestError(_)) {
             PullError::Tampered(format!(
                 "{r}: the registry sent a {what} that does not match its digest ({e}): the \
                  registry's copy is corrupt or has been tampered with; nothing was cached. Ask \
                  the publisher to publish the module again"
+            ))
+        } else if let Some(problem) = crate::net::tls_problem(&e, r.host(), "") {
+            PullError::Failed(format!(
+                "{r}: could not fetch the {what} from the registry {}: {problem}",
+                r.registry
             ))
         } else {
             PullError::Failed(format!(
@@ -373,7 +553,7 @@ pub async fn publish(
     annotations: BTreeMap<String, String>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Published, String> {
-    let auth = auth_for(r, env)?;
+    let Auth { auth, withheld } = auth_for(r, env).await?;
     let client = oci_wasm::WasmClient::new(client(r)?);
     let image = reference(r);
     let sha256 = crate::rules::wasm::sha256_hex(&component);
@@ -389,7 +569,7 @@ pub async fn publish(
         if auth {
             format!(
                 "the registry refused the push to {r} ({text}); {}",
-                auth_hint()
+                auth_hint(withheld.as_deref())
             )
         } else {
             format!(
@@ -452,11 +632,33 @@ mod tests {
             ("REGISTRY_AUTH_FILE", file.display().to_string()),
             (USER_VAR, "bot".to_string()),
             (PASSWORD_VAR, "pw".to_string()),
+            (HOST_VAR, "Reg.Example.com:5000".to_string()),
         ];
         let c = credentials("reg.example.com:5000", &env_of(&both))
             .unwrap()
             .unwrap();
         assert_eq!(c.user, "bot");
+        // The variables are for that registry only: another gets the file's entry, or none.
+        assert!(credentials("other.example.com", &env_of(&both))
+            .unwrap()
+            .is_none());
+        let elsewhere = [
+            ("REGISTRY_AUTH_FILE", file.display().to_string()),
+            (USER_VAR, "bot".to_string()),
+            (PASSWORD_VAR, "pw".to_string()),
+            (HOST_VAR, "other.example.com".to_string()),
+        ];
+        let c = credentials("reg.example.com:5000", &env_of(&elsewhere))
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.user, "studio", "the file's entry for this registry");
+        // Credentials in the environment that name no registry are refused, not sprayed.
+        let unscoped = [
+            (USER_VAR, "bot".to_string()),
+            (PASSWORD_VAR, "pw".to_string()),
+        ];
+        let e = credentials("reg.example.com", &env_of(&unscoped)).unwrap_err();
+        assert!(e.contains(HOST_VAR) && !e.contains("pw"), "{e}");
 
         let half = [(USER_VAR, "bot".to_string())];
         assert!(credentials("reg.example.com", &env_of(&half)).is_err());
@@ -464,5 +666,39 @@ mod tests {
         std::fs::write(&file, r#"{"auths": {"reg.example.com": {"auth": "!!"}}}"#).unwrap();
         let e = credentials("reg.example.com", &env_of(&from_file)).unwrap_err();
         assert!(e.contains("not base64"), "{e}");
+    }
+
+    #[test]
+    fn the_realm_is_read_as_oci_client_reads_it() {
+        let realm = bearer_realm(
+            r#"Basic realm="registry", Bearer realm="https://reg.example.com/token",service="reg""#,
+        );
+        assert_eq!(realm.as_deref(), Some("https://reg.example.com/token"));
+        assert_eq!(bearer_realm(r#"Basic realm="registry""#), None);
+        assert_eq!(bearer_realm("Bearer service=\"reg\""), None);
+    }
+
+    #[test]
+    fn a_token_realm_gets_credentials_only_on_the_registry_host_over_https() {
+        let oci = |text: &str| match crate::config::module_ref::parse(text).unwrap() {
+            crate::config::ModuleSource::Oci(r) => r,
+            other => panic!("{other:?}"),
+        };
+        let remote = oci("oci://reg.example.com/rules/x:1");
+        assert!(realm_allowed(&remote, "https://reg.example.com/token").is_ok());
+        assert!(realm_allowed(&remote, "https://REG.example.com:443/v2/auth").is_ok());
+        for refused in [
+            "https://auth.example.com/token",
+            "https://reg.example.com:8443/token",
+            "http://reg.example.com/token",
+            "not a url",
+        ] {
+            let e = realm_allowed(&remote, refused).unwrap_err();
+            assert!(e.contains("reg.example.com"), "{refused}: {e}");
+        }
+        let local = oci("oci://127.0.0.1:5000/rules/x:1");
+        assert!(realm_allowed(&local, "http://127.0.0.1:5000/token").is_ok());
+        assert!(realm_allowed(&local, "http://127.0.0.1:5001/token").is_err());
+        assert!(realm_allowed(&local, "http://127.0.0.2:5000/token").is_err());
     }
 }

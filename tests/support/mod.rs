@@ -14,14 +14,19 @@
 //!   with its storage in a temporary directory.
 //! * [`fake_ad`]: a small in-process LDAP server that answers like Active Directory (paged
 //!   results, `member;range=` slices), with fault injection for fail-closed tests.
+//! * [`http`]: a tiny recording HTTP server on any 127.0.0.0/8 address (redirects, token
+//!   services on another host), and a token-authenticated registry built on it.
+//! * [`tls`]: an HTTPS server (`openssl s_server`) with a certificate from the test CA.
 
 #![allow(dead_code)]
 
 pub mod bin;
 pub mod fake_ad;
+pub mod http;
 pub mod plan;
 pub mod registry;
 pub mod slapd;
+pub mod tls;
 
 // Each test file uses some of these; the rest would be unused imports there.
 #[allow(unused_imports)]

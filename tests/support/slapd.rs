@@ -122,6 +122,13 @@ pub fn wrong_ca_file() -> PathBuf {
     certs().wrong_ca.clone()
 }
 
+/// The test CA, and the certificate (for localhost and 127.0.0.1) and key it signed: for the
+/// other TLS servers of the tests (`support::tls`).
+pub fn test_ca_and_server() -> (PathBuf, PathBuf, PathBuf) {
+    let c = certs();
+    (c.ca.clone(), c.server_cert.clone(), c.server_key.clone())
+}
+
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
