@@ -27,6 +27,13 @@ pub fn open_lock(path: &Path) -> io::Result<File> {
     no_follow(&mut options).open(path)
 }
 
+/// Opens `path` for reading, refusing a symbolic link.
+pub fn open_read(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    no_follow(&mut options).open(path)
+}
+
 /// Creates `path`, which must not exist yet (not even as a symbolic link), mode 0600.
 pub fn create_new(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();

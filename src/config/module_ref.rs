@@ -83,6 +83,16 @@ fn host_of(registry: &str) -> &str {
     registry.split(':').next().unwrap_or(registry)
 }
 
+/// The host of `url` is this machine ([`is_loopback_host`]).
+pub fn url_is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => is_loopback_host(d),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 /// `localhost`, `127.0.0.0/8` or `::1`.
 pub fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');

@@ -283,7 +283,10 @@ impl Resolver {
         }
         if let DirectorySource::Server { url, ldaps: false } = &source {
             let clear_text_bind = bind_password.is_some() && !raw.starttls;
-            if clear_text_bind && !raw.allow_insecure_ldap && !ldap_host_is_loopback(url) {
+            if clear_text_bind
+                && !raw.allow_insecure_ldap
+                && !url::Url::parse(url).is_ok_and(|u| super::module_ref::url_is_loopback(&u))
+            {
                 self.problem(
                     "ldap.url",
                     format!(
@@ -634,16 +637,6 @@ fn check_filter_shape(filter: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The host of an `ldap://host[:port]` URL is this machine (`localhost`, 127.0.0.0/8, `::1`).
-fn ldap_host_is_loopback(url: &str) -> bool {
-    url::Url::parse(url).is_ok_and(|u| match u.host() {
-        Some(url::Host::Domain(d)) => super::module_ref::is_loopback_host(d),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    })
-}
-
 /// TLS is the rule: plain http is only for the local machine unless explicitly allowed.
 fn check_server_url(text: &str, allow_insecure_http: bool) -> Result<(), String> {
     let parsed = url::Url::parse(text).map_err(|e| {
@@ -652,13 +645,7 @@ fn check_server_url(text: &str, allow_insecure_http: bool) -> Result<(), String>
     match parsed.scheme() {
         "https" => Ok(()),
         "http" => {
-            let loopback = match parsed.host() {
-                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                None => false,
-            };
-            if loopback || allow_insecure_http {
+            if super::module_ref::url_is_loopback(&parsed) || allow_insecure_http {
                 Ok(())
             } else {
                 Err(format!(

@@ -247,7 +247,7 @@ impl CompileCache {
 
 fn read_key(path: &Path) -> std::io::Result<[u8; 32]> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
+    let mut file = crate::private_files::open_read(path)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
