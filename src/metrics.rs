@@ -220,6 +220,26 @@ fn previous_last_success(text: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_link_is_replaced_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let textfile = dir.path().join("ldap2ftrack.prom");
+        std::os::unix::fs::symlink(&victim, &textfile).unwrap();
+        RunRecord::new("plan").write(&textfile, 0).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        let meta = std::fs::symlink_metadata(&textfile).unwrap();
+        assert!(meta.file_type().is_file());
+        assert!(std::fs::read_to_string(&textfile)
+            .unwrap()
+            .contains("ldap2ftrack_exit_code"));
+        // Two writes leave no temporary files behind.
+        RunRecord::new("plan").write(&textfile, 0).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
     #[test]
     fn textfile_keeps_the_last_success_across_a_failure() {
         let mut record = RunRecord::new("apply");
