@@ -56,7 +56,7 @@ fi
 # --- Python venv for the official ftrack client -------------------------------------------
 venv="$root/.venv"
 stamp="$venv/.ldap2ftrack-requirements"
-requirements="ftrack-python-api==3.1.0 pytest==8.3.5 componentize-py==0.25.1"
+requirements="ftrack-python-api==3.1.0 pytest==8.3.5 componentize-py==0.25.1 ldap3==2.9.1"
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$requirements" ]; then
   log "creating $venv with: $requirements"
   python3 -m venv "$venv"
