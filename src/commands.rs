@@ -33,12 +33,15 @@ pub struct ApplyOptions {
     pub journal: Option<PathBuf>,
 }
 
+/// Prints the plan on stdout, streamed through one buffer.
 fn print_plan(plan: &Plan, output: OutputFormat) -> Result<(), Failure> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match output {
-        OutputFormat::Json => println!("{}", json_text(&plan.to_json())?),
-        OutputFormat::Human => print!("{}", plan.render_human()),
+        OutputFormat::Json => plan.write_json(&mut out),
+        OutputFormat::Human => plan.write_human(&mut out),
     }
-    Ok(())
+    .and_then(|()| std::io::Write::flush(&mut out))
+    .map_err(|e| Failure::Runtime(format!("cannot print the plan: {e}")))
 }
 
 /// Hands a run's inputs and results to the process exit instead of freeing them: the
@@ -120,10 +123,8 @@ fn plan_locked(
         eprintln!("warning: `apply` would be {refusal}");
     }
     if let Some(out) = &args.out {
-        let saved = SavedPlan::new(&inputs.ftrack, module_pins(config), &planned.plan);
-        std::fs::write(out, json_text(&saved)?).map_err(|e| {
-            Failure::Runtime(format!("cannot write the plan to {}: {e}", out.display()))
-        })?;
+        SavedPlan::write(out, &inputs.ftrack, &module_pins(config), &planned.plan)
+            .map_err(Failure::Runtime)?;
         eprintln!(
             "plan saved to {}; apply it with `ldap2ftrack apply --plan {}`",
             out.display(),
@@ -197,7 +198,7 @@ fn apply_locked(
             )?
         ),
         OutputFormat::Human => {
-            print!("{}", plan.render_human());
+            print_plan(&plan, output)?;
             println!(
                 "Applied {} in {}.",
                 count(report.applied, "operation"),

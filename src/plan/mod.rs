@@ -13,7 +13,7 @@ pub use saved::SavedPlan;
 use crate::rules::pipeline::SkippedEntry;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::io::{self, Write};
 
 /// What the planner needs from the configuration.
 #[derive(Debug, Clone)]
@@ -98,47 +98,60 @@ impl Plan {
             .collect()
     }
 
-    /// The `--output json` document.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "summary": self.summary(),
-            "operations": self.operations,
-            "skipped": self.skipped,
-            "notes": self.notes,
-        })
+    /// Writes the `--output json` document, operation by operation, to `out` (pretty,
+    /// keys sorted): no copy of the plan is built, so a 500,000-operation first run costs
+    /// its operations and a buffer, not a JSON tree and a string besides.
+    pub fn write_json(&self, out: impl Write) -> io::Result<()> {
+        /// The document's shape; the fields in alphabetical order, as the keys have always
+        /// been printed.
+        #[derive(Serialize)]
+        struct Document<'a> {
+            notes: &'a [String],
+            operations: &'a [Operation],
+            skipped: &'a [SkippedEntry],
+            summary: BTreeMap<&'static str, usize>,
+        }
+        let mut out = out;
+        serde_json::to_writer_pretty(
+            &mut out,
+            &Document {
+                notes: &self.notes,
+                operations: &self.operations,
+                skipped: &self.skipped,
+                summary: self.summary(),
+            },
+        )?;
+        out.write_all(b"\n")
     }
 
-    /// The human diff: one line per change with its details and reason.
-    pub fn render_human(&self) -> String {
-        let mut out = String::new();
+    /// Writes the human diff, one line per change with its details and reason, to `out`.
+    pub fn write_human(&self, mut out: impl Write) -> io::Result<()> {
         if self.operations.is_empty() {
-            out.push_str("No changes: ftrack matches the directory.\n");
+            writeln!(out, "No changes: ftrack matches the directory.")?;
         }
+        let quoted = |value: &Option<String>, absent: &str| match value {
+            Some(v) => format!("{v:?}"),
+            None => absent.to_string(),
+        };
         for op in &self.operations {
-            let _ = writeln!(out, "{}", op.summary());
+            writeln!(out, "{}", op.summary())?;
             for (field, change) in op.changes.iter().chain(&op.metadata) {
-                let _ = writeln!(
+                writeln!(
                     out,
                     "    {field}: {} -> {}",
-                    change
-                        .from
-                        .as_deref()
-                        .map_or("(none)".to_string(), |v| format!("{v:?}")),
-                    change
-                        .to
-                        .as_deref()
-                        .map_or("(removed)".to_string(), |v| format!("{v:?}")),
-                );
+                    quoted(&change.from, "(none)"),
+                    quoted(&change.to, "(removed)"),
+                )?;
             }
             if !op.reason.is_empty() {
-                let _ = writeln!(out, "    because {}", op.reason);
+                writeln!(out, "    because {}", op.reason)?;
             }
         }
         for s in &self.skipped {
-            let _ = writeln!(out, "! skipped {}: {}", s.dn, s.reason);
+            writeln!(out, "! skipped {}: {}", s.dn, s.reason)?;
         }
         for n in &self.notes {
-            let _ = writeln!(out, "i {n}");
+            writeln!(out, "i {n}")?;
         }
         let counts: Vec<String> = OperationKind::ALL
             .iter()
@@ -147,8 +160,94 @@ impl Plan {
             .map(|(k, n)| format!("{n} {k}"))
             .collect();
         if !counts.is_empty() {
-            let _ = writeln!(out, "\nPlan: {}.", counts.join(", "));
+            writeln!(out, "\nPlan: {}.", counts.join(", "))?;
         }
-        out
+        Ok(())
+    }
+
+    /// The human diff as a string (for a report that is not streamed).
+    pub fn render_human(&self) -> String {
+        let mut out = Vec::new();
+        // Writing to a Vec cannot fail.
+        let _ = self.write_human(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A plan using every field of an operation, a skipped entry and a note.
+    fn full_plan() -> Plan {
+        let mut grant = Operation::new(OperationKind::GrantRole, "ana", "member of cn=leads");
+        grant.user_id = Some("u1".into());
+        grant.role = Some("Lead".into());
+        grant.role_id = Some("r1".into());
+        grant.scope = Some("all open projects".into());
+        grant.project_id = Some("p1".into());
+        grant.add_role = true;
+        let mut create = Operation::new(OperationKind::CreateUser, "bo", "in LDAP, not in ftrack");
+        create.set("email", None, Some("bo@studio.example".into()));
+        create.set_metadata("ldap2ftrack.anchor", None, Some("uuid-1".into()));
+        let mut member = Operation::new(OperationKind::AddMembership, "bo", "member of cn=fx");
+        member.group = Some("FX".into());
+        member.group_id = Some("g1".into());
+        member.membership_id = Some("m1".into());
+        Plan {
+            operations: vec![create, member, grant],
+            skipped: vec![SkippedEntry {
+                dn: "uid=x,ou=people".into(),
+                reason: "no username".into(),
+                anchor: String::new(),
+                cause: Default::default(),
+            }],
+            notes: vec!["a note".into()],
+            managed: ManagedCounts::default(),
+        }
+    }
+
+    #[test]
+    fn the_streamed_json_document_has_sorted_keys_as_before() {
+        let plan = full_plan();
+        // The document as it was built before it was streamed: a JSON tree (sorted keys).
+        let tree = serde_json::json!({
+            "summary": plan.summary(),
+            "operations": serde_json::to_value(&plan.operations).unwrap(),
+            "skipped": plan.skipped,
+            "notes": plan.notes,
+        });
+        let mut streamed = Vec::new();
+        plan.write_json(&mut streamed).unwrap();
+        assert_eq!(
+            String::from_utf8(streamed).unwrap(),
+            serde_json::to_string_pretty(&tree).unwrap() + "\n"
+        );
+    }
+
+    #[test]
+    fn a_saved_plan_reads_back_equal() {
+        let plan = full_plan();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        let ftrack = crate::ftrack::FtrackSnapshot::default();
+        SavedPlan::write(&path, &ftrack, &["abc".into()], &plan).unwrap();
+        let saved = SavedPlan::read(&path).unwrap();
+        assert_eq!(saved.plan.operations, plan.operations);
+        assert_eq!(saved.modules_sha256, ["abc"]);
+        assert_eq!(saved.ftrack_sha256, saved::fingerprint(&ftrack));
+        assert_eq!(saved.drift(&ftrack, &["abc".into()], &plan), None);
+    }
+
+    #[test]
+    fn a_truncated_saved_plan_is_named_and_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        let mut bytes = Vec::new();
+        SavedPlan::write(&path, &Default::default(), &[], &full_plan()).unwrap();
+        bytes.extend(std::fs::read(&path).unwrap());
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        let err = SavedPlan::read(&path).unwrap_err();
+        assert!(err.contains("plan.json is not a plan saved by"), "{err}");
     }
 }

@@ -64,31 +64,12 @@ pub struct Change {
 }
 
 /// One planned change. `target` is the username (or group name for `create_group`).
+///
+/// The fields are in alphabetical order on purpose: the plan document is streamed straight
+/// from this struct, and its keys have always been sorted (`plan --output json` is read by
+/// programs and diffed by people).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Operation {
-    pub kind: OperationKind,
-    pub target: String,
-    /// Which rule decided this, and the LDAP value behind it.
-    pub reason: String,
-    /// The ftrack user (existing, or the id chosen for a user being created).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group_id: Option<String>,
-    /// The membership to remove, or the id chosen for one being added.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub membership_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role_id: Option<String>,
-    /// For grant/revoke: `all open projects`, a project name, or absent for the whole role.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub project_id: Option<String>,
     /// For a grant: the user does not hold the role yet, so apply adds it
     /// (`add_user_security_role`) before widening it to the scope.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -96,9 +77,32 @@ pub struct Operation {
     /// User fields set by create/update/enable/disable.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub changes: BTreeMap<String, Change>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    pub kind: OperationKind,
+    /// The membership to remove, or the id chosen for one being added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership_id: Option<String>,
     /// ldap2ftrack metadata on the user: key → change (`to: null` deletes it).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, Change>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// Which rule decided this, and the LDAP value behind it.
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_id: Option<String>,
+    /// For grant/revoke: `all open projects`, a project name, or absent for the whole role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    pub target: String,
+    /// The ftrack user (existing, or the id chosen for a user being created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
 }
 
 impl Operation {

@@ -5,6 +5,7 @@ use super::Plan;
 use crate::ftrack::FtrackSnapshot;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
 
 /// The plan and the fingerprints of its inputs.
@@ -18,31 +19,63 @@ pub struct SavedPlan {
     pub plan: Plan,
 }
 
-/// The SHA-256 of an ftrack snapshot.
+/// The SHA-256 of an ftrack snapshot (its JSON encoding, hashed as it is produced: at
+/// 100,000 users the encoding would be a 100 MB string).
 pub fn fingerprint(ftrack: &FtrackSnapshot) -> String {
-    let bytes = serde_json::to_vec(ftrack).unwrap_or_default();
-    format!("{:x}", Sha256::digest(&bytes))
+    let mut hasher = Sha256::new();
+    // Writing into a hasher cannot fail, and the snapshot's maps have string keys.
+    let _ = serde_json::to_writer(&mut hasher, ftrack);
+    format!("{:x}", hasher.finalize())
+}
+
+/// The file as `write` produces it: the saved plan's fields around a borrowed plan.
+#[derive(Serialize)]
+struct SavedPlanRef<'a> {
+    format: u32,
+    ftrack_sha256: String,
+    modules_sha256: &'a [String],
+    plan: &'a Plan,
 }
 
 impl SavedPlan {
-    pub fn new(ftrack: &FtrackSnapshot, modules_sha256: Vec<String>, plan: &Plan) -> SavedPlan {
-        SavedPlan {
+    /// Saves `plan`, bound to the fingerprints of its inputs, to `path`: streamed, the plan
+    /// is not copied.
+    pub fn write(
+        path: &Path,
+        ftrack: &FtrackSnapshot,
+        modules_sha256: &[String],
+        plan: &Plan,
+    ) -> Result<(), String> {
+        let failed = |e: &dyn std::fmt::Display| {
+            format!("cannot write the plan to {}: {e}", path.display())
+        };
+        let file = std::fs::File::create(path).map_err(|e| failed(&e))?;
+        let mut out = BufWriter::new(file);
+        let saved = SavedPlanRef {
             format: 1,
             ftrack_sha256: fingerprint(ftrack),
             modules_sha256,
-            plan: plan.clone(),
-        }
+            plan,
+        };
+        serde_json::to_writer_pretty(&mut out, &saved).map_err(|e| failed(&e))?;
+        out.write_all(b"\n")
+            .and_then(|()| out.flush())
+            .map_err(|e| failed(&e))
     }
 
-    /// Reads a saved plan; the error says what is wrong with the file.
+    /// Reads a saved plan, streaming from the file; the error says what is wrong with it.
     pub fn read(path: &Path) -> Result<SavedPlan, String> {
-        let text = std::fs::read_to_string(path)
+        let file = std::fs::File::open(path)
             .map_err(|e| format!("cannot read the saved plan {}: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| {
-            format!(
-                "{} is not a plan saved by `ldap2ftrack plan --out`: {e}",
-                path.display()
-            )
+        serde_json::from_reader(BufReader::new(file)).map_err(|e| {
+            if e.is_io() {
+                format!("cannot read the saved plan {}: {e}", path.display())
+            } else {
+                format!(
+                    "{} is not a plan saved by `ldap2ftrack plan --out`: {e}",
+                    path.display()
+                )
+            }
         })
     }
 
