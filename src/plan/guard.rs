@@ -220,9 +220,10 @@ mod tests {
         };
         for i in 0..changes {
             match kind {
-                Some(kind) => plan
-                    .operations
-                    .push(Operation::new(kind, format!("u{i}"), "test")),
+                Some(kind) => {
+                    plan.operations
+                        .push(Box::new(Operation::new(kind, format!("u{i}"), "test")))
+                }
                 None => plan.skipped.push(SkippedEntry {
                     dn: format!("uid=u{i},dc=x"),
                     reason: "`nope` is not a valid e-mail address".into(),

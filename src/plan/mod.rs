@@ -70,7 +70,11 @@ pub struct ManagedCounts {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
-    pub operations: Vec<Operation>,
+    /// Boxed: a first run of 100,000 users plans 540,000 operations, and a growing vector
+    /// of 300-byte operations held twice its length during the last reallocation (465 MB
+    /// at once); of pointers it holds 8 MB.
+    #[allow(clippy::vec_box)]
+    pub operations: Vec<Box<Operation>>,
     /// LDAP entries left out of this run, and why.
     #[serde(default)]
     pub skipped: Vec<SkippedEntry>,
@@ -107,7 +111,7 @@ impl Plan {
         #[derive(Serialize)]
         struct Document<'a> {
             notes: &'a [String],
-            operations: &'a [Operation],
+            operations: &'a [Box<Operation>],
             skipped: &'a [SkippedEntry],
             summary: BTreeMap<&'static str, usize>,
         }
@@ -195,7 +199,7 @@ mod tests {
         member.group_id = Some("g1".into());
         member.membership_id = Some("m1".into());
         Plan {
-            operations: vec![create, member, grant],
+            operations: vec![Box::new(create), Box::new(member), Box::new(grant)],
             skipped: vec![SkippedEntry {
                 dn: "uid=x,ou=people".into(),
                 reason: "no username".into(),

@@ -1,8 +1,9 @@
 //! The unit of a plan: one change to ftrack, with everything `apply` needs to carry it out
 //! and the reason a person needs to trust it.
 
+use litemap::LiteMap;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::cmp::Ordering;
 use std::fmt;
 
 /// The kinds of change, in the order a plan applies them: groups exist before members are
@@ -74,9 +75,9 @@ pub struct Operation {
     /// (`add_user_security_role`) before widening it to the scope.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub add_role: bool,
-    /// User fields set by create/update/enable/disable.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub changes: BTreeMap<String, Change>,
+    /// User fields set by create/update/enable/disable, by field name.
+    #[serde(default, skip_serializing_if = "LiteMap::is_empty")]
+    pub changes: LiteMap<String, Change>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,8 +87,8 @@ pub struct Operation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub membership_id: Option<String>,
     /// ldap2ftrack metadata on the user: key → change (`to: null` deletes it).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub metadata: BTreeMap<String, Change>,
+    #[serde(default, skip_serializing_if = "LiteMap::is_empty")]
+    pub metadata: LiteMap<String, Change>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_id: Option<String>,
     /// Which rule decided this, and the LDAP value behind it.
@@ -124,8 +125,8 @@ impl Operation {
             scope: None,
             project_id: None,
             add_role: false,
-            changes: BTreeMap::new(),
-            metadata: BTreeMap::new(),
+            changes: LiteMap::new(),
+            metadata: LiteMap::new(),
         }
     }
 
@@ -139,15 +140,16 @@ impl Operation {
         self.metadata.insert(key.to_string(), Change { from, to });
     }
 
-    /// The sort key that makes plans deterministic.
-    pub fn sort_key(&self) -> (OperationKind, String, String, String, String) {
-        (
-            self.kind,
-            self.target.to_lowercase(),
-            self.group.clone().unwrap_or_default(),
-            self.role.clone().unwrap_or_default(),
-            self.scope.clone().unwrap_or_default(),
-        )
+    /// The order that makes plans deterministic: kind, then the target without regard to
+    /// case, then group, role and scope. Compared in place: a cached key per operation cost
+    /// 70 MB for a first run of 100,000 users.
+    pub fn plan_order(&self, other: &Operation) -> Ordering {
+        self.kind
+            .cmp(&other.kind)
+            .then_with(|| lowercase_cmp(&self.target, &other.target))
+            .then_with(|| or_empty(&self.group).cmp(or_empty(&other.group)))
+            .then_with(|| or_empty(&self.role).cmp(or_empty(&other.role)))
+            .then_with(|| or_empty(&self.scope).cmp(or_empty(&other.scope)))
     }
 
     /// One line of the human diff.
@@ -188,5 +190,67 @@ impl Operation {
                 }
             ),
         }
+    }
+}
+
+/// An absent name sorts as an empty one.
+fn or_empty(name: &Option<String>) -> &str {
+    name.as_deref().unwrap_or("")
+}
+
+/// `a.to_lowercase().cmp(&b.to_lowercase())`, without allocating when both are ASCII (the
+/// usual username).
+fn lowercase_cmp(a: &str, b: &str) -> Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        a.bytes()
+            .map(|c| c.to_ascii_lowercase())
+            .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+    } else {
+        a.to_lowercase().cmp(&b.to_lowercase())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_order_compares_targets_as_their_lower_case_would() {
+        let names = [
+            "Ana",
+            "ana",
+            "Zoë",
+            "zoe",
+            "ÉMILE",
+            "emile",
+            "b",
+            "B_",
+            "ΣΊΣΥΦΟΣ",
+            "σίσυφος",
+        ];
+        for a in names {
+            for b in names {
+                assert_eq!(
+                    lowercase_cmp(a, b),
+                    a.to_lowercase().cmp(&b.to_lowercase()),
+                    "{a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn plan_order_is_kind_then_target_then_group() {
+        let op = |kind, target: &str, group: Option<&str>| {
+            let mut op = Operation::new(kind, target, "");
+            op.group = group.map(str::to_string);
+            op
+        };
+        let create = op(OperationKind::CreateUser, "zed", None);
+        let add_a = op(OperationKind::AddMembership, "Ann", Some("B"));
+        let add_b = op(OperationKind::AddMembership, "ann", Some("A"));
+        assert_eq!(create.plan_order(&add_a), Ordering::Less);
+        assert_eq!(add_b.plan_order(&add_a), Ordering::Less);
+        assert_eq!(add_a.plan_order(&add_a), Ordering::Equal);
     }
 }

@@ -46,9 +46,8 @@ impl SavedPlan {
         modules_sha256: &[String],
         plan: &Plan,
     ) -> Result<(), String> {
-        let failed = |e: &dyn std::fmt::Display| {
-            format!("cannot write the plan to {}: {e}", path.display())
-        };
+        let failed =
+            |e: &dyn std::fmt::Display| format!("cannot write the plan to {}: {e}", path.display());
         let file = std::fs::File::create(path).map_err(|e| failed(&e))?;
         let mut out = BufWriter::new(file);
         let saved = SavedPlanRef {

@@ -52,7 +52,7 @@ impl Planner<'_> {
             op.membership_id = Some(planned_id("membership", &format!("{user_id}/{group_id}")));
             op.group = Some(group_name);
             op.group_id = Some(group_id);
-            self.ops.push(op);
+            self.ops.push(Box::new(op));
         }
         for &(group_id, membership_id) in current_memberships {
             if !self.managed.group_ids.contains(group_id) || wanted_group_ids.contains(&group_id) {
@@ -77,7 +77,7 @@ impl Planner<'_> {
             op.group = Some(name);
             op.group_id = Some(group_id.to_string());
             op.membership_id = Some(membership_id.to_string());
-            self.ops.push(op);
+            self.ops.push(Box::new(op));
         }
 
         // Roles: wanted scopes per role, compared with the current grant of each managed role.
@@ -150,7 +150,7 @@ impl Planner<'_> {
                 op.role_id = Some(role_id.to_string());
                 op.scope = Some(scope_text);
                 op.project_id = project_id;
-                self.ops.push(op);
+                self.ops.push(Box::new(op));
                 granting.push(role_id);
                 if current.is_none() {
                     self.lacking
@@ -186,7 +186,7 @@ impl Planner<'_> {
                 op.role_id = Some(role_id.to_string());
                 op.scope = scope;
                 op.project_id = project_id;
-                op
+                Box::new(op)
             };
             let Some(scopes) = scopes else {
                 self.ops.push(revoke(None, None));

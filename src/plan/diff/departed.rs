@@ -45,6 +45,6 @@ impl Planner<'_> {
             return;
         }
         op.user_id = Some(user.id.clone());
-        self.ops.push(op);
+        self.ops.push(Box::new(op));
     }
 }

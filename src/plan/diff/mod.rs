@@ -96,7 +96,9 @@ struct Planner<'a> {
     index: &'a Index<'a>,
     settings: &'a PlanSettings,
     managed: Managed<'a>,
-    ops: Vec<Operation>,
+    /// Boxed, as `Plan::operations` is (why: there).
+    #[allow(clippy::vec_box)]
+    ops: Vec<Box<Operation>>,
     notes: Notes,
     /// (user id, role id) of grants for a role the user does not hold yet: the first grant
     /// of each, in plan order, adds the role before widening it.
@@ -116,14 +118,14 @@ impl Planner<'_> {
             );
             op.group = Some(name.clone());
             op.group_id = Some(id.clone());
-            self.ops.push(op);
+            self.ops.push(Box::new(op));
         }
     }
 
     /// Orders the operations, marks the first grant of each role a user lacks, and adds
     /// the notes.
     fn finish(mut self) -> Plan {
-        self.ops.sort_by_cached_key(Operation::sort_key);
+        self.ops.sort_by(|a, b| a.plan_order(b));
         for op in &mut self.ops {
             if op.kind == OperationKind::GrantRole {
                 if let (Some(user), Some(role)) = (&op.user_id, &op.role_id) {

@@ -28,7 +28,7 @@ impl Planner<'_> {
                     "`{}` is disabled in ftrack by someone else; ldap2ftrack leaves that to them",
                     current.username
                 ));
-                self.ops.extend(update);
+                self.ops.extend(update.map(Box::new));
                 return None;
             }
             let mut op = Operation::new(
@@ -52,9 +52,9 @@ impl Planner<'_> {
                     update = None;
                 }
             }
-            self.ops.push(op);
+            self.ops.push(Box::new(op));
         }
-        self.ops.extend(update);
+        self.ops.extend(update.map(Box::new));
         Some(current.id.clone())
     }
 
@@ -76,7 +76,7 @@ impl Planner<'_> {
         }
         op.reason = why.join("; ");
         op.set_metadata(ANCHOR_KEY, None, Some(matched.anchor.clone()));
-        self.ops.push(op);
+        self.ops.push(Box::new(op));
     }
 
     fn update(
