@@ -5,12 +5,13 @@
 //! Every figure printed is read from the real source; a part that cannot be checked in this
 //! version says so and makes the command exit 1 rather than print a guess.
 
-use crate::config::{Basis, BoundsReport, Config};
+use crate::config::{Basis, BoundsReport, Config, DirectorySource};
 use crate::directory::DirectorySnapshot;
 use crate::failure::Failure;
 use crate::ftrack::snapshot::FtrackSecurityRole;
 use crate::output::OutputFormat;
 use crate::plan::guard::GuardFigure;
+use crate::rules::attributes::UserAttributes;
 use crate::rules::wasm::WasmStage;
 use crate::rules::Stage;
 use serde::Serialize;
@@ -71,6 +72,12 @@ pub struct LdapReport {
     pub groups: usize,
     /// (user, group) pairs after flattening nested groups.
     pub memberships: usize,
+    /// The attribute list a user search sends (`*` first when every attribute is read); an
+    /// `ldif:` source is read whole, and this is what a server would be asked for.
+    pub user_attributes: Vec<String>,
+    /// Who needs them: the stages that read some and the directory itself, the module that
+    /// reads every attribute, or `[ldap] user_attributes`.
+    pub user_attributes_for: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -114,12 +121,21 @@ pub struct RoleReport {
 }
 
 impl LdapReport {
-    pub fn of(snapshot: &DirectorySnapshot) -> LdapReport {
+    pub fn of(
+        snapshot: &DirectorySnapshot,
+        ldap: &crate::config::LdapSettings,
+        attributes: UserAttributes,
+    ) -> LdapReport {
         LdapReport {
             users: snapshot.users.len(),
             disabled_users: snapshot.disabled_users(),
             groups: snapshot.groups.len(),
             memberships: snapshot.memberships(),
+            user_attributes: crate::directory::ldap::requested_user_attributes(
+                ldap,
+                attributes.needed.as_deref(),
+            ),
+            user_attributes_for: attributes.because,
         }
     }
 }
@@ -161,7 +177,12 @@ pub fn run(config: &Config, output: OutputFormat) -> Result<(), Failure> {
     let mut pipeline = crate::run::pipeline(config)?;
     crate::run::preflight(config)?;
     let runtime = crate::run::runtime()?;
-    let inputs = runtime.block_on(crate::run::read_inputs(config, false))?;
+    let attributes = pipeline.user_attributes(&config.ldap);
+    let inputs = runtime.block_on(crate::run::read_inputs(
+        config,
+        attributes.needed.clone(),
+        false,
+    ))?;
     let snapshot = &inputs.directory;
     if snapshot.skipped.total() > 0 {
         tracing::info!(
@@ -177,7 +198,7 @@ pub fn run(config: &Config, output: OutputFormat) -> Result<(), Failure> {
     let figures = crate::plan::guard::figures(&planned.plan, &config.guards, snapshot.users.len());
     let report = CheckReport {
         config: "ok",
-        ldap: LdapReport::of(snapshot),
+        ldap: LdapReport::of(snapshot, &config.ldap, attributes),
         ftrack: Some(ftrack),
         rules,
         guards: figures
@@ -204,6 +225,15 @@ pub fn run(config: &Config, output: OutputFormat) -> Result<(), Failure> {
                     snapshot.skipped.total()
                 );
             }
+            let asked = match config.ldap.source {
+                DirectorySource::Server { .. } => "user attributes requested",
+                DirectorySource::LdifFile(_) => "user attributes a server would be asked for",
+            };
+            println!(
+                "         {asked}: {} ({})",
+                l.user_attributes.join(", "),
+                l.user_attributes_for
+            );
             if let Some(f) = &report.ftrack {
                 println!(
                     "ftrack   server {}, {} users, {} groups",

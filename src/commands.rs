@@ -102,7 +102,11 @@ fn plan_locked(
 ) -> Result<(), Failure> {
     let rt = run::runtime()?;
     let mut pipeline = run::prepare(config)?;
-    let inputs = rt.block_on(run::read_inputs(config, args.snapshot.is_some()))?;
+    // A snapshot keeps what the run read, no more: the captured case replays with the same
+    // rules, which need nothing else, and the user filter's attributes are among what is
+    // read, so the file selects the same users the server did.
+    let needed = pipeline.user_attributes(&config.ldap).needed;
+    let inputs = rt.block_on(run::read_inputs(config, needed, args.snapshot.is_some()))?;
     record_timings(record, &inputs.timings);
     let today = crate::clock::today();
     let planned = run::plan_on(config, &inputs, &mut pipeline, today.clone())?;
@@ -158,7 +162,8 @@ fn apply_locked(
 ) -> Result<(), Failure> {
     let rt = run::runtime()?;
     let mut pipeline = run::prepare(config)?;
-    let inputs = rt.block_on(run::read_inputs(config, false))?;
+    let needed = pipeline.user_attributes(&config.ldap).needed;
+    let inputs = rt.block_on(run::read_inputs(config, needed, false))?;
     record_timings(record, &inputs.timings);
     let planned = run::plan(config, &inputs, &mut pipeline)?;
     record_timings(record, &planned.timings);
@@ -217,7 +222,9 @@ fn module_pins(config: &Config) -> Vec<String> {
 pub fn explain(config: &Config, username: &str, output: OutputFormat) -> Result<(), Failure> {
     let rt = run::runtime()?;
     let mut pipeline = run::prepare(config)?;
-    let inputs = rt.block_on(run::read_inputs(config, false))?;
+    // Reasons are worded from the attributes the rules read: nothing more is needed.
+    let needed = pipeline.user_attributes(&config.ldap).needed;
+    let inputs = rt.block_on(run::read_inputs(config, needed, false))?;
     let planned = run::plan(config, &inputs, &mut pipeline)?;
     let wanted = username.to_lowercase();
     let desired = planned

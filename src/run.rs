@@ -70,8 +70,13 @@ pub fn preflight(config: &Config) -> Result<(), Failure> {
 }
 
 /// Reads the directory and ftrack at the same time. Either failing fails the run: a partial
-/// read never reaches the planner.
-pub async fn read_inputs(config: &Config, keep_entries: bool) -> Result<Inputs, Failure> {
+/// read never reaches the planner. `user_attributes` is what the rules need of each user
+/// ([`Pipeline::user_attributes`]; `None`: everything): the rest is never requested.
+pub async fn read_inputs(
+    config: &Config,
+    user_attributes: Option<Vec<String>>,
+    keep_entries: bool,
+) -> Result<Inputs, Failure> {
     let env = |name: &str| std::env::var(name).ok();
     let ftrack = async {
         let phase = progress::start_counting(progress::FTRACK_READ, "rows");
@@ -92,7 +97,8 @@ pub async fn read_inputs(config: &Config, keep_entries: bool) -> Result<Inputs, 
     let directory = async {
         let phase = progress::start_counting(progress::LDAP_READ, "entries");
         let started = std::time::Instant::now();
-        let entries = directory::read_entries_with_env(&config.ldap, &env_lookup).await;
+        let entries =
+            directory::read_entries_with_env(&config.ldap, user_attributes, &env_lookup).await;
         let ldap_time = started.elapsed();
         drop(phase);
         let entries = entries.map_err(|e| Failure::Runtime(e.to_string()))?;

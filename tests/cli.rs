@@ -122,7 +122,19 @@ fn check_reports_the_demo_directory_exactly() {
     assert_eq!(report["config"], "ok");
     assert_eq!(
         report["ldap"],
-        serde_json::json!({"users": 8, "disabled_users": 1, "groups": 4, "memberships": 10})
+        serde_json::json!({
+            "users": 8, "disabled_users": 1, "groups": 4, "memberships": 10,
+            // What a server would be asked for: what the mappings and studio-basics read,
+            // the ids and disabled state, memberOf, `uid` (memberUid) and the user filter's
+            // objectClass; never `*`.
+            "user_attributes": [
+                "uid", "mail", "givenName", "sn", "displayName", "cn", "entryUUID",
+                "nsUniqueId", "objectGUID", "memberOf", "pwdAccountLockedTime", "nsAccountLock",
+                "userAccountControl", "objectClass"
+            ],
+            "user_attributes_for":
+                "for [mappings], rule module `studio-basics` and the directory itself",
+        })
     );
     assert_eq!(
         report["ftrack"]["users"], 3,

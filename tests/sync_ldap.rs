@@ -232,3 +232,212 @@ async fn an_ldap_server_gone_before_or_during_the_read_changes_nothing() {
     );
     assert_eq!(serde_json::to_value(emu.dump()).unwrap(), before);
 }
+
+/// People with more attributes than any rule reads, one of them a contractor the user
+/// filter leaves out, and `leads` (ann and bob).
+fn directory_with_unread_attributes() -> String {
+    let mut entries = support::slapd::people_and_groups();
+    let person = |uid: &str, kind: &str, extra: &[(&str, &str)]| {
+        let mut attributes = vec![
+            ("objectClass", "inetOrgPerson"),
+            ("uid", uid),
+            ("cn", uid),
+            ("sn", "Person"),
+            ("mail", "placeholder"),
+            ("employeeType", kind),
+            ("description", "a long biography nobody syncs"),
+            ("telephoneNumber", "+44 20 7946 0000"),
+        ];
+        attributes.extend_from_slice(extra);
+        let mail = format!("{uid}@example.org");
+        for a in attributes.iter_mut().filter(|a| a.0 == "mail") {
+            a.1 = &mail;
+        }
+        entry(format!("uid={uid},ou=people,{SUFFIX}"), &attributes)
+    };
+    entries.push(person("ann", "staff", &[("givenName", "Ann")]));
+    // No givenName or displayName: studio-basics takes the first name from `initials`,
+    // which only that module reads.
+    entries.push(person("bob", "staff", &[("initials", "Bo B.")]));
+    entries.push(person("cal", "contractor", &[("givenName", "Cal")]));
+    let mut leads = entry(
+        format!("cn=leads,ou=groups,{SUFFIX}"),
+        &[("objectClass", "groupOfNames"), ("cn", "leads")],
+    );
+    for uid in ["ann", "bob"] {
+        leads.push(
+            "member",
+            LdapValue::Text(format!("uid={uid},ou=people,{SUFFIX}")),
+        );
+    }
+    entries.push(leads);
+    ldif::write(&entries)
+}
+
+/// Without `[ldap] user_attributes`, a run asks slapd only for what the built-in mappings,
+/// the rule module's declared reads and the directory itself (ids, disabled state, the user
+/// filter) need: `description` and `telephoneNumber` never leave the server. Observed in
+/// what `plan --snapshot` keeps of each entry, and in `check`'s account of the request. The
+/// plan is the one reading everything gives, and the captured case replays: the filter's
+/// `employeeType` was read, so the file selects the same people.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_asks_ldap_only_for_the_attributes_its_rules_read() {
+    let slapd = Slapd::start(&directory_with_unread_attributes());
+    let emu = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let module = support::root().join("tests/demo/rules/studio_basics.wasm");
+    let sha256 = {
+        use sha2::{Digest, Sha256};
+        format!("{:x}", Sha256::digest(std::fs::read(&module).unwrap()))
+    };
+    let config = |user_attributes: &str| {
+        format!(
+            r#"
+[ldap]
+url = "{url}"
+bind_dn = "{SYNC_DN}"
+bind_password_env = "SYNC_BIND_PASSWORD"
+user_base_dn = "ou=people,{SUFFIX}"
+user_filter = "(&(objectClass=inetOrgPerson)(employeeType=staff))"
+group_base_dn = "ou=groups,{SUFFIX}"
+{user_attributes}
+
+[ftrack]
+server_url = "{ftrack}"
+api_user = "{API_USER}"
+
+[group_mappings]
+"leads" = {{ groups = ["Leads"] }}
+
+[[rules]]
+module = "{module}"
+sha256 = "{sha256}"
+[rules.config]
+name_fallbacks = ["displayName", "initials"]
+"#,
+            url = slapd.url,
+            ftrack = emu.url(),
+            module = module.display(),
+        )
+    };
+    std::fs::write(dir.path().join("sync.toml"), config("")).unwrap();
+    std::fs::write(
+        dir.path().join("everything.toml"),
+        config("user_attributes = [\"*\"]"),
+    )
+    .unwrap();
+    let ok = |out: Output| {
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+
+    let out = ok(run(dir.path(), &["check"], SYNC_PASSWORD));
+    let report = String::from_utf8_lossy(&out.stdout);
+    let line = report
+        .lines()
+        .find(|l| l.contains("user attributes requested: "))
+        .unwrap_or_else(|| panic!("no requested attributes in: {report}"));
+    let requested: Vec<&str> = line
+        .split("requested: ")
+        .nth(1)
+        .and_then(|l| l.split(" (").next())
+        .unwrap()
+        .split(", ")
+        .collect();
+    for needed in [
+        "uid",
+        "mail",
+        "givenName",
+        "sn",
+        "initials",
+        "employeeType",
+        "entryUUID",
+    ] {
+        assert!(requested.contains(&needed), "{needed} in {line}");
+    }
+    for unread in ["*", "description", "telephoneNumber"] {
+        assert!(!requested.contains(&unread), "{unread} in {line}");
+    }
+    assert!(
+        line.ends_with("(for [mappings], rule module `studio-basics` and the directory itself)"),
+        "{line}"
+    );
+
+    let plan_capturing =
+        |config: &str, folder: &str| -> (Value, Vec<ldap2ftrack::directory::Entry>) {
+            let out = ok(run(
+                dir.path(),
+                &[
+                    "plan",
+                    "--config",
+                    config,
+                    "--snapshot",
+                    folder,
+                    "--output",
+                    "json",
+                ],
+                SYNC_PASSWORD,
+            ));
+            let ldif = std::fs::read(dir.path().join(folder).join("directory.ldif")).unwrap();
+            let people = ldif::parse(&ldif)
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.dn.starts_with("uid="))
+                .collect();
+            (serde_json::from_slice(&out.stdout).unwrap(), people)
+        };
+    let (plan, people) = plan_capturing("sync.toml", "captured");
+    let (plan_reading_all, people_all) = plan_capturing("everything.toml", "captured-all");
+
+    assert_eq!(people.len(), 2, "ann and bob, not the contractor");
+    for person in &people {
+        for read in [
+            "uid",
+            "mail",
+            "sn",
+            "cn",
+            "employeeType",
+            "objectClass",
+            "entryUUID",
+        ] {
+            assert!(person.attribute(read).is_some(), "{read} of {}", person.dn);
+        }
+        for unread in ["description", "telephoneNumber"] {
+            assert!(
+                person.attribute(unread).is_none(),
+                "{unread} of {}",
+                person.dn
+            );
+        }
+    }
+    assert!(
+        people_all
+            .iter()
+            .all(|p| p.attribute("description").is_some()
+                && p.attribute("telephoneNumber").is_some()),
+        "reading everything does bring them: the check above can fail"
+    );
+    assert_eq!(plan["operations"], plan_reading_all["operations"]);
+    assert_eq!(plan["skipped"], plan_reading_all["skipped"]);
+    let bob = plan_ops(&plan)
+        .into_iter()
+        .find(|o| o.pair() == ("create_user".to_string(), "bob".to_string()))
+        .map(|_| ());
+    assert!(bob.is_some(), "{plan}");
+    assert!(
+        plan.to_string().contains("\"Bo\""),
+        "bob's first name from initials, which only the module reads: {plan}"
+    );
+
+    let out = ok(run(dir.path(), &["test", "captured"], SYNC_PASSWORD));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 passed, 0 failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -63,6 +63,33 @@ impl Filter {
         })
     }
 
+    /// The attributes the filter tests, by base name (options dropped), in order of first
+    /// appearance, each once (case-insensitively). An entry without them cannot be matched
+    /// here as the server matched it.
+    pub fn attributes(&self) -> Vec<&str> {
+        fn walk<'a>(f: &'a Filter, out: &mut Vec<&'a str>) {
+            let name = match f {
+                Filter::And(fs) | Filter::Or(fs) => {
+                    fs.iter().for_each(|f| walk(f, out));
+                    return;
+                }
+                Filter::Not(f) => return walk(f, out),
+                Filter::Equal(a, _)
+                | Filter::Present(a)
+                | Filter::GreaterOrEqual(a, _)
+                | Filter::LessOrEqual(a, _)
+                | Filter::Substring { attribute: a, .. }
+                | Filter::Bitwise { attribute: a, .. } => base_name(a),
+            };
+            if !out.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                out.push(name);
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out
+    }
+
     pub fn matches(&self, entry: &Entry) -> bool {
         let texts = |attr: &str| entry.texts(base_name(attr)).collect::<Vec<_>>();
         match self {
@@ -397,6 +424,25 @@ mod tests {
         ));
         assert!(m("(userAccountControl:1.2.840.113556.1.4.804:=6)", &ada));
         assert!(m("(cn=Ada\\20Lovelace)", &ada));
+    }
+
+    #[test]
+    fn a_filter_names_the_attributes_it_tests_once_each() {
+        let f = Filter::parse(
+            "(&(objectClass=person)(!(userAccountControl:1.2.840.113556.1.4.803:=2))\
+             (|(cn;lang-en=a*)(OBJECTCLASS=user)(employeeType>=b)(mail=*)))",
+        )
+        .unwrap();
+        assert_eq!(
+            f.attributes(),
+            vec![
+                "objectClass",
+                "userAccountControl",
+                "cn",
+                "employeeType",
+                "mail"
+            ]
+        );
     }
 
     #[test]

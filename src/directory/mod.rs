@@ -94,8 +94,32 @@ pub fn read_with_env<'s>(
     settings: &'s LdapSettings,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> impl std::future::Future<Output = Result<DirectorySnapshot, DirectoryError>> + Send + 's {
-    let entries = read_entries_with_env(settings, env);
+    let entries = read_entries_with_env(settings, None, env);
     async move { snapshot::assemble(entries.await?) }
+}
+
+/// The user attributes the directory itself reads, whatever the rules need: stable ids,
+/// disabled state and memberOf ([`ldap::USER_OPERATIONAL_ATTRIBUTES`]); `uid`, by which a
+/// posixGroup's `memberUid` names its members ([`snapshot::MEMBER_UID_ATTRIBUTE`]); and the
+/// attributes `ldap.user_filter` tests. A server does not need those to apply the filter,
+/// but an `ldif:` source applies it to the entries themselves — a case captured with
+/// `plan --snapshot` among them — and must select the users the server selected.
+pub fn own_user_attributes(settings: &LdapSettings) -> Vec<String> {
+    let mut names: Vec<String> = ldap::USER_OPERATIONAL_ATTRIBUTES
+        .iter()
+        .chain(&[snapshot::MEMBER_UID_ATTRIBUTE])
+        .map(|a| a.to_string())
+        .collect();
+    // A filter this process cannot parse is still the server's to apply; it only cannot be
+    // replayed from a file, and `ldif:` says so itself.
+    if let Ok(filter) = filter::Filter::parse(&settings.user_filter) {
+        for name in filter.attributes() {
+            if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names
 }
 
 /// Checks what the read needs that is local — the LDIF file, the bind password, the CA file —
@@ -118,12 +142,21 @@ pub fn check_local(
 }
 
 /// The raw entries, before assembly (kept by `plan --snapshot` to write them out as LDIF).
+///
+/// `user_attributes` is what a server is asked for (see
+/// [`ldap::requested_user_attributes`]; `None`: as `ldap.user_attributes` says). An LDIF file
+/// is read whole: it is small, and a captured case must replay as it was captured.
 pub fn read_entries_with_env<'s>(
     settings: &'s LdapSettings,
+    user_attributes: Option<Vec<String>>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> impl std::future::Future<Output = Result<EntrySet, DirectoryError>> + Send + 's {
     let source = match &settings.source {
-        DirectorySource::Server { .. } => Ok(ldap::read_entries(settings, env)),
+        DirectorySource::Server { .. } => Ok(ldap::read_entries_requesting(
+            settings,
+            user_attributes,
+            env,
+        )),
         DirectorySource::LdifFile(path) => Err(path),
     };
     async move {

@@ -94,6 +94,8 @@ impl DirectorySnapshot {
 }
 
 const MEMBER_DN_ATTRIBUTES: [&str; 2] = ["member", "uniqueMember"];
+/// The user attribute a group's `memberUid` values are compared with.
+pub const MEMBER_UID_ATTRIBUTE: &str = "uid";
 
 /// Derives the snapshot. Fails only on a user or group entry whose own DN is invalid, which a
 /// server never sends: better no run than a run that silently drops someone.
@@ -193,7 +195,7 @@ pub fn assemble(set: EntrySet) -> Result<DirectorySnapshot, DirectoryError> {
             let user_by_uid = user_by_uid.get_or_insert_with(|| {
                 let mut by_uid = HashMap::new();
                 for (i, u) in users.iter().enumerate() {
-                    for uid in u.entry.texts("uid") {
+                    for uid in u.entry.texts(MEMBER_UID_ATTRIBUTE) {
                         by_uid.entry(uid.trim().to_lowercase()).or_insert(i);
                     }
                 }

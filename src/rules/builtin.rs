@@ -19,6 +19,9 @@ pub struct BuiltinStage {
     group_mappings: FxHashMap<String, (String, GroupMapping)>,
     /// Whether any key can equal a group's DN (has a `=`): if none, DN lookups are skipped.
     dn_keys: bool,
+    /// The LDAP attributes `[mappings]` names: all this stage reads of an entry (groups
+    /// come from the group entries).
+    reads: Vec<String>,
 }
 
 impl BuiltinStage {
@@ -30,7 +33,18 @@ impl BuiltinStage {
             .iter()
             .map(|(key, m)| (lookup_key(key), (key.clone(), m.clone())))
             .collect();
+        let reads = [
+            &mappings.username,
+            &mappings.email,
+            &mappings.first_name,
+            &mappings.last_name,
+        ]
+        .into_iter()
+        .chain(&mappings.name_fallbacks)
+        .cloned()
+        .collect();
         BuiltinStage {
+            reads,
             mappings: mappings.clone(),
             dn_keys: group_mappings.keys().any(|k| k.contains('=')),
             group_mappings,
@@ -142,6 +156,10 @@ impl Stage for BuiltinStage {
 
     fn describe(&self, entry: &RuleEntry, what: &Proposal) -> String {
         self.reason(entry, what)
+    }
+
+    fn attributes_read(&self) -> Option<&[String]> {
+        Some(&self.reads)
     }
 
     fn transform_user(

@@ -7,6 +7,7 @@
 //! pipeline ([`pipeline`]) records which stage changed what, so every planned operation can
 //! name the rule and the LDAP value behind it.
 
+pub mod attributes;
 pub mod bounds;
 pub mod budget;
 pub mod builtin;
@@ -240,6 +241,13 @@ pub trait Stage: Send {
     /// The groups and roles this stage may manage; `None` for the studio's own built-in
     /// mappings, which are not bounded.
     fn bounds(&self) -> Option<&crate::config::ModuleBounds> {
+        None
+    }
+
+    /// The user attributes this stage reads (names case-insensitive); `None`: every
+    /// attribute, which is also what a stage that does not say is taken to read. The run asks
+    /// LDAP only for what its stages read (see [`attributes`]).
+    fn attributes_read(&self) -> Option<&[String]> {
         None
     }
 

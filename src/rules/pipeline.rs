@@ -254,6 +254,15 @@ impl Pipeline {
         Ok(evaluation)
     }
 
+    /// The user attributes a run with these stages asks LDAP for, and why (see
+    /// [`super::attributes`]).
+    pub fn user_attributes(
+        &self,
+        ldap: &crate::config::LdapSettings,
+    ) -> super::attributes::UserAttributes {
+        super::attributes::user_attributes(ldap, &self.stages)
+    }
+
     /// The reasons behind what the rules proposed for `user` (evaluated from `directory`).
     pub fn reasons<'a>(
         &'a self,

@@ -4,6 +4,9 @@
 //! [`EntrySet`] that is either complete or an error — never a silently truncated list, which
 //! would make the sync disable everyone it did not see. Concretely:
 //!
+//! * Users are asked only for the attributes the caller names (a run names what its rules
+//!   read), else those `ldap.user_attributes` names, else all (`*`); the ids, disabled state
+//!   and `memberOf` always. Groups always get [`GROUP_ATTRIBUTES`].
 //! * Users and groups are read concurrently on two connections, each with a paged search
 //!   (RFC 2696, marked critical). A page counts only when its entry stream ended normally
 //!   *and* its SearchResultDone carried result code 0; a missing paging control, a size or
@@ -81,7 +84,8 @@ pub(crate) fn count_pages(n: u64) {
     PAGES_READ.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Reads every user and group the settings select from the configured LDAP server.
+/// Reads every user and group the settings select from the configured LDAP server, with the
+/// user attributes `ldap.user_attributes` names (all of them when it is empty).
 ///
 /// `env` looks up environment variables (for `ldap.bind_password_env`); pass
 /// `&|k| std::env::var(k).ok()` in production. The password and the TLS configuration are
@@ -91,27 +95,53 @@ pub fn read_entries<'s>(
     settings: &'s LdapSettings,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> impl std::future::Future<Output = Result<EntrySet, DirectoryError>> + Send + 's {
+    read_entries_requesting(settings, None, env)
+}
+
+/// [`read_entries`], asking for `user_attributes` instead of what `ldap.user_attributes`
+/// says when it is given (see [`requested_user_attributes`]): a run passes what its rules
+/// need, so the server neither sends nor this process decodes the rest.
+pub fn read_entries_requesting<'s>(
+    settings: &'s LdapSettings,
+    user_attributes: Option<Vec<String>>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> impl std::future::Future<Output = Result<EntrySet, DirectoryError>> + Send + 's {
     let prepared = prepare(settings, env);
-    async move { read_prepared(settings, prepared?).await }
+    let user_attributes = requested_user_attributes(settings, user_attributes.as_deref());
+    async move { read_prepared(settings, prepared?, user_attributes).await }
+}
+
+/// The attribute list a user search sends: `user_attributes` when given, else
+/// `ldap.user_attributes`, else every user attribute (`*`); always followed by
+/// [`USER_OPERATIONAL_ATTRIBUTES`], and each name once (attribute names are
+/// case-insensitive, the first spelling is kept).
+pub fn requested_user_attributes(
+    settings: &LdapSettings,
+    user_attributes: Option<&[String]>,
+) -> Vec<String> {
+    let all = ["*".to_string()];
+    let named: &[String] = match user_attributes {
+        Some(names) => names,
+        None if settings.user_attributes.is_empty() => &all,
+        None => &settings.user_attributes,
+    };
+    let mut requested: Vec<String> =
+        Vec::with_capacity(named.len() + USER_OPERATIONAL_ATTRIBUTES.len());
+    let operational = USER_OPERATIONAL_ATTRIBUTES.iter().copied();
+    for name in named.iter().map(String::as_str).chain(operational) {
+        if !requested.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+            requested.push(name.to_string());
+        }
+    }
+    requested
 }
 
 async fn read_prepared(
     settings: &LdapSettings,
     reader: Reader,
+    user_attributes: Vec<String>,
 ) -> Result<EntrySet, DirectoryError> {
-    let mut user_attributes: Vec<String> = if settings.user_attributes.is_empty() {
-        vec!["*".to_string()]
-    } else {
-        settings.user_attributes.clone()
-    };
-    for extra in USER_OPERATIONAL_ATTRIBUTES {
-        if !user_attributes
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case(extra))
-        {
-            user_attributes.push((*extra).to_string());
-        }
-    }
+    tracing::debug!(attributes = ?user_attributes, "user attributes requested");
     let group_attributes: Vec<String> = GROUP_ATTRIBUTES.iter().map(|a| a.to_string()).collect();
 
     // Two connections, each read on its own task so that decoding the users and the groups

@@ -213,6 +213,15 @@ impl Stage for WasmStage {
         self.budget.exceeded(&self.name)
     }
 
+    /// What `configure` said the hooks read. LDAP is read once, before any hook call: a
+    /// fresh instance (after a trap) that says otherwise still sees only what was read.
+    fn attributes_read(&self) -> Option<&[String]> {
+        if !(self.transform_user || self.map_groups || self.deprovision) {
+            return Some(&[]); // no hook is ever handed an entry
+        }
+        self.reads.attributes.as_deref()
+    }
+
     fn transform_user(
         &mut self,
         entry: &RuleEntry,
