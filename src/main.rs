@@ -3,6 +3,9 @@
 /// mimalloc instead of the system allocator: ldap3 copies every decoded message and a large
 /// directory means millions of small strings, so malloc/free dominate the client's CPU time
 /// and memory with glibc (measured: BENCHMARKS.md, "Scale").
+/// `--features system-alloc` leaves the system allocator in place, for heap profilers
+/// such as heaptrack that watch `malloc` (BENCHMARKS.md, "Where the memory goes").
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

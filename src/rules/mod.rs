@@ -14,9 +14,10 @@ pub mod builtin;
 pub mod fetch;
 pub mod pipeline;
 pub mod registry;
+pub mod sorted_set;
 pub mod wasm;
 
-use std::collections::BTreeSet;
+use sorted_set::SortedSet;
 use std::fmt;
 
 /// One directory user as rules see it: text attributes only. Binary values are handed over
@@ -168,8 +169,8 @@ impl fmt::Display for Proposal {
 /// `map-groups`'s answer: the ftrack groups and security roles the user should have.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Access {
-    pub groups: BTreeSet<String>,
-    pub roles: BTreeSet<RoleGrant>,
+    pub groups: SortedSet<String>,
+    pub roles: SortedSet<RoleGrant>,
 }
 
 /// A managed ftrack user that LDAP no longer has, or has disabled.

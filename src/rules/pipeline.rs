@@ -235,9 +235,12 @@ impl Pipeline {
                 }
                 results
             });
-            let mut evaluation = Evaluation::default();
-            for result in results {
-                let part = result?;
+            let results = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+            let mut evaluation = Evaluation {
+                users: Vec::with_capacity(results.iter().map(|r| r.users.len()).sum()),
+                skipped: Vec::new(),
+            };
+            for part in results {
                 evaluation.users.extend(part.users);
                 evaluation.skipped.extend(part.skipped);
             }
@@ -331,7 +334,10 @@ fn evaluate_run(
     users: &[DirectoryUser],
     offset: usize,
 ) -> Result<Evaluation, RuleError> {
-    let mut evaluation = Evaluation::default();
+    let mut evaluation = Evaluation {
+        users: Vec::with_capacity(users.len()),
+        skipped: Vec::new(),
+    };
     for (i, user) in users.iter().enumerate() {
         let entry = rule_entry(directory, user);
         match evaluate_user(stages, entry, offset + i)? {

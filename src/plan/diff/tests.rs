@@ -62,7 +62,9 @@ fn ftrack_user(uid: &str) -> FtrackUser {
         username: uid.into(),
         email: Some(format!("{uid}@x.example")),
         is_active: true,
-        metadata: [(ANCHOR_KEY.to_string(), format!("id-{uid}"))].into(),
+        metadata: [(ANCHOR_KEY.to_string(), format!("id-{uid}"))]
+            .into_iter()
+            .collect(),
         ..FtrackUser::default()
     }
 }
