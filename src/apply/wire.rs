@@ -141,8 +141,8 @@ mod tests {
         op.user_id = Some("u1".into());
         op.role = Some("Artist".into());
         op.role_id = Some("r1".into());
-        op.scope = scope.map(str::to_string);
-        op.project_id = project.map(str::to_string);
+        op.scope = scope.map(Into::into);
+        op.project_id = project.map(Into::into);
         op
     }
 

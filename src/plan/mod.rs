@@ -7,7 +7,7 @@ pub mod guard;
 pub mod operation;
 pub mod saved;
 
-pub use operation::{Change, Operation, OperationKind};
+pub use operation::{Change, Name, Operation, OperationKind};
 pub use saved::SavedPlan;
 
 use crate::rules::pipeline::SkippedEntry;

@@ -5,6 +5,12 @@ use litemap::LiteMap;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::fmt;
+use std::sync::Arc;
+
+/// A name or id in an operation: shared, not copied, between the operations that carry it
+/// (a group's name and id, a user's id, a reason worded once per LDAP group are each in
+/// thousands of operations of a first run).
+pub type Name = Arc<str>;
 
 /// The kinds of change, in the order a plan applies them: groups exist before members are
 /// added, users exist before they are granted anything, removals come after additions, and
@@ -79,39 +85,35 @@ pub struct Operation {
     #[serde(default, skip_serializing_if = "LiteMap::is_empty")]
     pub changes: LiteMap<String, Change>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
+    pub group: Option<Name>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group_id: Option<String>,
+    pub group_id: Option<Name>,
     pub kind: OperationKind,
     /// The membership to remove, or the id chosen for one being added.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub membership_id: Option<String>,
+    pub membership_id: Option<Name>,
     /// ldap2ftrack metadata on the user: key → change (`to: null` deletes it).
     #[serde(default, skip_serializing_if = "LiteMap::is_empty")]
     pub metadata: LiteMap<String, Change>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub project_id: Option<String>,
+    pub project_id: Option<Name>,
     /// Which rule decided this, and the LDAP value behind it.
-    pub reason: String,
+    pub reason: Name,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
+    pub role: Option<Name>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role_id: Option<String>,
+    pub role_id: Option<Name>,
     /// For grant/revoke: `all open projects`, a project name, or absent for the whole role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
-    pub target: String,
+    pub scope: Option<Name>,
+    pub target: Name,
     /// The ftrack user (existing, or the id chosen for a user being created).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
+    pub user_id: Option<Name>,
 }
 
 impl Operation {
-    pub fn new(
-        kind: OperationKind,
-        target: impl Into<String>,
-        reason: impl Into<String>,
-    ) -> Operation {
+    pub fn new(kind: OperationKind, target: impl Into<Name>, reason: impl Into<Name>) -> Operation {
         Operation {
             kind,
             target: target.into(),
@@ -194,7 +196,7 @@ impl Operation {
 }
 
 /// An absent name sorts as an empty one.
-fn or_empty(name: &Option<String>) -> &str {
+fn or_empty(name: &Option<Name>) -> &str {
     name.as_deref().unwrap_or("")
 }
 
@@ -243,7 +245,7 @@ mod tests {
     fn plan_order_is_kind_then_target_then_group() {
         let op = |kind, target: &str, group: Option<&str>| {
             let mut op = Operation::new(kind, target, "");
-            op.group = group.map(str::to_string);
+            op.group = group.map(Name::from);
             op
         };
         let create = op(OperationKind::CreateUser, "zed", None);

@@ -6,7 +6,7 @@
 use super::matching::Matched;
 use super::{planned_id, Planner};
 use crate::caseless::lowercase;
-use crate::plan::{Operation, OperationKind};
+use crate::plan::{Name, Operation, OperationKind};
 use crate::rules::pipeline::{DesiredUser, Reasons};
 use crate::rules::{Proposal, RoleGrant, RoleScope};
 use std::borrow::Cow;
@@ -15,9 +15,10 @@ use std::collections::{BTreeMap, BTreeSet};
 impl Planner<'_> {
     /// The memberships and role grants to add and remove for one user. `user_id` is its
     /// ftrack id (planned when it is being created).
-    pub(super) fn access(&mut self, matched: &Matched, reasons: &Reasons, user_id: &str) {
+    pub(super) fn access(&mut self, matched: &Matched, reasons: &Reasons, user_id: &Name) {
         let user = matched.user;
         let username = user.fields.username.trim();
+        let target = self.names.get(username);
         let current_id = matched.current.map(|u| u.id.as_str());
         let current_memberships: &[(&str, &str)] = current_id
             .and_then(|id| self.index.memberships.get(id))
@@ -32,7 +33,7 @@ impl Planner<'_> {
                         if current_memberships.iter().any(|(g, _)| *g == id) {
                             continue;
                         }
-                        (id.to_string(), name.to_string())
+                        (self.names.get(id), self.names.get(name))
                     }
                     None => {
                         let id = self
@@ -40,16 +41,14 @@ impl Planner<'_> {
                             .entry(group.clone())
                             .or_insert_with(|| planned_id("group", &group.to_lowercase()))
                             .clone();
-                        (id, group.clone())
+                        (self.names.get(&id), self.names.get(group))
                     }
                 };
-            let mut op = Operation::new(
-                OperationKind::AddMembership,
-                username,
-                reasons.of(&Proposal::Group(group.clone())),
-            );
-            op.user_id = Some(user_id.to_string());
-            op.membership_id = Some(planned_id("membership", &format!("{user_id}/{group_id}")));
+            let reason = self.names.get(&reasons.of(&Proposal::Group(group.clone())));
+            let mut op = Operation::new(OperationKind::AddMembership, target.clone(), reason);
+            op.user_id = Some(user_id.clone());
+            op.membership_id =
+                Some(planned_id("membership", &format!("{user_id}/{group_id}")).into());
             op.group = Some(group_name);
             op.group_id = Some(group_id);
             self.ops.push(Box::new(op));
@@ -63,20 +62,19 @@ impl Planner<'_> {
                 .group_names
                 .get(group_id)
                 .copied()
-                .unwrap_or_default()
-                .to_string();
+                .unwrap_or_default();
             let mut op = Operation::new(
                 OperationKind::RemoveMembership,
-                username,
+                target.clone(),
                 format!(
                     "no LDAP group of {} maps to ftrack group {name}",
                     user.entry.dn
                 ),
             );
-            op.user_id = Some(user_id.to_string());
-            op.group = Some(name);
-            op.group_id = Some(group_id.to_string());
-            op.membership_id = Some(membership_id.to_string());
+            op.user_id = Some(user_id.clone());
+            op.group = Some(self.names.get(name));
+            op.group_id = Some(self.names.get(group_id));
+            op.membership_id = Some(membership_id.into());
             self.ops.push(Box::new(op));
         }
 
@@ -121,11 +119,7 @@ impl Planner<'_> {
                     RoleScope::AllOpenProjects => (all_now, None, "all open projects".to_string()),
                     RoleScope::Project(p) => {
                         match self.index.projects_by_name.get(lowercase(p).as_ref()) {
-                            Some(&pid) => (
-                                projects_now.contains(&pid),
-                                Some(pid.to_string()),
-                                p.clone(),
-                            ),
+                            Some(&pid) => (projects_now.contains(&pid), Some(pid), p.clone()),
                             None => {
                                 self.notes.add(format!("missing project {p} {role_id}"), username, || {
                                 format!(
@@ -144,17 +138,18 @@ impl Planner<'_> {
                     role: written.clone(),
                     scope: scope.clone(),
                 }));
-                let mut op = Operation::new(OperationKind::GrantRole, username, reason);
-                op.user_id = Some(user_id.to_string());
-                op.role = Some(role_name.to_string());
-                op.role_id = Some(role_id.to_string());
-                op.scope = Some(scope_text);
-                op.project_id = project_id;
+                let reason = self.names.get(&reason);
+                let mut op = Operation::new(OperationKind::GrantRole, target.clone(), reason);
+                op.user_id = Some(user_id.clone());
+                op.role = Some(self.names.get(role_name));
+                let role_id_name = self.names.get(role_id);
+                op.role_id = Some(role_id_name.clone());
+                op.scope = Some(self.names.get(&scope_text));
+                op.project_id = project_id.map(|p| self.names.get(p));
                 self.ops.push(Box::new(op));
                 granting.push(role_id);
                 if current.is_none() {
-                    self.lacking
-                        .insert((user_id.to_string(), role_id.to_string()));
+                    self.lacking.insert((user_id.clone(), role_id_name));
                 }
             }
         }
@@ -175,17 +170,17 @@ impl Planner<'_> {
             let revoke = |scope: Option<String>, project_id: Option<String>| {
                 let mut op = Operation::new(
                     OperationKind::RevokeRole,
-                    username,
+                    target.clone(),
                     format!(
                         "no LDAP group of {} grants {role_name} there",
                         user.entry.dn
                     ),
                 );
-                op.user_id = Some(uid.to_string());
-                op.role = Some(role_name.to_string());
-                op.role_id = Some(role_id.to_string());
-                op.scope = scope;
-                op.project_id = project_id;
+                op.user_id = Some(uid.into());
+                op.role = Some(role_name.into());
+                op.role_id = Some(role_id.into());
+                op.scope = scope.map(Name::from);
+                op.project_id = project_id.map(Name::from);
                 Box::new(op)
             };
             let Some(scopes) = scopes else {

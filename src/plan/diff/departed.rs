@@ -20,7 +20,7 @@ impl Planner<'_> {
             Verdict::Disable(reason) if user.is_active => {
                 let mut op = Operation::new(
                     OperationKind::DisableUser,
-                    &user.username,
+                    user.username.as_str(),
                     format!("{by}: {reason}"),
                 );
                 op.set("is_active", Some("true".into()), Some("false".into()));
@@ -29,12 +29,12 @@ impl Planner<'_> {
             }
             Verdict::Disable(_) => Operation::new(
                 OperationKind::UpdateUser,
-                &user.username,
+                user.username.as_str(),
                 format!("{}; already disabled", departure(ldap_disabled)),
             ),
             Verdict::Keep(reason) => Operation::new(
                 OperationKind::UpdateUser,
-                &user.username,
+                user.username.as_str(),
                 format!("{by}: kept: {reason}"),
             ),
         };
@@ -44,7 +44,7 @@ impl Planner<'_> {
         if op.kind == OperationKind::UpdateUser && op.metadata.is_empty() {
             return;
         }
-        op.user_id = Some(user.id.clone());
+        op.user_id = Some(user.id.as_str().into());
         self.ops.push(Box::new(op));
     }
 }

@@ -233,7 +233,7 @@ fn departed_users_follow_the_verdict_and_protected_users_are_left_alone() {
     let p = plan(vec![desired("ann", &[])], &snapshot);
     assert_eq!(summary(&p), ["- user gone: disable"]);
     let op = &p.operations[0];
-    assert_eq!(op.reason, "a rule: gone");
+    assert_eq!(&*op.reason, "a rule: gone");
     assert_eq!(
         op.metadata.keys().collect::<Vec<_>>(),
         [DISABLED_BY_SYNC_KEY, MISSING_SINCE_KEY]
@@ -249,5 +249,5 @@ fn departed_users_follow_the_verdict_and_protected_users_are_left_alone() {
         ["~ user gone"],
         "only the missing-since date"
     );
-    assert_eq!(kept.operations[0].reason, "a rule: kept: grace");
+    assert_eq!(&*kept.operations[0].reason, "a rule: kept: grace");
 }

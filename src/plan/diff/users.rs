@@ -5,7 +5,7 @@ use super::matching::Matched;
 use super::{planned_id, Planner, ANCHOR_KEY, DISABLED_BY_SYNC_KEY, MISSING_SINCE_KEY};
 use crate::caseless::lowercase;
 use crate::ftrack::snapshot::FtrackUser;
-use crate::plan::{Operation, OperationKind};
+use crate::plan::{Name, Operation, OperationKind};
 use crate::rules::pipeline::{DesiredUser, Reasons, SkippedEntry};
 use crate::rules::Proposal;
 
@@ -14,12 +14,11 @@ const USERNAME: Proposal = Proposal::Field("username");
 impl Planner<'_> {
     /// Plans the user's own changes. Returns its ftrack id (planned when it is being
     /// created), or `None` when its access is not to be touched (disabled by someone else).
-    pub(super) fn user(&mut self, matched: &Matched, reasons: &Reasons) -> Option<String> {
+    pub(super) fn user(&mut self, matched: &Matched, reasons: &Reasons) -> Option<Name> {
         let user = matched.user;
         let username = user.fields.username.trim();
         let Some(current) = matched.current else {
-            self.create(matched, reasons);
-            return Some(planned_id("user", &matched.anchor));
+            return Some(self.create(matched, reasons));
         };
         let mut update = self.update(user, reasons, current, &matched.anchor);
         if !current.is_active {
@@ -36,7 +35,7 @@ impl Planner<'_> {
                 username,
                 format!("back in LDAP and enabled there ({})", user.entry.dn),
             );
-            op.user_id = Some(current.id.clone());
+            op.user_id = Some(self.names.get(&current.id));
             op.set("is_active", Some("false".into()), Some("true".into()));
             op.set_metadata(
                 DISABLED_BY_SYNC_KEY,
@@ -55,16 +54,18 @@ impl Planner<'_> {
             self.ops.push(Box::new(op));
         }
         self.ops.extend(update.map(Box::new));
-        Some(current.id.clone())
+        Some(self.names.get(&current.id))
     }
 
-    fn create(&mut self, matched: &Matched, reasons: &Reasons) {
+    /// Plans the user's creation; returns the id chosen for it.
+    fn create(&mut self, matched: &Matched, reasons: &Reasons) -> Name {
         let user = matched.user;
         // The username's reason, and each other field's where another stage set it (a
         // module that only fills in the e-mail is named for the e-mail).
         let mut why = vec![reasons.of(&USERNAME)];
         let mut op = Operation::new(OperationKind::CreateUser, user.fields.username.trim(), "");
-        op.user_id = Some(planned_id("user", &matched.anchor));
+        let user_id: Name = planned_id("user", &matched.anchor).into();
+        op.user_id = Some(user_id.clone());
         for (field, value) in user_fields(user) {
             if let Some(v) = value {
                 op.set(field, None, Some(v.to_string()));
@@ -74,9 +75,10 @@ impl Planner<'_> {
                 }
             }
         }
-        op.reason = why.join("; ");
+        op.reason = why.join("; ").into();
         op.set_metadata(ANCHOR_KEY, None, Some(matched.anchor.clone()));
         self.ops.push(Box::new(op));
+        user_id
     }
 
     fn update(
@@ -87,7 +89,7 @@ impl Planner<'_> {
         anchor: &str,
     ) -> Option<Operation> {
         let mut op = Operation::new(OperationKind::UpdateUser, user.fields.username.trim(), "");
-        op.user_id = Some(current.id.clone());
+        op.user_id = Some(self.names.get(&current.id));
         let mut why = Vec::new();
         for (field, desired) in user_fields(user) {
             let Some(desired) = desired else {
@@ -115,7 +117,7 @@ impl Planner<'_> {
                     )));
                     continue;
                 }
-                op.target = current.username.clone();
+                op.target = current.username.as_str().into();
             }
             op.set(field, now.map(str::to_string), Some(desired.to_string()));
             why.push(format!("{field}: {}", reasons.of(&Proposal::Field(field))));
@@ -135,7 +137,7 @@ impl Planner<'_> {
         if op.changes.is_empty() && op.metadata.is_empty() {
             return None;
         }
-        op.reason = why.join("; ");
+        op.reason = why.join("; ").into();
         Some(op)
     }
 }
