@@ -15,10 +15,17 @@ use std::collections::{BTreeMap, BTreeSet};
 impl Planner<'_> {
     /// The memberships and role grants to add and remove for one user. `user_id` is its
     /// ftrack id (planned when it is being created).
-    pub(super) fn access(&mut self, matched: &Matched, reasons: &Reasons, user_id: &Name) {
+    pub(super) fn access(&mut self, matched: &Matched, reasons: &Reasons, user_id: &str) {
         let user = matched.user;
         let username = user.fields.username.trim();
-        let target = self.names.get(username);
+        // Interned only when an operation carries them: most users of a run need none.
+        let (mut target, mut shared_id) = (None::<Name>, None::<Name>);
+        let mut names = |names: &mut super::Names| {
+            (
+                target.get_or_insert_with(|| names.get(username)).clone(),
+                shared_id.get_or_insert_with(|| names.get(user_id)).clone(),
+            )
+        };
         let current_id = matched.current.map(|u| u.id.as_str());
         let current_memberships: &[(&str, &str)] = current_id
             .and_then(|id| self.index.memberships.get(id))
@@ -45,8 +52,9 @@ impl Planner<'_> {
                     }
                 };
             let reason = self.names.get(&reasons.of(&Proposal::Group(group.clone())));
-            let mut op = Operation::new(OperationKind::AddMembership, target.clone(), reason);
-            op.user_id = Some(user_id.clone());
+            let (target, shared_id) = names(&mut self.names);
+            let mut op = Operation::new(OperationKind::AddMembership, target, reason);
+            op.user_id = Some(shared_id);
             op.membership_id =
                 Some(planned_id("membership", &format!("{user_id}/{group_id}")).into());
             op.group = Some(group_name);
@@ -63,15 +71,16 @@ impl Planner<'_> {
                 .get(group_id)
                 .copied()
                 .unwrap_or_default();
+            let (target, shared_id) = names(&mut self.names);
             let mut op = Operation::new(
                 OperationKind::RemoveMembership,
-                target.clone(),
+                target,
                 format!(
                     "no LDAP group of {} maps to ftrack group {name}",
                     user.entry.dn
                 ),
             );
-            op.user_id = Some(user_id.clone());
+            op.user_id = Some(shared_id);
             op.group = Some(self.names.get(name));
             op.group_id = Some(self.names.get(group_id));
             op.membership_id = Some(membership_id.into());
@@ -139,8 +148,9 @@ impl Planner<'_> {
                     scope: scope.clone(),
                 }));
                 let reason = self.names.get(&reason);
-                let mut op = Operation::new(OperationKind::GrantRole, target.clone(), reason);
-                op.user_id = Some(user_id.clone());
+                let (target, shared_id) = names(&mut self.names);
+                let mut op = Operation::new(OperationKind::GrantRole, target, reason);
+                op.user_id = Some(shared_id.clone());
                 op.role = Some(self.names.get(role_name));
                 let role_id_name = self.names.get(role_id);
                 op.role_id = Some(role_id_name.clone());
@@ -149,7 +159,7 @@ impl Planner<'_> {
                 self.ops.push(Box::new(op));
                 granting.push(role_id);
                 if current.is_none() {
-                    self.lacking.insert((user_id.clone(), role_id_name));
+                    self.lacking.insert((shared_id, role_id_name));
                 }
             }
         }
@@ -170,7 +180,7 @@ impl Planner<'_> {
             let revoke = |scope: Option<String>, project_id: Option<String>| {
                 let mut op = Operation::new(
                     OperationKind::RevokeRole,
-                    target.clone(),
+                    username,
                     format!(
                         "no LDAP group of {} grants {role_name} there",
                         user.entry.dn

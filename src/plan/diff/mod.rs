@@ -145,10 +145,10 @@ impl Planner<'_> {
 /// One shared copy of each name, id and reason the plan's operations carry: a first run
 /// of 100,000 users puts a few thousand distinct ones into 540,000 operations.
 #[derive(Default)]
-struct Names(FxHashSet<Name>);
+pub(super) struct Names(FxHashSet<Name>);
 
 impl Names {
-    fn get(&mut self, name: &str) -> Name {
+    pub(super) fn get(&mut self, name: &str) -> Name {
         if let Some(shared) = self.0.get(name) {
             return shared.clone();
         }

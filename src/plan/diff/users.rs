@@ -14,11 +14,11 @@ const USERNAME: Proposal = Proposal::Field("username");
 impl Planner<'_> {
     /// Plans the user's own changes. Returns its ftrack id (planned when it is being
     /// created), or `None` when its access is not to be touched (disabled by someone else).
-    pub(super) fn user(&mut self, matched: &Matched, reasons: &Reasons) -> Option<Name> {
+    pub(super) fn user(&mut self, matched: &Matched, reasons: &Reasons) -> Option<String> {
         let user = matched.user;
         let username = user.fields.username.trim();
         let Some(current) = matched.current else {
-            return Some(self.create(matched, reasons));
+            return Some(self.create(matched, reasons).to_string());
         };
         let mut update = self.update(user, reasons, current, &matched.anchor);
         if !current.is_active {
@@ -54,7 +54,7 @@ impl Planner<'_> {
             self.ops.push(Box::new(op));
         }
         self.ops.extend(update.map(Box::new));
-        Some(self.names.get(&current.id))
+        Some(current.id.clone())
     }
 
     /// Plans the user's creation; returns the id chosen for it.
