@@ -194,7 +194,7 @@ TLSCACertificateFile {ca}
 TLSCertificateFile {cert}
 TLSCertificateKeyFile {key}
 database mdb
-maxsize 268435456
+maxsize 17179869184
 suffix "{SUFFIX}"
 rootdn "cn=admin,{SUFFIX}"
 rootpw admin-{SYNC_PASSWORD}
