@@ -7,7 +7,7 @@
 #
 #   packaging/build-deb.sh [--profile PROFILE] [--no-build] [cargo-deb options...]
 #
-# --profile: the Cargo profile (default release, what admins install; tests/package.rs packages
+# --profile: the Cargo profile (default release, what admins install; tests/it/package.rs packages
 #   the dev build, which cargo-deb warns about). --no-build: package the binary already built
 #   for that profile. Needs cargo-deb: cargo install --locked cargo-deb@3.8.0
 set -euo pipefail

@@ -231,7 +231,7 @@ const CANONICAL_PARENT: &str = "/tmp/ldap2ftrack-build";
 /// The module's bytes must depend only on the source (the crate, its `Cargo.lock`, its path
 /// dependencies), the Rust version and the target, not on the folder the source sits in.
 /// Measured on `examples-rules/studio-basics` copied with the SDK into folders at different
-/// paths (see `tests/rules_build.rs`), these made the output differ, and this is what
+/// paths (see `tests/it/rules_build.rs`), these made the output differ, and this is what
 /// removes each:
 ///
 /// * **Cargo's crate hashes.** `-C metadata` (symbol names, `TypeId`s, and through them the

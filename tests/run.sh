@@ -18,15 +18,15 @@ command -v ldapsearch >/dev/null 2>&1 || missing+=(ldap-utils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # `script` gives the progress-bar test a pseudo-terminal.
 command -v script >/dev/null 2>&1 || missing+=(bsdutils)
-# tests/package.rs traces a demo run (strace) to check the unit's system-call filter.
+# tests/it/package.rs traces a demo run (strace) to check the unit's system-call filter.
 command -v strace >/dev/null 2>&1 || missing+=(strace)
-# tests/package.rs unpacks the Debian package (dpkg-deb), checks its units and postinst with
+# tests/it/package.rs unpacks the Debian package (dpkg-deb), checks its units and postinst with
 # systemd's offline tools (systemd-analyze, -sysusers, -tmpfiles; nothing is started) and
 # renders its man pages (man).
 command -v dpkg-deb >/dev/null 2>&1 || missing+=(dpkg)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v man >/dev/null 2>&1 || missing+=(man-db)
-# tests/rules_registry.rs publishes and fetches rule modules through a real OCI registry (the
+# tests/it/rules_registry.rs publishes and fetches rule modules through a real OCI registry (the
 # CNCF distribution registry), started on a free loopback port; its packaged service is not used.
 command -v docker-registry >/dev/null 2>&1 || [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -45,7 +45,7 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2
 fi
 
-# cargo-deb builds the Debian package in tests/package.rs (packaging/build-deb.sh). Pinned;
+# cargo-deb builds the Debian package in tests/it/package.rs (packaging/build-deb.sh). Pinned;
 # compiled from crates.io once (about 2 minutes on 2 cores), skipped when already installed.
 cargo_deb=3.8.0
 if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $cargo_deb" ]; then
@@ -78,7 +78,7 @@ fi
 
 # --- rule modules (WebAssembly components) -------------------------------------------------
 # The example rules and the adversarial test modules are their own workspaces, built for
-# wasm32-wasip2; tests/rules_wasm.rs loads the .wasm files (and fails if they are missing).
+# wasm32-wasip2; tests/it/rules_wasm.rs loads the .wasm files (and fails if they are missing).
 # Their unit tests run natively.
 for ws in examples-rules tests/rule-modules; do
   log "cargo build --release --target wasm32-wasip2 ($ws)"
@@ -90,7 +90,7 @@ log "pytest (rules-sdk/python, examples-rules/studio-basics-py)"
 "$venv/bin/python" -m pytest -q -p no:cacheprovider rules-sdk/python
 "$venv/bin/python" -m pytest -q -p no:cacheprovider examples-rules/studio-basics-py
 # The Python twin of studio-basics, built by componentize-py (offline) from the same WIT with
-# the SDK; tests/example_fixtures.rs runs it on studio-basics' fixture cases. Rebuilt when
+# the SDK; tests/it/example_fixtures.rs runs it on studio-basics' fixture cases. Rebuilt when
 # the WIT or a Python file of the module or the SDK is newer than the component.
 py_module=examples-rules/target/wasm32-wasip2/release/studio_basics_py.wasm
 if [ ! -f "$py_module" ] || [ rules-sdk/wit/rules.wit -nt "$py_module" ] \

@@ -4,7 +4,7 @@
 //! `ldapsearch` paged dump and to the seed-style script a studio writes by hand.
 //!
 //! For each N it generates a directory ([`org`]), loads it into a throw-away slapd with
-//! slapadd (the test harness in `tests/support/slapd.rs`) and a matching, partly drifted
+//! slapadd (the test harness in `tests/it/support/slapd.rs`) and a matching, partly drifted
 //! ftrack state into the in-process emulator, then measures ([`measure`]):
 //! - the full `plan --output json` (best of `--repeat`), `apply`, and a no-change `plan`;
 //! - a first run into an empty ftrack: `plan --output json` and the human plan (wall,
@@ -21,7 +21,7 @@
 //! run). Needs slapd, slapadd, ldapsearch, strace and the `.venv` with ftrack_api and ldap3
 //! (`bash tests/run.sh` installs them) and `/usr/bin/time`.
 
-#[path = "../../tests/support/slapd.rs"]
+#[path = "../../tests/it/support/slapd.rs"]
 #[allow(dead_code)]
 mod slapd;
 

@@ -2,7 +2,7 @@
 //! `tests/run.sh`) configured in sync.toml, pinned by hash, changing the plan as their
 //! configuration says — and refused with exit 2 when pinned or configured wrongly.
 
-mod support;
+use crate::support;
 
 use ldap2ftrack::directory::{Entry, Value as LdapValue};
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! (which answers like the documented server: no grant of a role the user does not hold),
 //! read back through the official Python client; and rule modules held to their bounds.
 
-mod support;
+use crate::support;
 
 use ftrack_emulator::{EmulatorConfig, RunningEmulator, StateDump};
 use ldap2ftrack::directory::{ldif, Value as LdapValue};

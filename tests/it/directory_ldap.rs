@@ -9,7 +9,7 @@
 //! unknown host, silent server, TLS without the right CA, referrals, dropped ranges, lost
 //! paging control, dropped connection) is an error — never a smaller directory.
 
-mod support;
+use crate::support;
 
 use ldap2ftrack::config::{DirectorySource, LdapSettings, SecretSource};
 use ldap2ftrack::directory::{self, ldap, DirectoryError, DirectorySnapshot};
@@ -783,7 +783,7 @@ async fn ad_bind_failure_names_the_account_not_the_password() {
 
 /// 100,000 users and 10,000 groups of 100 members (1,000,000 memberships) read through the
 /// size-limited sync account. Run with
-/// `cargo test --release --test directory_ldap -- --ignored --nocapture scale`.
+/// `cargo test --release --test it -- --ignored --nocapture directory_ldap::scale`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run explicitly with --ignored"]
 async fn scale_100k_users_10k_groups() {

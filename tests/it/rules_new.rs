@@ -6,7 +6,7 @@
 //! The Python test needs `LDAP2FTRACK_PYTHON`: a Python with pytest and componentize-py,
 //! the venv `bash tests/run.sh` creates.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -6,7 +6,7 @@
 //! The modules are built by `bash tests/run.sh` (cargo build --target wasm32-wasip2); this
 //! test fails, never skips, when they are missing.
 
-mod support;
+use crate::support;
 
 use ldap2ftrack::config::{ModuleBounds, ModuleSource, OnRuleError, RuleModuleSettings};
 use ldap2ftrack::rules::wasm::{self, Origin, RuleLoadError, WasmStage};

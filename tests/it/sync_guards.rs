@@ -4,7 +4,7 @@
 //! filter that drops 60% is refused (exit 3) with ftrack unchanged. And the README's demo
 //! flow (edit the LDIF, plan, apply) applies without `--force`.
 
-mod support;
+use crate::support;
 
 use ftrack_emulator::{EmulatorConfig, RunningEmulator, StateDump};
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 //! module), and a missing tool or target is a
 //! usage error (exit 2) that names the command installing it.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

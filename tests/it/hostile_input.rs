@@ -2,7 +2,8 @@
 //! an error — never a panic — and the transformations keep their promises (a quoted value
 //! stays one value; normalised DNs are stable; LDIF written is LDIF read back).
 //!
-//! Bounded by proptest's case count: `PROPTEST_CASES=20000 cargo test --test hostile_input`
+//! Bounded by proptest's case count: `PROPTEST_CASES=20000 cargo test --test it
+//! hostile_input::`
 //! runs a longer search (see README, Development).
 
 use ldap2ftrack::config::Config;

@@ -3,7 +3,7 @@
 //! first run creates, the second plans nothing, an LDAP change is exactly its operations,
 //! and an LDAP failure mid-read changes nothing in ftrack.
 
-mod support;
+use crate::support;
 
 use ftrack_emulator::{EmulatorConfig, RunningEmulator};
 use ldap2ftrack::directory::{ldif, Value as LdapValue};

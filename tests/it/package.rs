@@ -9,7 +9,7 @@
 //! The tools come from tests/run.sh (cargo-deb, dpkg, systemd, man-db); a missing one fails the
 //! test naming what to install.
 
-mod support;
+use crate::support;
 
 use std::ffi::OsStr;
 use std::fs;

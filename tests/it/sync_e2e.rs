@@ -2,7 +2,7 @@
 //! ftrack emulator over HTTP — first run, idempotence, each kind of LDAP change, guards,
 //! an apply dying midway, and what the sync must never touch.
 
-mod support;
+use crate::support;
 
 use ftrack_emulator::{EmulatorConfig, Faults, RunningEmulator, StateDump};
 use ldap2ftrack::directory::{Entry, Value as LdapValue};

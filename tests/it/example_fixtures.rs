@@ -3,7 +3,7 @@
 //! as its Rust original. The modules are built by `tests/run.sh` (cargo for the Rust ones,
 //! componentize-py for the Python one); a missing `.wasm` fails here saying so.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

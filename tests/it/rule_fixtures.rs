@@ -2,7 +2,7 @@
 //! with a readable diff and a non-zero exit, `--update` rewrites, and a captured situation
 //! is a passing case in one step.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Output;

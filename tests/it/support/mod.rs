@@ -1,4 +1,5 @@
-//! Shared test harness. Include it from a test file with `mod support;`.
+//! Shared test harness of the one integration binary (`tests/it/main.rs` declares it; a test
+//! module reaches it as `crate::support`).
 //!
 //! * [`bin`] (re-exported here): the `ldap2ftrack` binary with a clean, explicit environment
 //!   and a private compile cache for rule modules; a private copy of the bundled demo.
@@ -17,8 +18,6 @@
 //! * [`http`]: a tiny recording HTTP server on any 127.0.0.0/8 address (redirects, token
 //!   services on another host), and a token-authenticated registry built on it.
 //! * [`tls`]: an HTTPS server (`openssl s_server`) with a certificate from the test CA.
-
-#![allow(dead_code)]
 
 pub mod bin;
 pub mod fake_ad;

@@ -1,6 +1,6 @@
 //! The command-line contract: subcommands, exit codes, and errors that name what is wrong.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -4,7 +4,7 @@
 //! registry is gone; refused with exit 2 when the pin does not match or the registry's copy
 //! has been tampered with, and with a clear error for a tag that does not exist.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use std::path::Path;

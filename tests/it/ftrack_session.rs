@@ -1,7 +1,7 @@
 //! The ftrack `Session` against the real emulator: auth, batching, paging, retries under
 //! injected faults, query escaping, and the API key never showing up in any output.
 
-mod support;
+use crate::support;
 
 use ftrack_emulator::{EmulatorConfig, Faults, RunningEmulator, StateDump};
 use ldap2ftrack::config::Secret;

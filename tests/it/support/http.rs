@@ -90,11 +90,6 @@ impl Listener {
         format!("http://{}", self.addr)
     }
 
-    /// `IP:PORT`.
-    pub fn authority(&self) -> String {
-        self.addr.to_string()
-    }
-
     /// Starts answering every request with `answer`.
     pub fn serve(self, answer: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Server {
         let answer: Arc<Answer> = Arc::new(answer);
