@@ -6,7 +6,6 @@
 
 pub mod apply;
 pub mod caseless;
-pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod commands;
@@ -15,14 +14,9 @@ pub mod directory;
 pub mod failure;
 pub mod fixtures;
 pub mod ftrack;
-pub mod lock;
-pub mod metrics;
 pub mod net;
-pub mod output;
 pub mod plan;
 pub mod private_files;
 pub mod progress;
 pub mod rules;
-pub mod rules_build;
 pub mod run;
-pub mod scaffold;

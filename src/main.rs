@@ -11,7 +11,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     disable_transparent_huge_pages();
-    ldap2ftrack::cli::run()
+    ldap2ftrack::cli::main()
 }
 
 /// A run allocates and frees hundreds of megabytes of small objects once and exits; with

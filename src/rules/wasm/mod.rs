@@ -145,14 +145,14 @@ impl RuleLoadError {
 
 /// A hook, named as in the WIT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum HookName {
+pub enum HookName {
     TransformUser,
     MapGroups,
     Deprovision,
 }
 
 impl HookName {
-    fn wit(self) -> &'static str {
+    pub fn wit(self) -> &'static str {
         match self {
             HookName::TransformUser => "transform-user",
             HookName::MapGroups => "map-groups",
@@ -252,18 +252,6 @@ impl fmt::Display for ModuleInfo {
                 list(&b.groups),
                 list(&b.roles)
             )?;
-        }
-        writeln!(f)?;
-        writeln!(f, "[[rules]]")?;
-        writeln!(f, "module = {:?}", self.path.display().to_string())?;
-        writeln!(f, "sha256 = \"{}\"", self.sha256)?;
-        if self.hooks.contains(&HookName::MapGroups.wit()) {
-            writeln!(
-                f,
-                "# what the module may manage: ftrack group and security role names, or * globs"
-            )?;
-            writeln!(f, "groups = []")?;
-            writeln!(f, "roles = []")?;
         }
         Ok(())
     }

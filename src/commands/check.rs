@@ -5,11 +5,11 @@
 //! Every figure printed is read from the real source; a part that cannot be checked in this
 //! version says so and makes the command exit 1 rather than print a guess.
 
+use crate::commands::output::OutputFormat;
 use crate::config::{Basis, BoundsReport, Config, DirectorySource};
 use crate::directory::DirectorySnapshot;
 use crate::failure::Failure;
 use crate::ftrack::snapshot::FtrackSecurityRole;
-use crate::output::OutputFormat;
 use crate::plan::guard::GuardFigure;
 use crate::rules::attributes::UserAttributes;
 use crate::rules::wasm::WasmStage;
@@ -140,7 +140,7 @@ impl LdapReport {
     }
 }
 
-pub fn run(config: &Config, output: OutputFormat) -> Result<(), Failure> {
+pub fn check(config: &Config, output: OutputFormat) -> Result<(), Failure> {
     // Local facts first: every module's file, pin, ABI, bounds and configuration are
     // checked before LDAP or ftrack are contacted (a referenced module not yet in the module
     // cache is fetched here).

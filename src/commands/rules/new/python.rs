@@ -4,8 +4,6 @@
 //! (`../expected.json`). It follows `rules-sdk/python/EXAMPLE_app.py`, the SDK's own
 //! minimal module.
 
-use std::path::Path;
-
 /// The files of a new Python rule package, as templates (see [`super::fill`]). The fixture
 /// case files shared with the Rust template are added by the caller.
 pub(super) const FILES: &[(&str, &str)] = &[
@@ -19,22 +17,6 @@ pub(super) const FILES: &[(&str, &str)] = &[
 /// Where `ldap2ftrack rules build` leaves the module, relative to the package folder.
 pub(super) fn module(lib: &str) -> String {
     format!("dist/{lib}.wasm")
-}
-
-/// The Python SDK's source folder (the one componentize-py and pytest import from).
-pub(crate) fn sdk_src(sdk: &Path) -> std::path::PathBuf {
-    sdk.join("python/src")
-}
-
-/// Why `sdk` cannot serve a Python package, if it cannot.
-pub(crate) fn missing_in_sdk(sdk: &Path) -> Option<&'static str> {
-    if !sdk.join("wit/rules.wit").is_file() {
-        Some("wit/rules.wit")
-    } else if !sdk_src(sdk).join("ldap2ftrack_rules/__init__.py").is_file() {
-        Some("python/src/ldap2ftrack_rules/__init__.py")
-    } else {
-        None
-    }
 }
 
 /// What to run next, in the package folder.

@@ -2,6 +2,12 @@
 //! guard, and apply. `plan`, `apply` and `explain` are this same pipeline with different
 //! sinks; this module only wires the stages together and maps their failures to exit codes.
 
+pub mod lock;
+mod locked;
+pub mod metrics;
+
+pub use locked::{locked, record_timings, release_at_exit};
+
 use crate::apply;
 use crate::config::Config;
 use crate::directory::{self, DirectorySnapshot};

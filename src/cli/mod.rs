@@ -5,14 +5,20 @@
 //! Results go to stdout, logs to stderr.
 //!
 //! The man pages and shell completions are generated from these same definitions by the
-//! hidden `generate` subcommand (for packaging/build-deb.sh), so they cannot drift from `--help`.
+//! hidden `generate` subcommand ([`generate`]), so they cannot drift from `--help`; logging is
+//! set up in [`logging`]. This is the only module that uses clap.
 
+mod generate;
+mod logging;
+
+use crate::commands::output::OutputFormat;
+use crate::commands::rules::Language;
+use crate::commands::{self, apply::ApplyOptions, plan::PlanOptions};
 use crate::config::Config;
 use crate::failure::Failure;
-use crate::output::{print_json, OutputFormat};
-use crate::rules::wasm::RuleLoadError;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use std::path::{Path, PathBuf};
+use generate::{command_with_generate, generate, GENERATE};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 const EXIT_CODES_HELP: &str = "\
@@ -152,8 +158,8 @@ pub enum RulesCommand {
         /// The module name (lower-case letters, digits, hyphens).
         name: String,
         /// The module's language.
-        #[arg(long, value_enum, default_value_t = crate::scaffold::Lang::Rust)]
-        lang: crate::scaffold::Lang,
+        #[arg(long, value_enum, default_value_t = Lang::Rust)]
+        lang: Lang,
         /// Where to create it (default: ./NAME); must not exist or be empty.
         #[arg(long, value_name = "PATH")]
         dir: Option<PathBuf>,
@@ -177,92 +183,26 @@ pub enum RulesCommand {
     },
 }
 
-/// The hidden `generate` subcommand: build-time artefacts made from [`Cli`]. Not part of
-/// [`Cli`] itself, so the completions and man pages it writes do not offer it either.
-#[derive(Debug, Subcommand)]
-enum Generate {
-    /// Write the completion script for SHELL into DIR (created if missing).
-    Completions {
-        #[arg(value_enum)]
-        shell: clap_complete::Shell,
-        dir: PathBuf,
-    },
-    /// Write the man pages (ldap2ftrack.1 and one per subcommand) into DIR (created if missing).
-    Man { dir: PathBuf },
+/// `rules new --lang`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Lang {
+    /// A Rust crate on the rules SDK (cargo, wasm32-wasip2).
+    Rust,
+    /// A Python package on the Python rules SDK (componentize-py).
+    Python,
 }
 
-const GENERATE: &str = "generate";
-
-/// What the binary parses: the public [`Cli`] plus the hidden `generate` subcommand.
-fn command_with_generate() -> clap::Command {
-    Cli::command().subcommand(
-        Generate::augment_subcommands(clap::Command::new(GENERATE))
-            .about("Write shell completions and man pages generated from these definitions")
-            .subcommand_required(true)
-            .hide(true),
-    )
-}
-
-/// Runs `generate`; prints the files written, one per line.
-fn generate(matches: &clap::ArgMatches) -> ExitCode {
-    let written = Generate::from_arg_matches(matches)
-        .map_err(|e| Failure::Usage(e.to_string()))
-        .and_then(|what| write_generated(&what));
-    match written {
-        Ok(files) => {
-            for file in files {
-                println!("{}", file.display());
-            }
-            ExitCode::SUCCESS
-        }
-        Err(failure) => {
-            eprintln!("error: {failure}");
-            ExitCode::from(failure.exit_code())
+impl From<Lang> for Language {
+    fn from(lang: Lang) -> Language {
+        match lang {
+            Lang::Rust => Language::Rust,
+            Lang::Python => Language::Python,
         }
     }
-}
-
-fn write_generated(what: &Generate) -> Result<Vec<PathBuf>, Failure> {
-    let dir = match what {
-        Generate::Completions { dir, .. } | Generate::Man { dir } => dir,
-    };
-    let cannot_write = |e: std::io::Error| {
-        Failure::Runtime(format!(
-            "cannot write into {}: {e}; pass a folder you can write to",
-            dir.display()
-        ))
-    };
-    std::fs::create_dir_all(dir).map_err(cannot_write)?;
-    match what {
-        Generate::Completions { shell, dir } => {
-            let mut cli = Cli::command();
-            let name = cli.get_name().to_string();
-            let file =
-                clap_complete::generate_to(*shell, &mut cli, name, dir).map_err(cannot_write)?;
-            Ok(vec![file])
-        }
-        Generate::Man { dir } => {
-            clap_mangen::generate_to(Cli::command(), dir).map_err(cannot_write)?;
-            man_pages_in(dir).map_err(cannot_write)
-        }
-    }
-}
-
-/// The `.1` files in `dir`, sorted: what `clap_mangen::generate_to` wrote.
-fn man_pages_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut pages = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "1") {
-            pages.push(path);
-        }
-    }
-    pages.sort();
-    Ok(pages)
 }
 
 /// Parses arguments, runs the command, and returns the process exit code.
-pub fn run() -> ExitCode {
+pub fn main() -> ExitCode {
     let mut matches = command_with_generate().get_matches();
     if let Some((GENERATE, generate_matches)) = matches.subcommand() {
         return generate(generate_matches);
@@ -271,7 +211,7 @@ pub fn run() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.format(&mut Cli::command()).exit(),
     };
-    init_logging(&cli);
+    logging::init_logging(&cli);
     crate::progress::enable_on_terminal(
         cli.output == Output::Json,
         cli.quiet > 0,
@@ -298,53 +238,6 @@ pub fn run() -> ExitCode {
     }
 }
 
-/// Libraries whose debug and trace records carry secrets: oci-client logs the registry token
-/// service's answer (a bearer token) and token claims; reqwest, hyper and tower-http log
-/// connections and the addresses they are sent to (signed URLs). They are held at info
-/// whatever `-v`, `-vv` or `LDAP2FTRACK_LOG` ask for, so no log holds a credential.
-const HELD_AT_INFO: &[&str] = &[
-    "oci_client",
-    "oci_wasm",
-    "reqwest",
-    "hyper",
-    "hyper_util",
-    "h2",
-    "tower_http",
-];
-
-fn init_logging(cli: &Cli) {
-    use tracing_subscriber::filter::{LevelFilter, Targets};
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::EnvFilter;
-    let level = match (cli.quiet, cli.verbose) {
-        (q, _) if q >= 2 => "off",
-        (1, _) => "error",
-        (_, 0) => "warn",
-        (_, 1) => "info,ldap2ftrack=debug",
-        _ => "trace",
-    };
-    let filter =
-        EnvFilter::try_from_env("LDAP2FTRACK_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    // A second filter of its own, so no directive in LDAP2FTRACK_LOG can lift it.
-    let held = HELD_AT_INFO.iter().fold(
-        Targets::new().with_default(LevelFilter::TRACE),
-        |targets, name| targets.with_target(*name, LevelFilter::INFO),
-    );
-    // Colour only for a person at a terminal: never in cron mail or `2>file`, nor with NO_COLOR.
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(colour)
-        .with_writer(std::io::stderr);
-    // A second init (tests calling run twice) is harmless; ignore it.
-    let _ = match cli.log_format {
-        LogFormat::Text => builder.finish().with(held).try_init(),
-        LogFormat::Json => builder.json().finish().with(held).try_init(),
-    };
-}
-
 fn dispatch(cli: &Cli) -> Result<(), Failure> {
     let output = OutputFormat::from(cli.output);
     match &cli.command {
@@ -353,75 +246,42 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
             lang,
             dir,
             sdk,
-        }) => crate::scaffold::run_new(name, *lang, dir.as_deref(), sdk.as_deref(), output),
+        }) => commands::rules::new::create(
+            name,
+            Language::from(*lang),
+            dir.as_deref(),
+            sdk.as_deref(),
+            output,
+        ),
         Command::Rules(RulesCommand::Build { dir, sdk, out }) => {
-            crate::rules_build::run(dir, sdk.as_deref(), out.as_deref(), output)
+            commands::rules::build::build(dir, sdk.as_deref(), out.as_deref(), output)
         }
         Command::Rules(RulesCommand::Publish { module, reference }) => {
-            crate::commands::publish(module, reference, output)
+            commands::rules::publish::publish(module, reference, output)
         }
         Command::Rules(RulesCommand::Inspect { module }) => {
-            let unusable = |e: RuleLoadError| match e {
-                RuleLoadError::Runtime { message } => Failure::Runtime(message),
-                unusable => Failure::Usage(unusable.to_string()),
-            };
-            let source = crate::config::module_ref::parse(module).map_err(Failure::Usage)?;
-            let mut info = if source.is_remote() {
-                // Kept in the fetch cache under its own hash ([run] fetch_cache_dir when
-                // sync.toml can be read), so pinning it afterwards costs no second download.
-                let cache = Config::load(&cli.config)
-                    .ok()
-                    .and_then(|c| c.run.fetch_cache_dir)
-                    .or_else(|| crate::config::default_fetch_cache(&|k| std::env::var(k).ok()));
-                let (file, _tmp) =
-                    crate::rules::fetch::fetch_for_inspect(&source, cache.as_deref())
-                        .map_err(unusable)?;
-                let mut info = crate::rules::wasm::inspect(&file).map_err(unusable)?;
-                info.path = PathBuf::from(source.to_string());
-                info
-            } else {
-                crate::rules::wasm::inspect(Path::new(module)).map_err(unusable)?
-            };
-            // The bounds come from sync.toml, when it can be read and pins this module.
-            if let Ok(config) = Config::load(&cli.config) {
-                info.bounds = config
-                    .rules
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, r)| r.sha256.eq_ignore_ascii_case(&info.sha256))
-                    .map(|(i, r)| r.bounds.report(i))
-                    .collect();
-            }
-            match output {
-                OutputFormat::Human => print!("{info}"),
-                OutputFormat::Json => print_json(&info)?,
-            }
-            Ok(())
+            commands::rules::inspect::inspect(module, &cli.config, output)
         }
-        Command::Test(args) => crate::commands::test(&args.dir, args.update, output),
-        command => {
-            let config = load_config(cli)?;
-            match command {
-                Command::Check => crate::check::run(&config, output),
-                Command::Plan(args) => {
-                    let options = crate::commands::PlanOptions {
-                        out: args.out.clone(),
-                        check: args.check,
-                        snapshot: args.snapshot.clone(),
-                    };
-                    crate::commands::plan(&config, &options, output)
-                }
-                Command::Apply(args) => {
-                    let options = crate::commands::ApplyOptions {
-                        plan: args.plan.clone(),
-                        force: args.force,
-                        journal: args.journal.clone(),
-                    };
-                    crate::commands::apply(&config, &options, output)
-                }
-                Command::Explain(args) => crate::commands::explain(&config, &args.username, output),
-                Command::Rules(_) | Command::Test(_) => unreachable!("handled above"),
-            }
+        Command::Test(args) => commands::test::test(&args.dir, args.update, output),
+        Command::Check => commands::check::check(&load_config(cli)?, output),
+        Command::Plan(args) => {
+            let options = PlanOptions {
+                out: args.out.clone(),
+                check: args.check,
+                snapshot: args.snapshot.clone(),
+            };
+            commands::plan::plan(&load_config(cli)?, &options, output)
+        }
+        Command::Apply(args) => {
+            let options = ApplyOptions {
+                plan: args.plan.clone(),
+                force: args.force,
+                journal: args.journal.clone(),
+            };
+            commands::apply::apply(&load_config(cli)?, &options, output)
+        }
+        Command::Explain(args) => {
+            commands::explain::explain(&load_config(cli)?, &args.username, output)
         }
     }
 }
@@ -436,6 +296,7 @@ fn load_config(cli: &Cli) -> Result<Config, Failure> {
 
 #[cfg(test)]
 mod tests {
+    use super::generate::Generate;
     use super::*;
 
     #[test]

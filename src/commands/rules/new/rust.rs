@@ -2,8 +2,6 @@
 //! dependency) whose `src/lib.rs` does what the Python template's `app.py` does, so both
 //! pass the same fixture case (`../expected.json`).
 
-use std::path::Path;
-
 /// The files of a new Rust rule crate, as templates (see [`super::fill`]). The fixture case
 /// files shared with the Python template are added by the caller.
 pub(super) const FILES: &[(&str, &str)] = &[
@@ -16,17 +14,6 @@ pub(super) const FILES: &[(&str, &str)] = &[
 /// Where `ldap2ftrack rules build` leaves the module, relative to the crate folder.
 pub(super) fn module(lib: &str) -> String {
     format!("target/wasm32-wasip2/release/{lib}.wasm")
-}
-
-/// Why `sdk` cannot serve a Rust crate, if it cannot.
-pub(super) fn missing_in_sdk(sdk: &Path) -> Option<&'static str> {
-    if !sdk.join("Cargo.toml").is_file() {
-        Some("Cargo.toml")
-    } else if !sdk.join("wit/rules.wit").is_file() {
-        Some("wit/rules.wit")
-    } else {
-        None
-    }
 }
 
 /// What to run next, in the crate folder.

@@ -17,32 +17,16 @@
 mod python;
 mod rust;
 
-pub(crate) use python::{missing_in_sdk as python_missing_in_sdk, sdk_src as python_sdk_src};
-
+use super::{sdk, Language};
+use crate::commands::output::{print_json, OutputFormat};
 use crate::failure::Failure;
-use crate::output::{print_json, OutputFormat};
 use std::path::{Path, PathBuf};
-
-/// The language of a new rule module.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Lang {
-    /// A Rust crate on the rules SDK (cargo, wasm32-wasip2).
-    Rust,
-    /// A Python package on the Python rules SDK (componentize-py).
-    Python,
-}
-
-/// The SDK this binary was built with, when its checkout is still there.
-pub fn default_sdk() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("rules-sdk")
-}
 
 /// What was generated, for the command's output.
 #[derive(Debug, serde::Serialize)]
 pub struct Scaffold {
     pub name: String,
-    pub language: Lang,
+    pub language: Language,
     pub dir: PathBuf,
     pub sdk: PathBuf,
     pub files: Vec<PathBuf>,
@@ -73,9 +57,9 @@ pub fn check_name(name: &str) -> Result<(), String> {
 
 /// `ldap2ftrack rules new`: generates the module and prints what was made and what to run
 /// next.
-pub fn run_new(
+pub fn create(
     name: &str,
-    lang: Lang,
+    lang: Language,
     dir: Option<&Path>,
     sdk: Option<&Path>,
     output: OutputFormat,
@@ -84,8 +68,8 @@ pub fn run_new(
     match output {
         OutputFormat::Human => {
             let what = match lang {
-                Lang::Rust => "Rust rule crate",
-                Lang::Python => "Python rule package",
+                Language::Rust => "Rust rule crate",
+                Language::Python => "Python rule package",
             };
             println!("created {what} `{}` in {}", made.name, made.dir.display());
             for f in &made.files {
@@ -94,8 +78,8 @@ pub fn run_new(
             println!("rules SDK: {}", made.sdk.display());
             println!("\nnext, in {}:", made.dir.display());
             let next = match lang {
-                Lang::Rust => rust::NEXT,
-                Lang::Python => python::NEXT,
+                Language::Rust => rust::NEXT,
+                Language::Python => python::NEXT,
             };
             for step in next {
                 println!("  {step}");
@@ -109,7 +93,7 @@ pub fn run_new(
 /// Generates the module `name` in `lang` in `dir` (default `./NAME`), on the SDK at `sdk`.
 pub fn generate(
     name: &str,
-    lang: Lang,
+    lang: Language,
     dir: Option<&Path>,
     sdk: Option<&Path>,
 ) -> Result<Scaffold, Failure> {
@@ -133,10 +117,10 @@ pub fn generate(
             )));
         }
     }
-    let sdk = sdk.map_or_else(default_sdk, Path::to_path_buf);
+    let sdk = sdk.map_or_else(sdk::default_sdk, Path::to_path_buf);
     let missing = match lang {
-        Lang::Rust => rust::missing_in_sdk(&sdk),
-        Lang::Python => python::missing_in_sdk(&sdk),
+        Language::Rust => sdk::missing_for_rust(&sdk),
+        Language::Python => sdk::missing_for_python(&sdk),
     };
     if let Some(missing) = missing {
         return Err(Failure::Usage(format!(
@@ -153,8 +137,8 @@ pub fn generate(
     })?;
     let lib = name.replace('-', "_");
     let (files, module) = match lang {
-        Lang::Rust => (rust::FILES, rust::module(&lib)),
-        Lang::Python => (python::FILES, python::module(&lib)),
+        Language::Rust => (rust::FILES, rust::module(&lib)),
+        Language::Python => (python::FILES, python::module(&lib)),
     };
     let fill = |template: &str| fill(template, name, &sdk, &module);
     let case: [(&str, &str); 4] = [
@@ -196,7 +180,7 @@ fn fill(template: &str, name: &str, sdk: &Path, module: &str) -> String {
         .replace("{{lib}}", &name.replace('-', "_"))
         .replace("{{Type}}", &type_name(name))
         .replace("{{sdk_toml}}", &toml_string(sdk))
-        .replace("{{sdk_src_toml}}", &toml_string(&python::sdk_src(sdk)))
+        .replace("{{sdk_src_toml}}", &toml_string(&sdk::python_src(sdk)))
         .replace("{{sdk}}", &sdk.display().to_string())
         .replace("{{module}}", module)
 }
@@ -261,7 +245,7 @@ roles = []
 email_domain = "studio.example"
 "#;
 
-const CASE_EXPECTED: &str = include_str!("scaffold/expected.json");
+const CASE_EXPECTED: &str = include_str!("expected.json");
 
 #[cfg(test)]
 mod tests {
@@ -284,7 +268,7 @@ mod tests {
     fn refuses_a_non_empty_folder_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("keep.txt"), "mine").unwrap();
-        for lang in [Lang::Rust, Lang::Python] {
+        for lang in [Language::Rust, Language::Python] {
             let Err(Failure::Usage(m)) = generate("x", lang, Some(dir.path()), None) else {
                 panic!()
             };
@@ -297,7 +281,7 @@ mod tests {
     fn fills_every_placeholder() {
         let dir = tempfile::tempdir().unwrap();
         let crate_dir = dir.path().join("studio-users");
-        let s = generate("studio-users", Lang::Rust, Some(&crate_dir), None).unwrap();
+        let s = generate("studio-users", Language::Rust, Some(&crate_dir), None).unwrap();
         assert_eq!(s.files.len(), 8);
         for f in &s.files {
             let text = std::fs::read_to_string(f).unwrap();
@@ -322,7 +306,7 @@ mod tests {
     fn a_python_package_names_its_sdk_and_module() {
         let dir = tempfile::tempdir().unwrap();
         let pkg = dir.path().join("studio-users");
-        let s = generate("studio-users", Lang::Python, Some(&pkg), None).unwrap();
+        let s = generate("studio-users", Language::Python, Some(&pkg), None).unwrap();
         assert_eq!(s.files.len(), 9);
         for f in &s.files {
             let text = std::fs::read_to_string(f).unwrap();
