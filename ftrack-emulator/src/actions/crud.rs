@@ -2,7 +2,7 @@
 //! references to foreign keys, one-to-many lists to the children's foreign keys, a
 //! `metadata` list to the rows kept), type and immutability checks on the way in, and
 //! the result each action answers with (every scalar plus the relations that were sent).
-//! What must hold of the row before it is stored is in [`super::integrity`].
+//! What must hold of the row before it is stored is in `integrity`.
 
 use super::{str_field, Engine, Obj};
 use crate::error::ApiError;

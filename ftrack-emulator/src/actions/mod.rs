@@ -3,10 +3,10 @@
 //! default ProjectSchema).
 //!
 //! The actions that work on it live one job per file, so each can be read alone:
-//! [`batch`] (a request as one transaction, and routing each operation to its action),
-//! [`crud`] (create, update, delete and how `entity_data` maps to stored rows),
-//! [`integrity`] (required attributes, foreign keys, cascades and refused deletes) and
-//! [`roles`] (the security-role actions).
+//! `batch` (a request as one transaction, and routing each operation to its action),
+//! `crud` (create, update, delete and how `entity_data` maps to stored rows),
+//! `integrity` (required attributes, foreign keys, cascades and refused deletes) and
+//! `roles` (the security-role actions).
 
 mod batch;
 mod crud;
