@@ -401,6 +401,74 @@ fn remove(user: &str, role: &str) -> Value {
     role_op("remove_user_security_role", user, role, json!({}))
 }
 
+/// Usernames a query selects, sorted.
+async fn usernames(emu: &ftrack_emulator::RunningEmulator, expr: &str) -> Vec<String> {
+    let mut names: Vec<String> = query(emu, expr).await["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn string_literals_take_backslash_escapes_in_both_quote_styles() {
+    let emu = start().await;
+    let awkward = r#"o"brien's\x"#;
+    let names = [awkward, r"back\slash", "x", r#"x" or username like "%"#];
+    let ops: Vec<Value> = names
+        .iter()
+        .map(|n| create("User", json!({"username": n})))
+        .collect();
+    assert!(api(&emu, Value::Array(ops)).await.json().is_array());
+    for expr in [
+        r#"select username from User where username is "o\"brien's\\x""#,
+        r#"select username from User where username is "o\"brien\'s\\x""#,
+        r#"select username from User where username is 'o"brien\'s\\x'"#,
+        r#"select username from User where username = 'o\"brien\'s\\x'"#,
+        r#"select username from User where username like "%\"brien's%""#,
+        r#"select username from User where id in (select id from User where username is "o\"brien's\\x")"#,
+    ] {
+        assert_eq!(usernames(&emu, expr).await, [awkward], "{expr}");
+    }
+    assert_eq!(
+        usernames(
+            &emu,
+            r#"select username from User where username in ('o"brien\'s\\x', "back\\slash")"#
+        )
+        .await,
+        [r"back\slash", awkward]
+    );
+    // An escaped quote stays inside the value: this is one literal, not an `or`.
+    assert_eq!(
+        usernames(
+            &emu,
+            r#"select username from User where username is "x\" or username like \"%""#
+        )
+        .await,
+        [r#"x" or username like "%"#]
+    );
+
+    // Malformed literals are a ParseError naming what is wrong, 400 in strict mode.
+    for (expr, says) in [
+        (r#"User where username is "back\slash""#, "unknown escape"),
+        (r#"User where username like "50\%""#, "unknown escape"),
+        (r#"User where username is "o\""#, "escaped quote"),
+        (r#"User where username is 'o\'"#, "escaped quote"),
+        (r#"User where username is "o\"#, "lone backslash"),
+    ] {
+        let r = api_strict(&emu, json!([{"action": "query", "expression": expr}])).await;
+        assert_eq!(r.status, 400, "{expr}: {}", r.body);
+        let v = r.json();
+        assert_eq!(v["exception"], "ParseError", "{expr}: {v}");
+        let content = v["content"].as_str().unwrap();
+        assert!(content.starts_with("operation 0 (query)"), "{content}");
+        assert!(content.contains(says), "{expr}: {content}");
+    }
+}
+
 async fn count(emu: &ftrack_emulator::RunningEmulator, expr: &str) -> usize {
     query(emu, expr).await["data"].as_array().unwrap().len()
 }

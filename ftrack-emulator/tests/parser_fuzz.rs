@@ -142,6 +142,32 @@ fn random_characters_never_panic() {
     }
 }
 
+/// Backslashes are the one character with a meaning only inside quotes: strings made of
+/// quotes, backslashes and little else must also end in a page or an error.
+#[test]
+fn backslashes_and_quotes_never_panic() {
+    let engine = engine();
+    let mut cache = QueryCache::default();
+    let mut rng = Rng(0x5eed);
+    let alphabet: Vec<char> = "\\\\\\\"\"''x %é\u{0}".chars().collect();
+    for _ in 0..20_000 {
+        let n = rng.below(24);
+        let s: String = (0..n)
+            .map(|_| alphabet[rng.below(alphabet.len())])
+            .collect();
+        check(
+            &engine,
+            &mut cache,
+            &format!("select id from User where username is {s}"),
+        );
+        check(
+            &engine,
+            &mut cache,
+            &format!("select id from User where username in (\"{s}\", '{s}')"),
+        );
+    }
+}
+
 #[test]
 fn mutated_valid_queries_never_panic() {
     let engine = engine();

@@ -56,9 +56,9 @@ fn metadata_key(call: &Value) -> (String, String) {
     )
 }
 
-fn id_list<'a>(ids: impl IntoIterator<Item = &'a String>) -> Option<String> {
-    let quoted: Result<Vec<String>, String> = ids.into_iter().map(|id| quote(id)).collect();
-    Some(quoted.ok()?.join(", "))
+fn id_list<'a>(ids: impl IntoIterator<Item = &'a String>) -> String {
+    let quoted: Vec<String> = ids.into_iter().map(|id| quote(id)).collect();
+    quoted.join(", ")
 }
 
 impl Observed {
@@ -90,7 +90,7 @@ impl Observed {
         for (entity_type, ids) in by_type {
             let expr = format!(
                 "select id from {entity_type} where id in ({})",
-                id_list(&ids)?
+                id_list(&ids)
             );
             for row in session.query_all(&expr).await.ok()? {
                 observed
@@ -101,7 +101,7 @@ impl Observed {
         if !users.is_empty() {
             let expr = format!(
                 "select id, username, email, first_name, last_name, is_active from User where id in ({})",
-                id_list(&users)?
+                id_list(&users)
             );
             for row in session.query_all(&expr).await.ok()? {
                 observed.users.insert(row["id"].as_str()?.to_string(), row);
@@ -110,7 +110,7 @@ impl Observed {
         if !metadata_parents.is_empty() {
             let expr = format!(
                 "select parent_id, key, value from Metadata where parent_id in ({})",
-                id_list(&metadata_parents)?
+                id_list(&metadata_parents)
             );
             let rows: Vec<MetadataRow> = session.query_all_as(&expr).await.ok()?;
             for row in rows {
@@ -122,7 +122,7 @@ impl Observed {
         if !role_users.is_empty() {
             let expr = format!(
                 "select id, user_id, security_role_id, is_all_open_projects from UserSecurityRole where user_id in ({})",
-                id_list(&role_users)?
+                id_list(&role_users)
             );
             let rows: Vec<RoleRow> = session.query_all_as(&expr).await.ok()?;
             let mut by_row: FxHashMap<String, (String, String)> = FxHashMap::default();
@@ -137,7 +137,7 @@ impl Observed {
             if !by_row.is_empty() {
                 let expr = format!(
                     "select user_security_role_id, project_id from UserSecurityRoleProject where user_security_role_id in ({})",
-                    id_list(by_row.keys())?
+                    id_list(by_row.keys())
                 );
                 let scopes: Vec<RoleProjectRow> = session.query_all_as(&expr).await.ok()?;
                 for scope in scopes {

@@ -1,25 +1,38 @@
 //! Building ftrack query expressions from data without letting the data change their meaning.
 //!
-//! ftrack's query language has no escape mechanism (ftrack-api.md §4): a value is safe only
-//! inside a quote character it does not contain. [`quote`] picks that quote, and refuses the
-//! rare value that contains both kinds rather than produce a query that means something else.
+//! ftrack's query documentation names no escape, but ftrack's own JavaScript client puts a
+//! backslash before each quote of a value it interpolates (`expression` in its
+//! `source/session.ts`), and the emulator reads `\"`, `\'` and `\\` inside either quote
+//! style (ftrack-emulator README, query language). [`quote`] writes a value without any
+//! escape when one quote character suffices — the form every ftrack example uses — and
+//! escapes only values that need it: those holding both quote characters or a backslash.
 
-/// A value quoted for an ftrack query, or an error when it cannot be expressed safely.
-pub fn quote(value: &str) -> Result<String, String> {
-    if !value.contains('"') {
-        Ok(format!("\"{value}\""))
-    } else if !value.contains('\'') {
-        Ok(format!("'{value}'"))
-    } else {
-        Err(format!(
-            "the value {value:?} contains both quote characters and cannot be used in an ftrack query"
-        ))
+/// A value as an ftrack query string literal that reads back as exactly `value`.
+pub fn quote(value: &str) -> String {
+    if !value.contains('\\') {
+        if !value.contains('"') {
+            return format!("\"{value}\"");
+        }
+        if !value.contains('\'') {
+            return format!("'{value}'");
+        }
     }
+    let mut out = String::with_capacity(value.len() + 8);
+    out.push('"');
+    for c in value.chars() {
+        // Inside "...", only the closing quote and the escape character itself need one.
+        if matches!(c, '"' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
 }
 
 /// `attribute is "value"` with the value safely quoted.
-pub fn equals(attribute: &str, value: &str) -> Result<String, String> {
-    Ok(format!("{attribute} is {}", quote(value)?))
+pub fn equals(attribute: &str, value: &str) -> String {
+    format!("{attribute} is {}", quote(value))
 }
 
 #[cfg(test)]
@@ -28,14 +41,21 @@ mod tests {
 
     #[test]
     fn values_stay_values() {
-        assert_eq!(quote("ada").unwrap(), "\"ada\"");
-        assert_eq!(quote("o\"neil").unwrap(), "'o\"neil'");
-        assert_eq!(quote("o'neil").unwrap(), "\"o'neil\"");
-        assert_eq!(quote("a\\b").unwrap(), "\"a\\b\"");
+        assert_eq!(quote("ada"), "\"ada\"");
+        assert_eq!(quote("o\"neil"), "'o\"neil'");
+        assert_eq!(quote("o'neil"), "\"o'neil\"");
         assert_eq!(
-            equals("username", "x\" or username like \"%").unwrap(),
+            equals("username", "x\" or username like \"%"),
             "username is 'x\" or username like \"%'"
         );
-        assert!(quote("both ' and \"").is_err());
+    }
+
+    #[test]
+    fn escapes_only_when_one_quote_character_is_not_enough() {
+        assert_eq!(quote(r"a\b"), r#""a\\b""#);
+        assert_eq!(quote(r"ends\"), r#""ends\\""#);
+        assert_eq!(quote(r#"both ' and ""#), r#""both ' and \"""#);
+        assert_eq!(quote(r#"o"brien's\x"#), r#""o\"brien's\\x""#);
+        assert_eq!(quote(r#"\""#), r#""\\\"""#);
     }
 }

@@ -1,5 +1,6 @@
 //! The ftrack `Session` against the real emulator: auth, batching, paging, retries under
-//! injected faults, query escaping, and the API key never showing up in any output.
+//! injected faults, query quoting (quotes and backslashes round trip), and the API key never
+//! showing up in any output.
 
 use crate::support;
 
@@ -206,6 +207,8 @@ async fn hostile_usernames_round_trip_exactly() {
         "x and username is \"admin\"",
         "y\" or username like \"%",
         "z' or username like '%",
+        "both ' and \"",
+        "w\\\" or username like \"%",
         "ünïcødé",
     ];
     let ops: Vec<Value> = hostile.iter().map(|u| create_user(u)).collect();
@@ -213,13 +216,59 @@ async fn hostile_usernames_round_trip_exactly() {
     for name in hostile {
         let expr = format!(
             "select username from User where {}",
-            query::equals("username", name).unwrap()
+            query::equals("username", name)
         );
         let rows = s.query_all(&expr).await.unwrap();
         let got: Vec<&str> = rows.iter().filter_map(|r| r["username"].as_str()).collect();
         assert_eq!(got, vec![name], "query for {name:?}");
     }
-    assert!(query::equals("username", "both ' and \"").is_err());
+}
+
+/// A username with both quote characters and a backslash: created through the Session,
+/// then found again by a query built with our quoting, alone and in an `in (...)` list
+/// (the form `apply` uses to look for a landed batch).
+#[tokio::test]
+async fn a_username_with_both_quotes_and_a_backslash_is_found_by_query() {
+    let emu = emulator(None).await;
+    let s = session(&emu.url(), KEY, 100, 100);
+    let awkward = r#"o"brien's\x"#;
+    // What a misread literal would select instead: the part before the first quote, the
+    // value cut at the backslash, the escapes kept as written.
+    let decoys = ["o", r#"o"brien's"#, r#"o"brien's\\x"#, r#"o\"brien's\\x"#];
+    let mut ops = vec![create_user(awkward)];
+    ops.extend(decoys.iter().map(|d| create_user(d)));
+    let created = s.call(&ops).await.unwrap();
+    let id = created[0]["data"]["id"].as_str().unwrap().to_string();
+    assert_eq!(created[0]["data"]["username"], awkward);
+
+    let expr = format!(
+        "select id, username from User where {}",
+        query::equals("username", awkward)
+    );
+    assert_eq!(
+        expr,
+        r#"select id, username from User where username is "o\"brien's\\x""#
+    );
+    let rows = s.query_all(&expr).await.unwrap();
+    assert_eq!(rows.len(), 1, "{expr}: {rows:?}");
+    assert_eq!(rows[0]["id"], id.as_str());
+    assert_eq!(rows[0]["username"], awkward);
+
+    let expr = format!(
+        "select username from User where username in ({}, {})",
+        query::quote(awkward),
+        query::quote("nobody")
+    );
+    let rows = s.query_all(&expr).await.unwrap();
+    let got: Vec<&str> = rows.iter().filter_map(|r| r["username"].as_str()).collect();
+    assert_eq!(got, [awkward], "{expr}");
+
+    // The value the user came back with queries the same user again.
+    let expr = format!(
+        "select id from User where {}",
+        query::equals("username", rows[0]["username"].as_str().unwrap())
+    );
+    assert_eq!(s.query_all(&expr).await.unwrap()[0]["id"], id.as_str());
 }
 
 #[tokio::test]

@@ -339,3 +339,58 @@ def test_ensure_and_collection_append(session):
     s2.commit()
     assert s2.query('Membership where group.name is "ensured"').all() == []
     s2.close()
+
+
+# Values with quotes and backslashes. ftrack-python-api has no quoting helper: users put
+# values in the expression themselves ('User where username is "{0}"'.format(...)), and
+# its own ensure() wraps a string in "..." as it is. ftrack's JavaScript client
+# (source/session.ts, `expression`) puts a backslash before each quote of a value; the
+# emulator reads \" \' and \\ inside either quote style (README, query language).
+AWKWARD = "o\"brien's\\x"  # o"brien's\x
+
+
+def escaped(value):
+    """value, ready to stand between quotes of either kind in a query."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("'", "\\'")
+
+
+def test_username_with_quotes_and_a_backslash_is_found_again(session):
+    user = session.create("User", {"username": AWKWARD, "email": "ob@studio.test"})
+    decoy = session.create("User", {"username": "o"})
+    session.commit()
+    s2 = new_session()
+    for expression in (
+        'select username, email from User where username is "{0}"',
+        "select username, email from User where username is '{0}'",
+        'select username from User where username in ("{0}", "nobody")',
+    ):
+        found = s2.query(expression.format(escaped(AWKWARD))).all()
+        assert [u["id"] for u in found] == [user["id"]], expression
+        assert found[0]["username"] == AWKWARD
+    # The client's own queries by id (get, auto-populate) bring the value back unchanged.
+    s3 = new_session()
+    again = s3.get("User", user["id"])
+    assert again["username"] == AWKWARD
+    assert again["email"] == "ob@studio.test"
+    # An escaped quote stays inside the value: no `or` slips into the expression.
+    sneaky = 'x" or username is "o'
+    assert s2.query('User where username is "{0}"'.format(escaped(sneaky))).all() == []
+    assert s2.query('User where username is "o"').one()["id"] == decoy["id"]
+    s2.close()
+    s3.close()
+
+
+def test_ensure_puts_values_in_unescaped(session):
+    session.create("User", {"username": AWKWARD})
+    session.commit()
+    # ensure() writes username is "o"brien's\x", which is a ParseError: no second user.
+    with pytest.raises(ftrack_api.exception.ServerError) as err:
+        session.ensure("User", {"username": AWKWARD})
+    assert "ParseError" in str(err.value)
+    session.rollback()
+    s2 = new_session()
+    assert len(s2.query('select id from User where username like "o%"').all()) == 1
+    # A value with only the other quote needs no escape, and ensure() finds it.
+    first = session.ensure("User", {"username": "o'hara"})
+    assert session.ensure("User", {"username": "o'hara"})["id"] == first["id"]
+    s2.close()
