@@ -2,18 +2,13 @@
 
 use crate::support;
 
-use std::path::Path;
 use std::process::{Command, Output};
 use support::text;
-
-fn ldap2ftrack(args: &[&str], dir: &Path) -> Output {
-    support::run(dir, args, &[])
-}
 
 #[test]
 fn help_lists_every_subcommand_and_the_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
-    let out = ldap2ftrack(&["--help"], dir.path());
+    let out = support::run(dir.path(), &["--help"], &[]);
     assert!(out.status.success());
     let help = text(&out.stdout);
     for sub in ["plan", "apply", "test", "check", "explain", "rules"] {
@@ -23,7 +18,7 @@ fn help_lists_every_subcommand_and_the_exit_codes() {
         );
     }
     assert!(help.contains("Exit codes"), "{help}");
-    let out = ldap2ftrack(&["rules", "--help"], dir.path());
+    let out = support::run(dir.path(), &["rules", "--help"], &[]);
     let help = text(&out.stdout);
     assert!(help.contains("inspect") && help.contains("new"), "{help}");
 }
@@ -36,7 +31,7 @@ fn mistyped_key_exits_2_and_names_it() {
         "[ldap]\nurl = \"ldap://x.example\"\nuser_base_dn = \"dc=x\"\nuser_filtr = \"(uid=*)\"\n",
     )
     .unwrap();
-    let out = ldap2ftrack(&["check", "--config", "bad.toml"], dir.path());
+    let out = support::run(dir.path(), &["check", "--config", "bad.toml"], &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("bad.toml:4"), "{err}");
@@ -48,7 +43,7 @@ fn mistyped_key_exits_2_and_names_it() {
 #[test]
 fn missing_config_file_exits_2_and_says_which() {
     let dir = tempfile::tempdir().unwrap();
-    let out = ldap2ftrack(&["plan", "--config", "nope.toml"], dir.path());
+    let out = support::run(dir.path(), &["plan", "--config", "nope.toml"], &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("nope.toml"));
 }
@@ -61,7 +56,7 @@ fn plaintext_secret_exits_2_without_echoing_it() {
         "[ldap]\nurl = \"ldap://x.example\"\nuser_base_dn = \"dc=x\"\n[ftrack]\napi_key = \"k-123-secret\"\n",
     )
     .unwrap();
-    let out = ldap2ftrack(&["check", "--config", "s.toml"], dir.path());
+    let out = support::run(dir.path(), &["check", "--config", "s.toml"], &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("ftrack.api_key_env"), "{err}");
@@ -80,7 +75,7 @@ fn a_clear_text_bind_to_another_machine_exits_2_before_any_network() {
     };
     std::fs::write(dir.path().join("plain.toml"), config("")).unwrap();
     let started = std::time::Instant::now();
-    let out = ldap2ftrack(&["plan", "--config", "plain.toml"], dir.path());
+    let out = support::run(dir.path(), &["plan", "--config", "plain.toml"], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(started.elapsed() < std::time::Duration::from_secs(1));
     let err = text(&out.stderr);
@@ -107,7 +102,7 @@ fn a_clear_text_bind_to_another_machine_exits_2_before_any_network() {
 #[test]
 fn unknown_subcommand_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
-    let out = ldap2ftrack(&["sync"], dir.path());
+    let out = support::run(dir.path(), &["sync"], &[]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -116,7 +111,7 @@ fn check_reports_the_demo_directory_exactly() {
     // The shipped sync.toml as-is, on a private copy of the demo: never the checkout's own
     // demo state (`target/demo`), which `cargo run -- apply` leaves behind.
     let demo = support::demo_copy();
-    let out = ldap2ftrack(&["check", "--output", "json"], demo.path());
+    let out = support::run(demo.path(), &["check", "--output", "json"], &[]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", text(&out.stdout)));
     assert_eq!(report["config"], "ok");
@@ -162,7 +157,7 @@ fn check_reports_the_demo_directory_exactly() {
 #[test]
 fn check_reports_each_guards_limit_at_the_current_size() {
     let demo = support::demo_copy();
-    let run = |args: &[&str]| ldap2ftrack(args, demo.path());
+    let run = |args: &[&str]| support::run(demo.path(), args, &[]);
     let guards = |out: &Output| -> serde_json::Value {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -253,7 +248,7 @@ fn check_without_ftrack_settings_names_the_key_and_the_variable() {
         "[ldap]\nurl = \"ldif:d.ldif\"\nuser_base_dn = \"ou=people,dc=studio,dc=example\"\n",
     )
     .unwrap();
-    let out = ldap2ftrack(&["check", "--config", "s.toml"], dir.path());
+    let out = support::run(dir.path(), &["check", "--config", "s.toml"], &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(
@@ -276,9 +271,10 @@ fn check_fails_closed_on_a_missing_base_dn() {
         "[ldap]\nurl = \"ldif:d.ldif\"\nuser_base_dn = \"ou=staff,dc=studio,dc=example\"\ngroup_base_dn = \"ou=groups,dc=studio,dc=example\"\n\n[ftrack]\nserver_url = \"emulator:state.json\"\napi_user = \"sync-bot\"\n",
     )
     .unwrap();
-    let out = ldap2ftrack(
-        &["check", "--config", "s.toml", "--output", "json"],
+    let out = support::run(
         dir.path(),
+        &["check", "--config", "s.toml", "--output", "json"],
+        &[],
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty(), "no report from a failed read");
@@ -322,7 +318,7 @@ fn progress_bars_only_at_a_terminal() {
         "escape codes with --output json:\n{json}"
     );
 
-    let piped = ldap2ftrack(&["--config", "sync.toml", "plan"], dir.path());
+    let piped = support::run(dir.path(), &["--config", "sync.toml", "plan"], &[]);
     assert_eq!(piped.status.code(), Some(0), "{}", text(&piped.stderr));
     let stderr = text(&piped.stderr);
     assert!(
@@ -346,7 +342,7 @@ fn logs_have_no_colour_off_a_terminal_and_an_error_is_said_once() {
     assert!(err.contains("INFO"), "logs at -v: {err}");
     assert!(!err.contains('\u{1b}'), "colour escapes in a pipe: {err:?}");
 
-    let out = ldap2ftrack(&["plan", "--config", "gone.toml"], demo.path());
+    let out = support::run(demo.path(), &["plan", "--config", "gone.toml"], &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert_eq!(

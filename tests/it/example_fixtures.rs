@@ -6,15 +6,11 @@
 use crate::support;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use support::root;
 
 /// `ldap2ftrack ARGS` in the checkout. Its compile cache (support::rule_cache_dir) is kept
 /// under target/ between runs, so the Python module's seconds-long compile is paid once, and
 /// the user's cache is left alone.
-fn ldap2ftrack(args: &[&str]) -> Output {
-    support::run(root(), args, &[])
-}
 
 fn require_module(file: &str) {
     let path = root()
@@ -33,7 +29,7 @@ fn require_module(file: &str) {
 fn fixtures_pass(module_dir: &str, wasm: &str, cases: &[&str]) -> String {
     require_module(wasm);
     let dir = format!("examples-rules/{module_dir}/fixtures");
-    let out = ldap2ftrack(&["test", &dir]);
+    let out = support::run(root(), &["test", &dir], &[]);
     let report = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
@@ -180,7 +176,7 @@ fn a_wrong_expectation_in_a_module_case_fails_with_a_diff() {
     )
     .unwrap();
 
-    let out = ldap2ftrack(&["test", &case.display().to_string()]);
+    let out = support::run(root(), &["test", &case.display().to_string()], &[]);
     assert_eq!(out.status.code(), Some(1));
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(report.contains("FAIL    "), "{report}");
@@ -206,7 +202,7 @@ fn an_unpinned_module_without_the_opt_in_is_refused() {
     );
     let fragment = format!("[[rules]]\nmodule = \"{}\"\n", module.display());
     std::fs::write(case.join("sync.toml"), &fragment).unwrap();
-    let out = ldap2ftrack(&["test", &case.display().to_string()]);
+    let out = support::run(root(), &["test", &case.display().to_string()], &[]);
     assert_eq!(out.status.code(), Some(1));
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(report.contains("ERROR   "), "{report}");
@@ -226,7 +222,7 @@ fn an_unpinned_module_without_the_opt_in_is_refused() {
         format!("{fragment}sha256 = \"{sha}\"\n"),
     )
     .unwrap();
-    let out = ldap2ftrack(&["test", &case.display().to_string()]);
+    let out = support::run(root(), &["test", &case.display().to_string()], &[]);
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{report}");
     assert!(!report.contains("unpinned module"), "{report}");
@@ -238,7 +234,7 @@ fn an_unpinned_module_without_the_opt_in_is_refused() {
         format!("{fragment}sha256 = \"{wrong}\"\n\n[test]\ntrust_unpinned_modules = true\n"),
     )
     .unwrap();
-    let out = ldap2ftrack(&["test", &case.display().to_string()]);
+    let out = support::run(root(), &["test", &case.display().to_string()], &[]);
     assert_eq!(out.status.code(), Some(1));
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(report.contains(&sha) && report.contains(&wrong), "{report}");
@@ -259,7 +255,7 @@ fn a_case_whose_module_config_does_not_fit_the_schema_says_which_key() {
         "grace_days = \"two weeks\"\ngrace_dayz = 3",
     );
     std::fs::write(case.join("sync.toml"), fragment).unwrap();
-    let out = ldap2ftrack(&["test", &case.display().to_string()]);
+    let out = support::run(root(), &["test", &case.display().to_string()], &[]);
     assert_eq!(out.status.code(), Some(1));
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(

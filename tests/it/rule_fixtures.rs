@@ -4,17 +4,11 @@
 
 use crate::support;
 
-use std::path::Path;
-use std::process::Output;
 use support::{copy_dir, root};
-
-fn ldap2ftrack(args: &[&str], dir: &Path) -> Output {
-    support::run(dir, args, &[])
-}
 
 #[test]
 fn the_shipped_cases_pass() {
-    let out = ldap2ftrack(&["test", "tests/fixtures"], root());
+    let out = support::run(root(), &["test", "tests/fixtures"], &[]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -41,7 +35,7 @@ fn a_wrong_expectation_fails_with_a_readable_diff_and_update_fixes_it() {
     )
     .unwrap();
 
-    let out = ldap2ftrack(&["test", "case"], dir.path());
+    let out = support::run(dir.path(), &["test", "case"], &[]);
     assert_eq!(out.status.code(), Some(1));
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(report.contains("FAIL    case"), "{report}");
@@ -55,22 +49,25 @@ fn a_wrong_expectation_fails_with_a_readable_diff_and_update_fixes_it() {
     );
     assert!(report.contains("0 passed, 1 failed"), "{report}");
 
-    let out = ldap2ftrack(&["test", "--update", "case"], dir.path());
+    let out = support::run(dir.path(), &["test", "--update", "case"], &[]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("updated case"));
     assert_eq!(
         std::fs::read_to_string(&expected).unwrap().trim(),
         text.trim()
     );
-    assert!(ldap2ftrack(&["test", "case"], dir.path()).status.success());
+    assert!(support::run(dir.path(), &["test", "case"], &[])
+        .status
+        .success());
 }
 
 #[test]
 fn a_captured_situation_is_a_passing_case() {
     let dir = support::demo_copy();
-    let out = ldap2ftrack(
-        &["plan", "--snapshot", "captured", "--output", "json"],
+    let out = support::run(
         dir.path(),
+        &["plan", "--snapshot", "captured", "--output", "json"],
+        &[],
     );
     assert!(
         out.status.success(),
@@ -88,7 +85,7 @@ fn a_captured_situation_is_a_passing_case() {
         serde_json::from_str(&std::fs::read_to_string(captured.join("expected.json")).unwrap())
             .unwrap();
     assert_eq!(expected["operations"], live["operations"]);
-    let out = ldap2ftrack(&["test", "captured"], dir.path());
+    let out = support::run(dir.path(), &["test", "captured"], &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -99,7 +96,7 @@ fn a_captured_situation_is_a_passing_case() {
 #[test]
 fn a_folder_without_cases_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
-    let out = ldap2ftrack(&["test", "."], dir.path());
+    let out = support::run(dir.path(), &["test", "."], &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds no test case"));
 }

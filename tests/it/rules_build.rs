@@ -160,6 +160,33 @@ fn one_example_built_in_two_folders_has_one_sha256() {
     );
 }
 
+/// One printer for the `[[rules]]` entry (issue 23): the one `rules build` prints for a
+/// module with a map-groups hook carries the bounds `check` requires of it, in TOML that
+/// `check` reads back as printed.
+#[test]
+fn the_snippet_build_prints_for_a_map_groups_module_is_accepted_by_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ad_roles = copy_studio_basics(tmp.path()).with_file_name("ad-roles");
+    let demo = support::demo_copy();
+    let target = shared_target_dir();
+    // Built from the demo folder, so the module is shown by its absolute path.
+    let out = support::run(
+        demo.path(),
+        &["rules", "build", ad_roles.to_str().unwrap()],
+        &[("CARGO_TARGET_DIR", target.to_str().unwrap())],
+    );
+    let stdout = support::text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        support::text(&out.stderr)
+    );
+    let snippet = support::rules_snippet(&stdout);
+    assert!(snippet.contains("groups = []\nroles = []"), "{snippet}");
+    let report = support::check_accepts(demo.path(), snippet, &[]);
+    assert!(report.contains("ad-roles"), "{report}");
+}
+
 #[test]
 fn a_missing_tool_or_target_names_the_install_command() {
     let tmp = tempfile::tempdir().unwrap();

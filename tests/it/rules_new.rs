@@ -9,11 +9,7 @@
 use crate::support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn ldap2ftrack(args: &[&str], dir: &Path) -> Output {
-    support::run(dir, args, &[])
-}
+use std::process::Command;
 
 /// The cargo target folder every `rules build` of the tests uses (`CARGO_TARGET_DIR`), kept
 /// between runs, so wit-bindgen's macros and the registry crates are compiled once, not
@@ -72,7 +68,7 @@ fn assert_fixtures_pass(dir: &Path, env: &[(&str, &str)]) {
 #[test]
 fn a_generated_rust_crate_builds_and_passes_its_fixture() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = ldap2ftrack(&["rules", "new", "acme-rs"], tmp.path());
+    let out = support::run(tmp.path(), &["rules", "new", "acme-rs"], &[]);
     assert!(out.status.success(), "{}", support::text(&out.stderr));
     let crate_dir = tmp.path().join("acme-rs");
     assert!(crate_dir
@@ -100,13 +96,14 @@ fn a_generated_rust_crate_builds_and_passes_its_fixture() {
 
     assert_fixtures_pass(&crate_dir, &[]);
 
-    let out = ldap2ftrack(
+    let out = support::run(
+        &crate_dir,
         &[
             "rules",
             "inspect",
             "target/wasm32-wasip2/release/acme_rs.wasm",
         ],
-        &crate_dir,
+        &[],
     );
     let info = support::text(&out.stdout);
     assert!(out.status.success(), "{info}");
@@ -119,7 +116,11 @@ fn a_generated_python_package_builds_passes_its_fixture_and_its_pytest() {
     let python = venv_python();
     let componentize_py = python.with_file_name("componentize-py");
     let tmp = tempfile::tempdir().unwrap();
-    let out = ldap2ftrack(&["rules", "new", "acme", "--lang", "python"], tmp.path());
+    let out = support::run(
+        tmp.path(),
+        &["rules", "new", "acme", "--lang", "python"],
+        &[],
+    );
     assert!(out.status.success(), "{}", support::text(&out.stderr));
     let pkg = tmp.path().join("acme");
     for file in ["app.py", "tests/test_app.py", "pyproject.toml", "README.md"] {
@@ -175,7 +176,7 @@ fn a_generated_python_package_builds_passes_its_fixture_and_its_pytest() {
 #[test]
 fn a_bad_name_or_a_folder_in_use_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = ldap2ftrack(&["rules", "new", "Studio_Users"], tmp.path());
+    let out = support::run(tmp.path(), &["rules", "new", "Studio_Users"], &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = support::text(&out.stderr);
     assert!(
@@ -187,7 +188,8 @@ fn a_bad_name_or_a_folder_in_use_is_refused() {
     std::fs::create_dir(tmp.path().join("taken")).unwrap();
     std::fs::write(tmp.path().join("taken/notes.txt"), "mine").unwrap();
     for lang in ["rust", "python"] {
-        let out = ldap2ftrack(
+        let out = support::run(
+            tmp.path(),
             &[
                 "rules",
                 "new",
@@ -197,7 +199,7 @@ fn a_bad_name_or_a_folder_in_use_is_refused() {
                 "--dir",
                 "taken",
             ],
-            tmp.path(),
+            &[],
         );
         assert_eq!(out.status.code(), Some(2));
         let err = support::text(&out.stderr);
@@ -212,7 +214,8 @@ fn a_bad_name_or_a_folder_in_use_is_refused() {
     );
 
     for lang in ["rust", "python"] {
-        let out = ldap2ftrack(
+        let out = support::run(
+            tmp.path(),
             &[
                 "rules",
                 "new",
@@ -222,7 +225,7 @@ fn a_bad_name_or_a_folder_in_use_is_refused() {
                 "--sdk",
                 "/nonexistent",
             ],
-            tmp.path(),
+            &[],
         );
         assert_eq!(out.status.code(), Some(2));
         assert!(support::text(&out.stderr).contains("pass --sdk"));

@@ -242,6 +242,47 @@ fn a_blob_tampered_with_in_the_registry_is_refused_and_nothing_is_written() {
     assert_eq!(std::fs::read(&state).ok(), before, "ftrack was changed");
 }
 
+/// The entry `rules publish` prints for a module with a map-groups hook (ad-roles) is one
+/// `check` accepts as printed: it pins the digest form, and carries the bounds `check`
+/// requires of a module that maps groups (issue 23: it once had none and exit 2).
+#[test]
+fn the_snippet_publish_prints_for_a_map_groups_module_is_accepted_by_check() {
+    let demo = support::demo_copy();
+    let dir = demo.path();
+    let registry = Registry::start();
+    let module = support::root().join("examples-rules/target/wasm32-wasip2/release/ad_roles.wasm");
+    assert!(
+        module.is_file(),
+        "{} is missing: tests/run.sh builds the example modules",
+        module.display()
+    );
+    let reference = format!("oci://{}/rules/ad-roles:2.0.0", registry.host());
+    let out = run(
+        dir,
+        &["rules", "publish", module.to_str().unwrap(), &reference],
+    );
+    let stdout = ok(&out);
+    let snippet = support::rules_snippet(&stdout);
+    assert!(snippet.contains("@sha256:"), "{snippet}");
+    assert!(snippet.contains("groups = []\nroles = []"), "{snippet}");
+    let cache = format!("[run]\ncache_dir = \"cache\"\n\n{snippet}");
+    let report = support::check_accepts(dir, &cache, &[("LDAP2FTRACK_TODAY", TODAY)]);
+    assert!(report.contains("ad-roles"), "{report}");
+
+    // `rules inspect` of the same module prints the same entry for its local path.
+    std::fs::copy(&module, dir.join("ad_roles.wasm")).unwrap();
+    let inspected = ok(&run(dir, &["rules", "inspect", "ad_roles.wasm"]));
+    let entry = support::rules_snippet(&inspected);
+    assert!(
+        entry.starts_with("[[rules]]\nmodule = \"ad_roles.wasm\"\n"),
+        "{entry}"
+    );
+    let config = dir.join("sync.toml");
+    let shipped = std::fs::read_to_string(support::root().join("sync.toml")).unwrap();
+    std::fs::write(&config, shipped).unwrap();
+    support::check_accepts(dir, entry, &[]);
+}
+
 #[test]
 fn publish_refuses_what_is_not_a_rule_module_or_not_a_tag() {
     let dir = tempfile::tempdir().unwrap();

@@ -99,3 +99,31 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The `[[rules]]` entry a `rules build`, `publish` or `inspect` printed: from its first
+/// `# sync.toml` comment (or `[[rules]]`) to the end.
+pub fn rules_snippet(stdout: &str) -> &str {
+    let start = stdout
+        .find("# sync.toml")
+        .or_else(|| stdout.find("[[rules]]"))
+        .unwrap_or_else(|| panic!("no [[rules]] snippet in:\n{stdout}"));
+    &stdout[start..]
+}
+
+/// Appends `snippet` as printed to the demo copy's sync.toml in `dir` and runs `check` there
+/// with `env`, which must accept it; `check`'s report.
+pub fn check_accepts(dir: &Path, snippet: &str, env: &[(&str, &str)]) -> String {
+    let config = dir.join("sync.toml");
+    let mut text = std::fs::read_to_string(&config).expect("the demo's sync.toml");
+    text.push('\n');
+    text.push_str(snippet);
+    std::fs::write(&config, &text).expect("write sync.toml");
+    let out = run(dir, &["check"], env);
+    assert!(
+        out.status.success(),
+        "check refused the printed snippet (exit {:?}):\n{}\n--- sync.toml ---\n{text}",
+        out.status.code(),
+        self::text(&out.stderr)
+    );
+    self::text(&out.stdout)
+}

@@ -29,7 +29,10 @@ pub mod tls;
 
 // Each test file uses some of these; the rest would be unused imports there.
 #[allow(unused_imports)]
-pub use bin::{clean_env, copy_dir, demo_copy, ldap2ftrack, root, rule_cache_dir, run, text};
+pub use bin::{
+    check_accepts, clean_env, copy_dir, demo_copy, ldap2ftrack, root, rule_cache_dir,
+    rules_snippet, run, text,
+};
 #[allow(unused_imports)]
 pub use plan::{pairs, plan_ops, triples, PlannedOp};
 
