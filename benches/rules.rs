@@ -7,7 +7,7 @@
 //! `LDAP2FTRACK_BENCH_N` changes the entry count.
 
 use ldap2ftrack::config::{ModuleBounds, ModuleSource, OnRuleError, RuleModuleSettings};
-use ldap2ftrack::rules::wasm::{sha256_hex, Origin, WasmStage};
+use ldap2ftrack::rules::wasm::{sha256_hex, Compilation, WasmStage};
 use ldap2ftrack::rules::{
     Access, DepartedUser, GroupRef, RuleEntry, Stage, UserDecision, UserFields, Verdict,
 };
@@ -224,13 +224,13 @@ fn main() {
         let t = Instant::now();
         let a = WasmStage::load_with_cache(&s, 0, Some(cache.path())).unwrap();
         let compile = t.elapsed();
-        assert_eq!(a.origin(), Origin::Compiled);
+        assert_eq!(a.compilation(), Compilation::CompiledNow);
         let mut cached = Vec::new();
         for _ in 0..5 {
             let t = Instant::now();
             let b = WasmStage::load_with_cache(&s, 0, Some(cache.path())).unwrap();
             cached.push(t.elapsed());
-            assert_eq!(b.origin(), Origin::Cache);
+            assert_eq!(b.compilation(), Compilation::CacheHit);
         }
         cached.sort();
         println!(

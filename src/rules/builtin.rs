@@ -3,7 +3,7 @@
 //! `sync.toml`, so the common case needs no rule module at all.
 
 use super::{
-    Access, GroupRef, Proposal, RoleGrant, RoleScope, RuleEntry, RuleError, Stage, UserDecision,
+    Access, GroupRef, ReasonKey, RoleGrant, RoleScope, RuleEntry, RuleError, Stage, UserDecision,
     UserFields,
 };
 use crate::config::{AttributeMappings, GroupMapping};
@@ -71,15 +71,15 @@ impl BuiltinStage {
     }
 
     /// Why the built-in stage proposed `what` for this entry, with the LDAP value behind it.
-    fn reason(&self, entry: &RuleEntry, what: &Proposal) -> String {
+    fn reason(&self, entry: &RuleEntry, what: &ReasonKey) -> String {
         let attr_reason = |attr: &str| match entry.first(attr) {
             Some(v) => format!("[mappings] {attr} = {v:?}"),
             None => format!("[mappings] {attr} is empty"),
         };
         match what {
-            Proposal::Field("username") => attr_reason(&self.mappings.username),
-            Proposal::Field("email") => attr_reason(&self.mappings.email),
-            Proposal::Field(field) => {
+            ReasonKey::Field("username") => attr_reason(&self.mappings.username),
+            ReasonKey::Field("email") => attr_reason(&self.mappings.email),
+            ReasonKey::Field(field) => {
                 let attr = if *field == "first_name" {
                     &self.mappings.first_name
                 } else {
@@ -121,21 +121,21 @@ impl BuiltinStage {
     }
 }
 
-fn grants(m: &GroupMapping, what: &Proposal) -> bool {
+fn grants(m: &GroupMapping, what: &ReasonKey) -> bool {
     match what {
-        Proposal::Group(group) => m.groups.iter().any(|g| g == group),
-        Proposal::Role(RoleGrant {
+        ReasonKey::Group(group) => m.groups.iter().any(|g| g == group),
+        ReasonKey::Role(RoleGrant {
             role,
             scope: RoleScope::AllOpenProjects,
         }) => m.roles.iter().any(|r| r == role),
-        Proposal::Role(RoleGrant {
+        ReasonKey::Role(RoleGrant {
             role,
             scope: RoleScope::Project(scope),
         }) => m
             .project_roles
             .get(scope)
             .is_some_and(|roles| roles.iter().any(|r| r == role)),
-        Proposal::Field(_) => false,
+        ReasonKey::Field(_) => false,
     }
 }
 
@@ -154,7 +154,7 @@ impl Stage for BuiltinStage {
         STAGE_NAME
     }
 
-    fn describe(&self, entry: &RuleEntry, what: &Proposal) -> String {
+    fn describe(&self, entry: &RuleEntry, what: &ReasonKey) -> String {
         self.reason(entry, what)
     }
 
@@ -294,13 +294,13 @@ mod tests {
             })
         );
         assert!(
-            s.describe(&e, &Proposal::Field("first_name"))
+            s.describe(&e, &ReasonKey::Field("first_name"))
                 .contains("displayName"),
             "{}",
-            s.describe(&e, &Proposal::Field("first_name"))
+            s.describe(&e, &ReasonKey::Field("first_name"))
         );
         assert_eq!(
-            s.describe(&e, &Proposal::Field("email")),
+            s.describe(&e, &ReasonKey::Field("email")),
             "[mappings] mail = \"e@x.example\""
         );
         let none = s
@@ -343,7 +343,7 @@ mod tests {
                 },
             ]
         );
-        let why = s.describe(&e, &Proposal::Group("Animation".into()));
+        let why = s.describe(&e, &ReasonKey::Group("Animation".into()));
         assert!(
             why.contains("\"animators\"") && why.contains("nested"),
             "{why}"
@@ -351,7 +351,7 @@ mod tests {
         assert!(s
             .describe(
                 &e,
-                &Proposal::Role(RoleGrant {
+                &ReasonKey::Role(RoleGrant {
                     role: "Supervisor".into(),
                     scope: RoleScope::Project("proj_a".into()),
                 }),

@@ -16,7 +16,8 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Where a module's bytes came from this run.
+/// Where a module's bytes came from this run. (Where its native code came from is
+/// [`crate::rules::wasm::Compilation`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Provenance {

@@ -138,7 +138,7 @@ pub struct RoleGrant {
 
 /// One thing the rules proposed for a user, as a key for the reason behind it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Proposal {
+pub enum ReasonKey {
     /// A user field: `username`, `email`, `first_name` or `last_name`.
     Field(&'static str),
     /// Membership of an ftrack group.
@@ -149,16 +149,16 @@ pub enum Proposal {
 
 /// How `explain` shows a proposal: `email`, `group:Animation`, `role:Artist`,
 /// `role:Supervisor@proj_a`.
-impl fmt::Display for Proposal {
+impl fmt::Display for ReasonKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Proposal::Field(field) => f.write_str(field),
-            Proposal::Group(group) => write!(f, "group:{group}"),
-            Proposal::Role(RoleGrant {
+            ReasonKey::Field(field) => f.write_str(field),
+            ReasonKey::Group(group) => write!(f, "group:{group}"),
+            ReasonKey::Role(RoleGrant {
                 role,
                 scope: RoleScope::AllOpenProjects,
             }) => write!(f, "role:{role}"),
-            Proposal::Role(RoleGrant {
+            ReasonKey::Role(RoleGrant {
                 role,
                 scope: RoleScope::Project(p),
             }) => write!(f, "role:{role}@{p}"),
@@ -259,7 +259,7 @@ pub trait Stage: Send {
 
     /// Why this stage proposed `what` for this entry: the reason shown with each planned
     /// operation.
-    fn describe(&self, entry: &RuleEntry, what: &Proposal) -> String {
+    fn describe(&self, entry: &RuleEntry, what: &ReasonKey) -> String {
         let _ = (entry, what);
         format!("rule module `{}`", self.name())
     }

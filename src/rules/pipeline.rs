@@ -4,7 +4,7 @@
 //! e-mail addresses, two entries claiming one username).
 
 use super::{
-    Access, DepartedUser, GroupRef, OnRuleError, Proposal, RuleEntry, RuleError, Stage,
+    Access, DepartedUser, GroupRef, OnRuleError, ReasonKey, RuleEntry, RuleError, Stage,
     UserDecision, UserFields, Verdict,
 };
 use crate::directory::{DirectorySnapshot, DirectoryUser, Value};
@@ -41,12 +41,12 @@ pub struct DesiredUser {
     /// What a stage after the first proposed → that stage's position, latest last.
     /// Everything else came from the first stage. Reasons are worded only for what ends up in the plan ([`Reasons`]):
     /// most users need none, and wording them all was a third of the rules' time.
-    pub proposed_by: Vec<(Proposal, usize)>,
+    pub proposed_by: Vec<(ReasonKey, usize)>,
 }
 
 impl DesiredUser {
     /// The position of the stage that proposed `what`.
-    fn stage_of(&self, what: &Proposal) -> usize {
+    fn stage_of(&self, what: &ReasonKey) -> usize {
         self.proposed_by
             .iter()
             .rev()
@@ -56,7 +56,7 @@ impl DesiredUser {
 
     /// Everything the rules proposed for this user: the fields they set, then the groups
     /// and role grants.
-    pub fn proposals(&self) -> Vec<Proposal> {
+    pub fn proposals(&self) -> Vec<ReasonKey> {
         let f = &self.fields;
         let fields = [
             ("username", !f.username.is_empty()),
@@ -67,9 +67,9 @@ impl DesiredUser {
         fields
             .iter()
             .filter(|(_, set)| *set)
-            .map(|(what, _)| Proposal::Field(what))
-            .chain(self.access.groups.iter().cloned().map(Proposal::Group))
-            .chain(self.access.roles.iter().cloned().map(Proposal::Role))
+            .map(|(what, _)| ReasonKey::Field(what))
+            .chain(self.access.groups.iter().cloned().map(ReasonKey::Group))
+            .chain(self.access.roles.iter().cloned().map(ReasonKey::Role))
             .collect()
     }
 }
@@ -86,7 +86,7 @@ pub struct Reasons<'a> {
 
 impl Reasons<'_> {
     /// Why `what` was proposed.
-    pub fn of(&self, what: &Proposal) -> String {
+    pub fn of(&self, what: &ReasonKey) -> String {
         let Some(stage) = self.stages.get(self.user.stage_of(what)) else {
             return String::new();
         };
@@ -100,7 +100,7 @@ impl Reasons<'_> {
     }
 
     /// Whether the same stage proposed `a` and `b`.
-    pub fn same_stage(&self, a: &Proposal, b: &Proposal) -> bool {
+    pub fn same_stage(&self, a: &ReasonKey, b: &ReasonKey) -> bool {
         self.user.stage_of(a) == self.user.stage_of(b)
     }
 
@@ -211,22 +211,22 @@ impl Pipeline {
         let _phase = crate::progress::start(crate::progress::RULES, Some(users.len() as u64));
         let mut extra = self.extra_workers(users.len());
         let mut evaluation = if extra.is_empty() {
-            evaluate_run(&mut self.stages, directory, users, 0)?
+            evaluate_chunk(&mut self.stages, directory, users, 0)?
         } else {
             let size = users.len().div_ceil(extra.len() + 1).max(1);
-            let mut runs = users.chunks(size);
-            let first = runs.next().unwrap_or(&[]);
+            let mut chunks = users.chunks(size);
+            let first = chunks.next().unwrap_or(&[]);
             let stages = &mut self.stages;
             let results = std::thread::scope(|scope| {
-                let handles: Vec<_> = runs
+                let handles: Vec<_> = chunks
                     .zip(extra.iter_mut())
                     .enumerate()
-                    .map(|(i, (run, worker))| {
+                    .map(|(i, (chunk, worker))| {
                         let offset = (i + 1) * size;
-                        scope.spawn(move || evaluate_run(worker, directory, run, offset))
+                        scope.spawn(move || evaluate_chunk(worker, directory, chunk, offset))
                     })
                     .collect();
-                let mut results = vec![evaluate_run(stages, directory, first, 0)];
+                let mut results = vec![evaluate_chunk(stages, directory, first, 0)];
                 for handle in handles {
                     match handle.join() {
                         Ok(result) => results.push(result),
@@ -326,9 +326,9 @@ impl Pipeline {
     }
 }
 
-/// One contiguous run of users (starting at `offset` in the directory) through one set of
+/// One contiguous chunk of users (starting at `offset` in the directory) through one set of
 /// stages, in order.
-fn evaluate_run(
+fn evaluate_chunk(
     stages: &mut [Box<dyn Stage>],
     directory: &DirectorySnapshot,
     users: &[DirectoryUser],
@@ -388,7 +388,7 @@ fn evaluate_user(
                 ("last_name", old.last_name != new.last_name),
             ] {
                 if changed && position > 0 {
-                    proposed_by.push((Proposal::Field(field), position));
+                    proposed_by.push((ReasonKey::Field(field), position));
                 }
             }
         }
@@ -426,10 +426,10 @@ fn evaluate_user(
             }
         }
         for group in access.groups.difference(&before.groups) {
-            proposed_by.push((Proposal::Group(group.clone()), position));
+            proposed_by.push((ReasonKey::Group(group.clone()), position));
         }
         for grant in access.roles.difference(&before.roles) {
-            proposed_by.push((Proposal::Role(grant.clone()), position));
+            proposed_by.push((ReasonKey::Role(grant.clone()), position));
         }
     }
     Ok(Ok(DesiredUser {

@@ -9,7 +9,7 @@
 use crate::support;
 
 use ldap2ftrack::config::{ModuleBounds, ModuleSource, OnRuleError, RuleModuleSettings};
-use ldap2ftrack::rules::wasm::{self, Origin, RuleLoadError, WasmStage};
+use ldap2ftrack::rules::wasm::{self, Compilation, RuleLoadError, WasmStage};
 use ldap2ftrack::rules::{
     Access, DepartedUser, GroupRef, RoleGrant, RoleScope, RuleEntry, Stage, UserDecision,
     UserFields, Verdict,
@@ -410,9 +410,9 @@ fn compiled_modules_are_cached_and_a_corrupt_cache_entry_is_recompiled() {
     let s = settings("ad-roles", "");
     let load = |_: &str, _: &str| WasmStage::load_with_cache(&s, 0, Some(dir)).unwrap();
     let first = load("ad-roles", "");
-    assert_eq!(first.origin(), Origin::Compiled);
+    assert_eq!(first.compilation(), Compilation::CompiledNow);
     let second = load("ad-roles", "");
-    assert_eq!(second.origin(), Origin::Cache);
+    assert_eq!(second.compilation(), Compilation::CacheHit);
     let sha = sha(&module("ad-roles"));
     let artifacts: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
@@ -428,8 +428,8 @@ fn compiled_modules_are_cached_and_a_corrupt_cache_entry_is_recompiled() {
     bytes[mid] ^= 0xff;
     std::fs::write(&artifacts[0], &bytes).unwrap();
     let third = load("ad-roles", "");
-    assert_eq!(third.origin(), Origin::Compiled);
-    assert_eq!(load("ad-roles", "").origin(), Origin::Cache);
+    assert_eq!(third.compilation(), Compilation::CompiledNow);
+    assert_eq!(load("ad-roles", "").compilation(), Compilation::CacheHit);
 }
 
 /// The compiled artefact of `name` in the compile cache `dir`.
@@ -452,9 +452,9 @@ fn a_poisoned_compile_cache_is_compiled_again_not_run() {
     let ad_roles = settings("ad-roles", "");
     let studio = settings("studio-basics", "email_domain = 'studio.example'");
     let load = |s: &RuleModuleSettings| WasmStage::load_with_cache(s, 0, Some(&dir)).unwrap();
-    assert_eq!(load(&ad_roles).origin(), Origin::Compiled);
-    assert_eq!(load(&studio).origin(), Origin::Compiled);
-    assert_eq!(load(&ad_roles).origin(), Origin::Cache);
+    assert_eq!(load(&ad_roles).compilation(), Compilation::CompiledNow);
+    assert_eq!(load(&studio).compilation(), Compilation::CompiledNow);
+    assert_eq!(load(&ad_roles).compilation(), Compilation::CacheHit);
     let (victim, other) = (
         artefact_of(&dir, "ad-roles"),
         artefact_of(&dir, "studio-basics"),
@@ -471,15 +471,15 @@ fn a_poisoned_compile_cache_is_compiled_again_not_run() {
         std::fs::write(&victim, &poison).unwrap();
         std::fs::write(mac(&victim), tag).unwrap();
         let stage = load(&ad_roles);
-        assert_eq!(stage.origin(), Origin::Compiled);
+        assert_eq!(stage.compilation(), Compilation::CompiledNow);
         assert_eq!(
             stage.name(),
             "ad-roles",
             "the pinned module runs, not the planted one"
         );
         assert_eq!(
-            load(&ad_roles).origin(),
-            Origin::Cache,
+            load(&ad_roles).compilation(),
+            Compilation::CacheHit,
             "stored again, this time ours"
         );
     }
@@ -487,8 +487,8 @@ fn a_poisoned_compile_cache_is_compiled_again_not_run() {
     // A compile cache other users may write is not used at all.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    assert_eq!(load(&ad_roles).origin(), Origin::Compiled);
-    assert_eq!(load(&ad_roles).origin(), Origin::Compiled);
+    assert_eq!(load(&ad_roles).compilation(), Compilation::CompiledNow);
+    assert_eq!(load(&ad_roles).compilation(), Compilation::CompiledNow);
     // Its key is 0600.
     let key = std::fs::metadata(dir.join("host.key")).unwrap();
     assert_eq!(key.permissions().mode() & 0o777, 0o600);

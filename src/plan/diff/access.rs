@@ -8,7 +8,7 @@ use super::{planned_id, Planner};
 use crate::caseless::lowercase;
 use crate::plan::{Name, Operation, OperationKind};
 use crate::rules::pipeline::{DesiredUser, Reasons};
-use crate::rules::{Proposal, RoleGrant, RoleScope};
+use crate::rules::{ReasonKey, RoleGrant, RoleScope};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -51,7 +51,7 @@ impl Planner<'_> {
                         (self.names.get(&id), self.names.get(group))
                     }
                 };
-            let reason = self.names.get(&reasons.of(&Proposal::Group(group.clone())));
+            let reason = self.names.get(&reasons.of(&ReasonKey::Group(group.clone())));
             let (target, shared_id) = names(&mut self.names);
             let mut op = Operation::new(OperationKind::AddMembership, target, reason);
             op.user_id = Some(shared_id);
@@ -143,7 +143,7 @@ impl Planner<'_> {
                 if has {
                     continue;
                 }
-                let reason = reasons.of(&Proposal::Role(RoleGrant {
+                let reason = reasons.of(&ReasonKey::Role(RoleGrant {
                     role: written.clone(),
                     scope: scope.clone(),
                 }));
@@ -240,13 +240,13 @@ pub(super) fn is_project_role(role_type: Option<&str>) -> bool {
 }
 
 /// The user's first grant of a role (any scope), for naming the rule that asked for it.
-fn first_role_proposal(user: &DesiredUser, role_lower: &str) -> Proposal {
+fn first_role_proposal(user: &DesiredUser, role_lower: &str) -> ReasonKey {
     let grant = user
         .access
         .roles
         .iter()
         .find(|g| lowercase(&g.role) == role_lower);
-    Proposal::Role(grant.cloned().unwrap_or(RoleGrant {
+    ReasonKey::Role(grant.cloned().unwrap_or(RoleGrant {
         role: role_lower.to_string(),
         scope: RoleScope::AllOpenProjects,
     }))

@@ -7,9 +7,9 @@ use crate::caseless::lowercase;
 use crate::ftrack::snapshot::FtrackUser;
 use crate::plan::{Name, Operation, OperationKind};
 use crate::rules::pipeline::{DesiredUser, Reasons, SkippedEntry};
-use crate::rules::Proposal;
+use crate::rules::ReasonKey;
 
-const USERNAME: Proposal = Proposal::Field("username");
+const USERNAME: ReasonKey = ReasonKey::Field("username");
 
 impl Planner<'_> {
     /// Plans the user's own changes. Returns its ftrack id (planned when it is being
@@ -69,7 +69,7 @@ impl Planner<'_> {
         for (field, value) in user_fields(user) {
             if let Some(v) = value {
                 op.set(field, None, Some(v.to_string()));
-                let proposal = Proposal::Field(field);
+                let proposal = ReasonKey::Field(field);
                 if !reasons.same_stage(&proposal, &USERNAME) {
                     why.push(format!("{field}: {}", reasons.of(&proposal)));
                 }
@@ -120,7 +120,7 @@ impl Planner<'_> {
                 op.target = current.username.as_str().into();
             }
             op.set(field, now.map(str::to_string), Some(desired.to_string()));
-            why.push(format!("{field}: {}", reasons.of(&Proposal::Field(field))));
+            why.push(format!("{field}: {}", reasons.of(&ReasonKey::Field(field))));
         }
         if current.metadata.get(ANCHOR_KEY).map(String::as_str) != Some(anchor) {
             op.set_metadata(

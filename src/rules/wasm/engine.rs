@@ -82,13 +82,14 @@ pub fn default_compile_cache() -> Option<PathBuf> {
     crate::config::default_compile_cache(&|k| std::env::var(k).ok())
 }
 
-/// How a component was obtained, for logs and the benchmark.
+/// Where a module's native code came from, for logs and the benchmark. (Where its bytes
+/// came from is [`crate::rules::fetch::Provenance`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    /// Loaded from a precompiled artifact.
-    Cache,
+pub enum Compilation {
+    /// Loaded from a precompiled artifact of the compile cache.
+    CacheHit,
     /// Compiled now (and stored when a cache folder is available).
-    Compiled,
+    CompiledNow,
 }
 
 /// The component for these module bytes (whose SHA-256 is `sha256`): from the compile
@@ -100,7 +101,7 @@ pub fn load_component(
     sha256: &str,
     display: &Path,
     cache_dir: Option<&Path>,
-) -> Result<(Component, Origin), String> {
+) -> Result<(Component, Compilation), String> {
     let cache = cache_dir.and_then(|dir| match CompileCache::open(dir) {
         Ok(cache) => Some(cache),
         Err(why) => {
@@ -113,7 +114,7 @@ pub fn load_component(
     let stem = format!("{sha256}-{}", engine_key(engine));
     if let Some(cache) = &cache {
         if let Some(component) = cache.load(engine, &stem, sha256) {
-            return Ok((component, Origin::Cache));
+            return Ok((component, Compilation::CacheHit));
         }
     }
     let compiled = engine.precompile_component(bytes).map_err(|e| {
@@ -138,7 +139,7 @@ pub fn load_component(
             );
         }
     }
-    Ok((component, Origin::Compiled))
+    Ok((component, Compilation::CompiledNow))
 }
 
 /// The compile cache: a folder of the running user closed to others, holding a key of this

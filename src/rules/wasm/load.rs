@@ -7,7 +7,7 @@
 use super::bindings::ldap2ftrack::rules::types as wit;
 use super::bindings::{Rule, RulePre};
 use super::call::{describe, guarded, truncate, Live};
-use super::engine::{self, default_compile_cache, Origin};
+use super::engine::{self, default_compile_cache, Compilation};
 use super::sandbox::HostState;
 use super::{
     config, hook_name, limits, ConfigKeyInfo, ModuleInfo, RuleLoadError, WasmStage, ABI_MAJOR,
@@ -23,7 +23,7 @@ use wasmtime::Store;
 /// A module compiled and linked, ready to instantiate.
 struct Prepared {
     pre: RulePre<HostState>,
-    origin: Origin,
+    compilation: Compilation,
     imports: Vec<String>,
 }
 
@@ -75,14 +75,14 @@ fn prepare(
     }
     let engine = engine::engine().map_err(RuleLoadError::runtime)?;
     let started = Instant::now();
-    let (component, origin) = engine::load_component(engine, bytes, sha, path, cache)
+    let (component, compilation) = engine::load_component(engine, bytes, sha, path, cache)
         .map_err(|m| RuleLoadError::config(key, m))?;
     tracing::debug!(
         module = %shown,
         "rule module {} in {:.1} ms",
-        match origin {
-            Origin::Cache => "loaded from the compile cache",
-            Origin::Compiled => "compiled",
+        match compilation {
+            Compilation::CacheHit => "loaded from the compile cache",
+            Compilation::CompiledNow => "compiled",
         },
         started.elapsed().as_secs_f64() * 1e3
     );
@@ -153,7 +153,7 @@ fn prepare(
     })?;
     Ok(Prepared {
         pre,
-        origin,
+        compilation,
         imports,
     })
 }
@@ -376,7 +376,7 @@ impl WasmStage {
             config_json,
             reads,
             live: Some(live),
-            origin: prepared.origin,
+            compilation: prepared.compilation,
             instances: 1,
             last_fuel: 0,
             budget: Arc::new(crate::rules::budget::RunBudget::new(

@@ -33,7 +33,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use engine::{default_compile_cache, sha256_hex, Origin};
+pub use engine::{default_compile_cache, sha256_hex, Compilation};
 pub use load::{inspect, inspect_with_cache};
 
 /// The limits every module runs under.
@@ -272,7 +272,7 @@ pub struct WasmStage {
     /// What the module reads of each entry (from `configure`).
     reads: wit::EntryFields,
     live: Option<Live>,
-    origin: Origin,
+    compilation: Compilation,
     instances: u64,
     last_fuel: u64,
     /// The run's time budget, shared with this module's instances on other threads.
@@ -303,8 +303,8 @@ impl WasmStage {
     }
 
     /// Where the compiled code came from (the compile cache, or compiled now).
-    pub fn origin(&self) -> Origin {
-        self.origin
+    pub fn compilation(&self) -> Compilation {
+        self.compilation
     }
 
     /// How many instances were made so far (1 + one per trap).
