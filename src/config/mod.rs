@@ -217,6 +217,10 @@ pub enum OnRuleError {
     Skip,
 }
 
+/// `[[rules]] max_run_seconds` when unset: the wall-clock time all of a module's hook calls
+/// of one run may take together (`rules::budget` enforces it).
+pub const DEFAULT_MAX_RUN_SECONDS: u64 = 300;
+
 #[derive(Debug, Clone)]
 pub struct RuleModuleSettings {
     /// Where the module comes from, as written (a path, `oci://…` or `https://…`).

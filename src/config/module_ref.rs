@@ -157,79 +157,88 @@ fn parse_url(text: &str) -> Result<url::Url, String> {
     Ok(url)
 }
 
+/// The reference after `oci://`, read by the distribution grammar oci-client speaks (the
+/// same parser that later addresses the registry), then held to what a pin needs: the
+/// registry named (no Docker Hub default), and exactly one of a tag or a sha256 digest (no
+/// implicit `latest`).
 fn parse_oci(rest: &str) -> Result<OciRef, String> {
+    use oci_client::ParseError;
     let (registry, path) = rest
         .split_once('/')
         .ok_or("it names no repository after the registry host")?;
-    if registry.is_empty()
-        || !registry
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
-    {
-        return Err(format!("`{registry}` is not a registry host[:port]"));
-    }
-    if let Some(port) = registry.rsplit_once(':').map(|(_, p)| p) {
-        if !registry.ends_with(']') && port.parse::<u16>().is_err() {
-            return Err(format!("`{port}` is not a port number"));
+    let reference = oci_client::Reference::try_from(rest).map_err(|e| match e {
+        ParseError::NameContainsUppercase | ParseError::NameEmpty | ParseError::NameTooLong => {
+            format!(
+                "`{path}` is not a repository name ({e}: lower-case path components such as \
+                 rules/studio-basics)"
+            )
         }
-    }
-    let (repository, tag, digest) = if let Some((repo, digest)) = path.rsplit_once('@') {
-        let hex = digest
-            .strip_prefix("sha256:")
-            .ok_or_else(|| format!("the digest `{digest}` is not sha256:<64 hex digits>"))?;
-        if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(format!(
-                "the digest `{digest}` is not sha256:<64 hex digits>"
-            ));
+        ParseError::DigestInvalidFormat
+        | ParseError::DigestInvalidLength
+        | ParseError::DigestUnsupported => {
+            format!("its digest is not sha256:<64 hex digits> ({e})")
         }
-        (
-            repo,
-            None,
-            Some(format!("sha256:{}", hex.to_ascii_lowercase())),
-        )
-    } else {
-        match path.rsplit_once(':') {
-            Some((repo, tag)) if !tag.contains('/') => {
-                let ok = !tag.is_empty()
-                    && tag.len() <= 128
-                    && tag
-                        .chars()
-                        .next()
-                        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-                    && tag
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-                if !ok {
-                    return Err(format!(
-                        "`{tag}` is not a tag (letters, digits, `_`, `.`, `-`; at most 128)"
-                    ));
-                }
-                (repo, Some(tag.to_string()), None)
-            }
-            _ => {
-                return Err(
-                    "it has neither a :TAG nor an @sha256:DIGEST; name the version to use"
-                        .to_string(),
-                )
-            }
+        ParseError::TagInvalidFormat => {
+            "its tag is not a tag (letters, digits, `_`, `.`, `-`; at most 128)".to_string()
         }
-    };
-    let component_ok = |c: &str| {
-        !c.is_empty()
-            && c.chars()
-                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
-            && c.starts_with(|ch: char| ch.is_ascii_alphanumeric())
-            && c.ends_with(|ch: char| ch.is_ascii_alphanumeric())
-    };
-    if !repository.split('/').all(component_ok) {
+        // The grammar names no rule when a name or digest does not match it at all.
+        _ if path
+            .split(['@', ':'])
+            .next()
+            .is_some_and(|name| name.chars().any(|c| c.is_ascii_uppercase())) =>
+        {
+            format!(
+                "`{path}` is not a repository name (lower-case path components such as \
+                 rules/studio-basics)"
+            )
+        }
+        _ if path.contains('@') => "its digest is not sha256:<64 hex digits>".to_string(),
+        _ if path
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':')) =>
+        {
+            "its tag is not a tag (letters, digits, `_`, `.`, `-`; at most 128)".to_string()
+        }
+        _ => format!("it is not HOST[:PORT]/NAMESPACE/NAME:TAG ({e})"),
+    })?;
+    if reference.registry() != registry {
         return Err(format!(
-            "`{repository}` is not a repository name (lower-case path components such as \
-             rules/studio-basics)"
+            "`{registry}` is not a registry host[:port] (a host has a `.` or a port, or is \
+             localhost)"
         ));
     }
+    let last = path.rsplit('/').next().unwrap_or(path);
+    let tag_written = last
+        .split('@')
+        .next()
+        .is_some_and(|name| name.contains(':'));
+    let digest = match reference.digest() {
+        Some(digest) => match digest.strip_prefix("sha256:") {
+            Some(hex) => Some(format!("sha256:{}", hex.to_ascii_lowercase())),
+            None => {
+                return Err(format!(
+                    "its digest `{digest}` is not sha256:<64 hex digits>"
+                ))
+            }
+        },
+        None => None,
+    };
+    let tag = match (tag_written, &digest) {
+        (true, Some(_)) => {
+            return Err("it has both a :TAG and an @DIGEST; pin one of them".to_string())
+        }
+        (true, None) => reference.tag().map(str::to_string),
+        (false, Some(_)) => None,
+        (false, None) => {
+            return Err(
+                "it has neither a :TAG nor an @sha256:DIGEST; name the version to use".to_string(),
+            )
+        }
+    };
     Ok(OciRef {
         registry: registry.to_string(),
-        repository: repository.to_string(),
+        repository: reference.repository().to_string(),
         tag,
         digest,
     })
@@ -284,6 +293,24 @@ mod tests {
         assert!(e.contains("not a repository name"), "{e}");
         let e = parse("oci://reg.example.com/rules/x@sha256:abc").unwrap_err();
         assert!(e.contains("64 hex"), "{e}");
+        let e = parse(&format!(
+            "oci://reg.example.com/rules/x:1@sha256:{}",
+            "a".repeat(64)
+        ))
+        .unwrap_err();
+        assert!(e.contains("both"), "{e}");
+        // No Docker Hub default: the registry is named.
+        let e = parse("oci://rules/x:1").unwrap_err();
+        assert!(e.contains("not a registry host"), "{e}");
+        let e = parse("oci://reg.example.com/rules/x:-bad").unwrap_err();
+        assert!(e.contains("not a tag"), "{e}");
+        let ModuleSource::Oci(r) = parse("oci://localhost/rules/x:1").unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str()),
+            ("localhost", "rules/x")
+        );
         let e = parse("ftp://host/x.wasm").unwrap_err();
         assert!(e.contains("ftp://"), "{e}");
         let e = parse("http://rules.example.com/x.wasm").unwrap_err();

@@ -558,13 +558,13 @@ impl Resolver {
         };
         let max_run_seconds = raw
             .max_run_seconds
-            .unwrap_or(crate::rules::budget::DEFAULT_MAX_RUN_SECONDS);
+            .unwrap_or(super::DEFAULT_MAX_RUN_SECONDS);
         if max_run_seconds == 0 {
             self.problem(
                 format!("{key}.max_run_seconds"),
                 format!(
                     "must be at least 1 second (the default is {})",
-                    crate::rules::budget::DEFAULT_MAX_RUN_SECONDS
+                    super::DEFAULT_MAX_RUN_SECONDS
                 ),
             );
         }

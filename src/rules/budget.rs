@@ -11,9 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-/// The run's default `max_run_seconds` per module.
-pub const DEFAULT_MAX_RUN_SECONDS: u64 = 300;
-
 #[derive(Debug)]
 pub struct RunBudget {
     limit: Duration,

@@ -8,9 +8,9 @@ use crate::support;
 use std::path::{Path, PathBuf};
 use support::root;
 
-/// `ldap2ftrack ARGS` in the checkout. Its compile cache (support::rule_cache_dir) is kept
-/// under target/ between runs, so the Python module's seconds-long compile is paid once, and
-/// the user's cache is left alone.
+// The runs share the harness's compile cache (support::rule_cache_dir, kept under target/
+// between runs), so the Python module's seconds-long compile is paid once, and the user's
+// cache is left alone.
 
 fn require_module(file: &str) {
     let path = root()

@@ -355,6 +355,64 @@ fn authorizations(server: &test_http::Server) -> Vec<String> {
         .collect()
 }
 
+/// A credentials file that names a credential helper for the registry (`credHelpers`, as
+/// `docker login` with a helper writes it): the helper is asked, its login used, and a helper
+/// that fails is named without repeating what it printed.
+#[test]
+fn registry_credentials_come_from_the_credential_helper_the_credentials_file_names() {
+    let pin = demo_pin(support::root());
+    let registry = REGISTRY_LOGIN.serve(demo_module(), |own| format!("{own}/token"), None);
+    let host = registry.authority();
+    let tools = tempfile::tempdir().unwrap();
+    // A helper speaking the docker-credential-* protocol: `get`, the server on stdin, JSON out.
+    let helper = tools.path().join("docker-credential-studio");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nserver=$(cat)\n[ \"$1\" = get ] && [ \"$server\" = \"{host}\" ] || \
+             {{ echo 'not-for-you-{secret}'; exit 1; }}\n\
+             printf '{{\"ServerURL\":\"%s\",\"Username\":\"{user}\",\"Secret\":\"{secret}\"}}' \"$server\"\n",
+            user = REGISTRY_LOGIN.user,
+            secret = REGISTRY_LOGIN.password,
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let auth_file = tools.path().join("auth.json");
+    std::fs::write(
+        &auth_file,
+        format!(r#"{{"credHelpers": {{"{host}": "studio"}}}}"#),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        tools.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let env = [
+        ("PATH", path.as_str()),
+        ("REGISTRY_AUTH_FILE", auth_file.to_str().unwrap()),
+    ];
+    let reference = format!("oci://{host}/rules/studio-basics:1.0.0");
+    assert!(ok(&inspect(&reference, &env)).contains(&pin));
+    assert!(
+        registry.requests().iter().any(|r| r.path() == "/token"
+            && r.header("authorization")
+                .is_some_and(|a| a.starts_with("Basic "))),
+        "the helper's login was not used"
+    );
+
+    // `credsStore` names a helper for every registry; this one refuses, and says so on stdout.
+    std::fs::write(&auth_file, r#"{"credsStore": "studio"}"#).unwrap();
+    let other = "oci://127.0.0.1:9/rules/studio-basics:1.0.0";
+    let out = inspect(other, &env);
+    let stderr = support::text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("docker-credential-studio"), "{stderr}");
+    assert!(!stderr.contains(REGISTRY_LOGIN.password), "{stderr}");
+}
+
 #[test]
 fn registry_credentials_go_to_a_token_service_on_the_registry_host_and_no_other() {
     let pin = demo_pin(support::root());

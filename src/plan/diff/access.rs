@@ -51,7 +51,9 @@ impl Planner<'_> {
                         (self.names.get(&id), self.names.get(group))
                     }
                 };
-            let reason = self.names.get(&reasons.of(&ReasonKey::Group(group.clone())));
+            let reason = self
+                .names
+                .get(&reasons.of(&ReasonKey::Group(group.clone())));
             let (target, shared_id) = names(&mut self.names);
             let mut op = Operation::new(OperationKind::AddMembership, target, reason);
             op.user_id = Some(shared_id);

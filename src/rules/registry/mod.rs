@@ -19,22 +19,17 @@
 //! `Authorization` header when they change host, port or scheme (reqwest's policy).
 
 use crate::config::OciRef;
-use base64::Engine as _;
 use futures_util::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
-/// The variables that give registry credentials (both or neither)…
-pub const USER_VAR: &str = "LDAP2FTRACK_REGISTRY_USER";
-pub const PASSWORD_VAR: &str = "LDAP2FTRACK_REGISTRY_PASSWORD";
-/// …and the one registry (`HOST[:PORT]`) they are for: required with them, so a
-/// module reference to another registry never receives them.
-pub const HOST_VAR: &str = "LDAP2FTRACK_REGISTRY_HOST";
+mod credentials;
+
+pub use credentials::{credentials, Credentials, HOST_VAR, PASSWORD_VAR, USER_VAR};
 
 /// How long connecting and each read may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -51,147 +46,6 @@ pub enum PullError {
     Tampered(String),
     /// Network, authentication or server trouble.
     Failed(String),
-}
-
-/// Where the credentials for a registry came from, and the credentials (never printed).
-pub struct Credentials {
-    user: String,
-    password: String,
-    /// `LDAP2FTRACK_REGISTRY_USER` or the credentials file's path, for messages.
-    pub from: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("user", &self.user)
-            .field("password", &"<redacted>")
-            .field("from", &self.from)
-            .finish()
-    }
-}
-
-/// The container credentials file: `$REGISTRY_AUTH_FILE`, else `$DOCKER_CONFIG/config.json`,
-/// else `~/.docker/config.json`.
-fn auth_file(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
-    let nonempty = |k: &str| env(k).filter(|v| !v.is_empty());
-    if let Some(f) = nonempty("REGISTRY_AUTH_FILE") {
-        return Some(PathBuf::from(f));
-    }
-    if let Some(d) = nonempty("DOCKER_CONFIG") {
-        return Some(PathBuf::from(d).join("config.json"));
-    }
-    Some(
-        PathBuf::from(nonempty("HOME")?)
-            .join(".docker")
-            .join("config.json"),
-    )
-}
-
-/// The credentials for `registry` (`HOST[:PORT]`): `LDAP2FTRACK_REGISTRY_USER` and
-/// `LDAP2FTRACK_REGISTRY_PASSWORD` when `LDAP2FTRACK_REGISTRY_HOST` names this registry, else
-/// `auths."HOST[:PORT]".auth` (base64 `user:password`) in the container credentials file,
-/// else none (anonymous).
-pub fn credentials(
-    registry: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<Credentials>, String> {
-    match (env(USER_VAR), env(PASSWORD_VAR)) {
-        (Some(user), Some(password)) if !user.is_empty() => {
-            let Some(host) = env(HOST_VAR).filter(|h| !h.trim().is_empty()) else {
-                return Err(format!(
-                    "{USER_VAR} and {PASSWORD_VAR} are set but {HOST_VAR} is not; set it to the \
-                     registry they are for (HOST[:PORT], as in oci://HOST[:PORT]/…): they are \
-                     sent to that registry and no other"
-                ));
-            };
-            if key_host(&host) == registry.to_ascii_lowercase() {
-                return Ok(Some(Credentials {
-                    user,
-                    password,
-                    from: USER_VAR.to_string(),
-                }));
-            }
-            tracing::debug!(
-                "{USER_VAR} is for the registry {host}, not {registry}; looking in the \
-                 credentials file"
-            );
-        }
-        (Some(_), None) | (None, Some(_)) => {
-            return Err(format!(
-                "only one of {USER_VAR} and {PASSWORD_VAR} is set; set both, or neither to use \
-                 the container credentials file"
-            ))
-        }
-        _ => {}
-    }
-    let Some(file) = auth_file(env) else {
-        return Ok(None);
-    };
-    let text = match std::fs::read_to_string(&file) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
-    };
-    #[derive(serde::Deserialize)]
-    struct AuthFile {
-        #[serde(default)]
-        auths: BTreeMap<String, AuthEntry>,
-    }
-    #[derive(serde::Deserialize)]
-    struct AuthEntry {
-        auth: Option<String>,
-    }
-    // The file's content is never echoed: it holds secrets.
-    let parsed: AuthFile = serde_json::from_str(&text).map_err(|e| {
-        format!(
-            "{} is not a container credentials file (line {}, column {}); fix it or point \
-             REGISTRY_AUTH_FILE elsewhere",
-            file.display(),
-            e.line(),
-            e.column()
-        )
-    })?;
-    let wanted = registry.to_ascii_lowercase();
-    let Some(entry) = parsed
-        .auths
-        .iter()
-        .find(|(k, _)| key_host(k) == wanted)
-        .map(|(_, v)| v)
-    else {
-        return Ok(None);
-    };
-    let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) else {
-        return Ok(None);
-    };
-    let bad = || {
-        format!(
-            "{}: auths.\"{registry}\".auth is not base64 of user:password; log in again \
-             (e.g. `podman login {registry}`) or fix the entry",
-            file.display()
-        )
-    };
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(auth.trim())
-        .map_err(|_| bad())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
-    let (user, password) = decoded.split_once(':').ok_or_else(bad)?;
-    Ok(Some(Credentials {
-        user: user.to_string(),
-        password: password.to_string(),
-        from: file.display().to_string(),
-    }))
-}
-
-/// `HOST[:PORT]`, lower-case, of a registry written `host`, `https://host` or
-/// `https://host/v1/` (as credentials file keys and `LDAP2FTRACK_REGISTRY_HOST` may be).
-fn key_host(k: &str) -> String {
-    let k = k.trim();
-    let k = k
-        .strip_prefix("https://")
-        .or_else(|| k.strip_prefix("http://"))
-        .unwrap_or(k);
-    k.split('/').next().unwrap_or(k).to_ascii_lowercase()
 }
 
 /// What oci-client is handed for a registry, and why credentials were kept back, if they were.
@@ -603,70 +457,6 @@ pub async fn publish(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env_of<'a>(vars: &'a [(&'a str, String)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
-    }
-
-    #[test]
-    fn credentials_come_from_the_environment_then_the_credentials_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("auth.json");
-        let auth = base64::engine::general_purpose::STANDARD.encode("studio:s3cret");
-        std::fs::write(
-            &file,
-            format!(r#"{{"auths": {{"https://reg.example.com:5000/v1/": {{"auth": "{auth}"}}}}}}"#),
-        )
-        .unwrap();
-        let from_file = [("REGISTRY_AUTH_FILE", file.display().to_string())];
-        let c = credentials("reg.example.com:5000", &env_of(&from_file))
-            .unwrap()
-            .unwrap();
-        assert_eq!((c.user.as_str(), c.password.as_str()), ("studio", "s3cret"));
-        assert!(!format!("{c:?}").contains("s3cret"));
-        assert!(credentials("other.example.com", &env_of(&from_file))
-            .unwrap()
-            .is_none());
-
-        let both = [
-            ("REGISTRY_AUTH_FILE", file.display().to_string()),
-            (USER_VAR, "bot".to_string()),
-            (PASSWORD_VAR, "pw".to_string()),
-            (HOST_VAR, "Reg.Example.com:5000".to_string()),
-        ];
-        let c = credentials("reg.example.com:5000", &env_of(&both))
-            .unwrap()
-            .unwrap();
-        assert_eq!(c.user, "bot");
-        // The variables are for that registry only: another gets the file's entry, or none.
-        assert!(credentials("other.example.com", &env_of(&both))
-            .unwrap()
-            .is_none());
-        let elsewhere = [
-            ("REGISTRY_AUTH_FILE", file.display().to_string()),
-            (USER_VAR, "bot".to_string()),
-            (PASSWORD_VAR, "pw".to_string()),
-            (HOST_VAR, "other.example.com".to_string()),
-        ];
-        let c = credentials("reg.example.com:5000", &env_of(&elsewhere))
-            .unwrap()
-            .unwrap();
-        assert_eq!(c.user, "studio", "the file's entry for this registry");
-        // Credentials in the environment that name no registry are refused, not sprayed.
-        let unscoped = [
-            (USER_VAR, "bot".to_string()),
-            (PASSWORD_VAR, "pw".to_string()),
-        ];
-        let e = credentials("reg.example.com", &env_of(&unscoped)).unwrap_err();
-        assert!(e.contains(HOST_VAR) && !e.contains("pw"), "{e}");
-
-        let half = [(USER_VAR, "bot".to_string())];
-        assert!(credentials("reg.example.com", &env_of(&half)).is_err());
-
-        std::fs::write(&file, r#"{"auths": {"reg.example.com": {"auth": "!!"}}}"#).unwrap();
-        let e = credentials("reg.example.com", &env_of(&from_file)).unwrap_err();
-        assert!(e.contains("not base64"), "{e}");
-    }
 
     #[test]
     fn the_realm_is_read_as_oci_client_reads_it() {
