@@ -299,7 +299,8 @@ impl Session {
         }
     }
 
-    /// Exponential backoff with full jitter: a random delay up to first_delay × 2^(attempt-1).
+    /// Exponential backoff with equal jitter: half of first_delay × 2^(attempt-1) (capped at
+    /// max_delay) plus a random part up to the other half, so a retry never comes at once.
     fn backoff(&self, attempt: u32) -> Duration {
         let ceiling = self
             .retry

@@ -38,8 +38,9 @@ pub use load::{inspect, inspect_with_cache};
 
 /// The limits every module runs under.
 pub mod limits {
-    /// WebAssembly instructions (fuel) per call. A Rust rule spends ~30k per entry; Python
-    /// and JavaScript guests ~0.5M and ~3M.
+    /// WebAssembly instructions (fuel) per call. Measured (BENCHMARKS.md, "Rule hooks"): a
+    /// Rust hook spends 5.6k–12.7k per call, the Python twin of studio-basics ~275k; the
+    /// budget leaves a slow interpreted rule two orders of magnitude of room.
     pub const FUEL_PER_CALL: u64 = 50_000_000;
     /// Wall-clock backstop per call, in epoch ticks.
     pub const EPOCH_TICK_MS: u64 = 10;
