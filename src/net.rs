@@ -8,6 +8,8 @@
 //! certificate must say so instead of "error sending request".
 
 use std::error::Error;
+use std::path::Path;
+use std::sync::Arc;
 use url::Url;
 
 /// How many redirects a module download follows before giving up (reqwest's default).
@@ -27,6 +29,65 @@ pub fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("ldap2ftrack/", env!("CARGO_PKG_VERSION")))
+}
+
+/// A rustls client configuration (ring provider) for a TLS stream we open ourselves (LDAP,
+/// the ftrack event hub's websocket): trusting only the CAs in `ca_file` when it is set (the
+/// config key `key`, named in errors), else the system's roots.
+pub fn rustls_config(
+    ca_file: Option<&Path>,
+    key: &str,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    format!(
+                        "cannot read CA certificates from {key} {}: {e}",
+                        path.display()
+                    )
+                })?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "{key} {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                    path.display()
+                ));
+            }
+            for cert in certs {
+                roots.add(cert).map_err(|e| {
+                    format!(
+                        "a certificate in {key} {} is not a usable CA: {e}",
+                        path.display()
+                    )
+                })?;
+            }
+        }
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            for cert in native.certs {
+                // A broken system certificate is skipped, as every TLS client does.
+                let _ = roots.add(cert);
+            }
+            if roots.is_empty() {
+                return Err(format!(
+                    "no system CA certificates found and {key} is not set; set {key} to the CA \
+                     that signed the server certificate"
+                ));
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// `scheme://host[:port]` of `url`: all that may be said of an address that could carry a

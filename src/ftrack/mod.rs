@@ -2,6 +2,7 @@
 //! including the bundled emulator run in-process for `server_url = "emulator:PATH"`.
 
 mod bundled;
+pub mod hub;
 pub mod query;
 pub mod session;
 pub mod snapshot;

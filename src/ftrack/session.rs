@@ -119,6 +119,9 @@ pub struct Session {
     host: String,
     api_user: String,
     api_key: Secret,
+    /// `ftrack.ca_file`, for connections this client does not make itself (the event hub's
+    /// websocket).
+    ca_file: Option<std::path::PathBuf>,
     batch_size: usize,
     page_size: usize,
     retry: RetryPolicy,
@@ -172,6 +175,7 @@ impl Session {
             server_url: settings.server_url.trim_end_matches('/').to_string(),
             api_user: settings.api_user,
             api_key: settings.api_key,
+            ca_file: settings.ca_file,
             batch_size: settings.batch_size.max(1),
             page_size: settings.page_size.max(1),
             retry: settings.retry,
@@ -184,6 +188,19 @@ impl Session {
 
     pub fn api_user(&self) -> &str {
         &self.api_user
+    }
+
+    /// The HTTP client (TLS roots, no redirects), for the event hub's handshake.
+    pub(super) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub(super) fn api_key(&self) -> &Secret {
+        &self.api_key
+    }
+
+    pub(super) fn ca_file(&self) -> Option<&std::path::Path> {
+        self.ca_file.as_deref()
     }
 
     /// Sends `operations`, split into requests of at most `batch_size`, and returns one result

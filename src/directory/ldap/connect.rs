@@ -67,64 +67,17 @@ pub(crate) fn prepare(
     })
 }
 
-/// Builds the rustls client configuration: the configured CA file only, else the system roots.
+/// The rustls client configuration for `url`: `ldap.ca_file` only, else the system roots.
 fn tls_config(
     settings: &LdapSettings,
     url: &str,
 ) -> Result<Arc<rustls::ClientConfig>, DirectoryError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-
-    let tls_error = |cause: String| DirectoryError::Tls {
-        url: url.to_string(),
-        cause,
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    match &settings.ca_file {
-        Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| {
-                    tls_error(format!(
-                        "cannot read CA certificates from ldap.ca_file {}: {e}",
-                        path.display()
-                    ))
-                })?;
-            if certs.is_empty() {
-                return Err(tls_error(format!(
-                    "ldap.ca_file {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-                    path.display()
-                )));
-            }
-            for cert in certs {
-                roots.add(cert).map_err(|e| {
-                    tls_error(format!(
-                        "a certificate in ldap.ca_file {} is not a usable CA: {e}",
-                        path.display()
-                    ))
-                })?;
-            }
+    crate::net::rustls_config(settings.ca_file.as_deref(), "ldap.ca_file").map_err(|cause| {
+        DirectoryError::Tls {
+            url: url.to_string(),
+            cause,
         }
-        None => {
-            let native = rustls_native_certs::load_native_certs();
-            for cert in native.certs {
-                // A broken system certificate is skipped, as every TLS client does.
-                let _ = roots.add(cert);
-            }
-            if roots.is_empty() {
-                return Err(tls_error(
-                    "no system CA certificates found and ldap.ca_file is not set; set ldap.ca_file to the CA that signed the server certificate".into(),
-                ));
-            }
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| tls_error(format!("cannot set up TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    })
 }
 
 /// What both connections share: where to connect and how to authenticate.
