@@ -35,7 +35,22 @@ pub enum ApplyError {
         source: FtrackError,
     },
     #[error("cannot write the journal {path}: {cause}")]
-    Journal { path: String, cause: std::io::Error },
+    Journal {
+        path: String,
+        /// Operations that landed (a batch is sent before its journal lines are written).
+        applied: usize,
+        cause: std::io::Error,
+    },
+}
+
+impl ApplyError {
+    /// How many operations ftrack had confirmed when the apply stopped.
+    pub fn landed(&self) -> usize {
+        match self {
+            ApplyError::Ftrack { applied, .. } => *applied,
+            ApplyError::Journal { applied, .. } => *applied,
+        }
+    }
 }
 
 /// Applies `plan` in batches of whole operations (an operation's wire calls never straddle
@@ -52,6 +67,7 @@ pub async fn apply(
             Some(path) => Some(crate::private_files::open_append(path).map_err(|cause| {
                 ApplyError::Journal {
                     path: path.display().to_string(),
+                    applied: 0,
                     cause,
                 }
             })?),
@@ -108,6 +124,7 @@ pub async fn apply(
                     .and_then(|()| lines.write_all(b"\n"))
                     .map_err(|cause| ApplyError::Journal {
                         path: journal.map(|p| p.display().to_string()).unwrap_or_default(),
+                        applied: end,
                         cause,
                     })?;
             }
@@ -119,6 +136,7 @@ pub async fn apply(
                 .and_then(|()| file.sync_data())
                 .map_err(|cause| ApplyError::Journal {
                     path: journal.map(|p| p.display().to_string()).unwrap_or_default(),
+                    applied: end,
                     cause,
                 })?;
             lines.clear();

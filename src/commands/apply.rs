@@ -4,8 +4,11 @@
 use super::output::{count, json_text, OutputFormat};
 use super::{module_pins, print_plan};
 use crate::config::Config;
+use crate::config::FtrackServer;
 use crate::failure::Failure;
-use crate::plan::SavedPlan;
+use crate::ftrack::{Connection, Session};
+use crate::plan::{Plan, SavedPlan};
+use crate::run::events::{self, SyncSummary};
 use crate::run::{self, metrics::RunRecord};
 use std::path::PathBuf;
 
@@ -31,6 +34,15 @@ pub fn apply(config: &Config, args: &ApplyOptions, output: OutputFormat) -> Resu
     })
 }
 
+/// What an apply got to, for the event it publishes however it ends.
+#[derive(Default)]
+struct Reached {
+    inputs: Option<run::Inputs>,
+    plan: Option<Plan>,
+    landed: usize,
+    requests: usize,
+}
+
 fn apply_locked(
     config: &Config,
     args: &ApplyOptions,
@@ -39,11 +51,78 @@ fn apply_locked(
     record: &mut RunRecord,
 ) -> Result<(), Failure> {
     let rt = run::runtime()?;
+    let started = std::time::Instant::now();
+    let mut reached = Reached::default();
+    let result = apply_steps(config, args, output, saved, record, &rt, &mut reached);
+    if config.events.publish {
+        let exit_code = result.as_ref().err().map_or(0, Failure::exit_code);
+        let summary = SyncSummary::new(
+            reached.plan.as_ref(),
+            reached.landed,
+            reached.requests,
+            started.elapsed().as_secs_f64(),
+            exit_code,
+            result.as_ref().err().map(ToString::to_string),
+        );
+        let session = reached.inputs.as_ref().map(|i| &i.connection.session);
+        record.event_published = Some(rt.block_on(announce(config, session, &summary)));
+    }
+    run::release_at_exit(reached);
+    result
+}
+
+/// Publishes the run's summary on the hub of `session` (or, when the run never reached
+/// ftrack, of a session opened for it); whether it arrived. Never fails the run.
+async fn announce(config: &Config, session: Option<&Session>, summary: &SyncSummary) -> bool {
+    let opened;
+    let session = match session {
+        Some(session) => session,
+        // A bundled emulator that was never started has no hub to hear it.
+        None if matches!(config.ftrack.server_url, Some(FtrackServer::Url(_))) => {
+            match Connection::open(&config.ftrack, &|k| std::env::var(k).ok()).await {
+                Ok(connection) => {
+                    opened = connection;
+                    &opened.session
+                }
+                Err(e) => {
+                    tracing::warn!("the sync event was not published: {e}");
+                    return false;
+                }
+            }
+        }
+        None => return false,
+    };
+    match events::publish(session, summary).await {
+        Ok(()) => {
+            tracing::info!(
+                topic = summary.topic(),
+                "sync event published to the ftrack event hub"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::warn!("the sync event was not published to the ftrack event hub: {e}");
+            false
+        }
+    }
+}
+
+fn apply_steps(
+    config: &Config,
+    args: &ApplyOptions,
+    output: OutputFormat,
+    saved: Option<SavedPlan>,
+    record: &mut RunRecord,
+    rt: &tokio::runtime::Runtime,
+    reached: &mut Reached,
+) -> Result<(), Failure> {
     let mut pipeline = run::prepare(config)?;
     let needed = pipeline.user_attributes(&config.ldap).needed;
-    let inputs = rt.block_on(run::read_inputs(config, needed, false))?;
+    let inputs = reached
+        .inputs
+        .insert(rt.block_on(run::read_inputs(config, needed, false))?);
     run::record_timings(record, &inputs.timings);
-    let planned = run::plan(config, &inputs, &mut pipeline)?;
+    let planned = run::plan(config, inputs, &mut pipeline)?;
     run::record_timings(record, &planned.timings);
     if let Some(why) = saved
         .as_ref()
@@ -53,9 +132,11 @@ fn apply_locked(
             "refusing to apply the saved plan: {why}; run `ldap2ftrack plan --out` again and review it"
         )));
     }
-    let plan = saved.map(|s| s.plan).unwrap_or(planned.plan);
-    record.plan(&plan, &config.guards, inputs.directory.users.len());
-    run::guard(config, &plan, inputs.directory.users.len(), args.force)?;
+    let plan = reached
+        .plan
+        .insert(saved.map(|s| s.plan).unwrap_or(planned.plan));
+    record.plan(plan, &config.guards, inputs.directory.users.len());
+    run::guard(config, plan, inputs.directory.users.len(), args.force)?;
     if plan.is_empty() {
         match output {
             OutputFormat::Json => println!(
@@ -68,11 +149,19 @@ fn apply_locked(
     }
     let journal = Some(args.journal.as_deref().unwrap_or(&config.run.journal_file));
     let started = std::time::Instant::now();
-    let report = rt.block_on(run::apply(config, &inputs, &plan, journal));
+    let applied = rt.block_on(run::apply(config, inputs, plan, journal));
     record.phase("apply", started.elapsed());
-    let report = report?;
+    let report = match applied {
+        Ok(report) => report,
+        Err((failure, landed)) => {
+            reached.landed = landed;
+            return Err(failure);
+        }
+    };
+    reached.landed = report.applied;
+    reached.requests = report.requests;
     record.applied = report.applied;
-    run::release_at_exit((inputs, pipeline));
+    run::release_at_exit(pipeline);
     match output {
         OutputFormat::Json => println!(
             "{}",
@@ -81,7 +170,7 @@ fn apply_locked(
             )?
         ),
         OutputFormat::Human => {
-            print_plan(&plan, output)?;
+            print_plan(plan, output)?;
             println!(
                 "Applied {} in {}.",
                 count(report.applied, "operation"),

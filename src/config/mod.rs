@@ -45,8 +45,17 @@ pub struct Config {
     pub deprovision: DeprovisionSettings,
     pub guards: GuardSettings,
     pub run: RunSettings,
+    pub events: EventSettings,
     /// Things worth telling the admin that do not stop the run (e.g. a world-readable secret file).
     pub warnings: Vec<String>,
+}
+
+/// `[events]`: what a run tells ftrack's event hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSettings {
+    /// Publish `ldap2ftrack.sync.applied` / `.failed` after each apply (default true; a
+    /// server without a hub, or a hub that is down, never fails the sync).
+    pub publish: bool,
 }
 
 /// Files of the run itself.

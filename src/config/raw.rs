@@ -26,6 +26,14 @@ pub(super) struct RawConfig {
     pub(super) guards: RawGuards,
     #[serde(default)]
     pub(super) run: RawRun,
+    #[serde(default)]
+    pub(super) events: RawEvents,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEvents {
+    pub(super) publish: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]

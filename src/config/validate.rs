@@ -10,9 +10,9 @@ use super::raw::{RawConfig, RawDeprovision, RawFtrack, RawLdap, RawMappings, Raw
 use super::secret;
 use super::{
     AttributeMappings, Config, ConfigError, ConfigProblem, DeprovisionSettings, DirectorySource,
-    FtrackServer, FtrackSettings, GroupMapping, GuardSettings, LdapSettings, ModuleBounds,
-    ModuleSource, Patterns, RuleModuleSettings, RunSettings, SecretSource, DEFAULT_GROUP_FILTER,
-    DEFAULT_USER_FILTER,
+    EventSettings, FtrackServer, FtrackSettings, GroupMapping, GuardSettings, LdapSettings,
+    ModuleBounds, ModuleSource, Patterns, RuleModuleSettings, RunSettings, SecretSource,
+    DEFAULT_GROUP_FILTER, DEFAULT_USER_FILTER,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -141,6 +141,9 @@ impl Resolver {
             deprovision,
             guards,
             run,
+            events: EventSettings {
+                publish: raw.events.publish.unwrap_or(true),
+            },
             warnings: self.warnings,
         })
     }

@@ -22,6 +22,8 @@ pub struct RunRecord {
     pub guard_margins: Vec<(&'static str, i64)>,
     /// Directory entries left out of the run, by cause (`failed`, `invalid`, `excluded`).
     pub skipped: Vec<(&'static str, usize)>,
+    /// Whether the run's event reached ftrack's event hub (`None`: none was to be sent).
+    pub event_published: Option<bool>,
 }
 
 impl RunRecord {
@@ -148,6 +150,14 @@ impl RunRecord {
             "Operations applied by the last run.",
             &[(String::new(), self.applied.to_string())],
         );
+        if let Some(published) = self.event_published {
+            metric(
+                "ldap2ftrack_event_published",
+                "gauge",
+                "Whether the last run's sync event reached ftrack's event hub (1) or not (0).",
+                &[(String::new(), u8::from(published).to_string())],
+            );
+        }
         let ldap_pages = crate::directory::ldap::pages_read();
         if ldap_pages > 0 {
             metric(

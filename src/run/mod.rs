@@ -2,6 +2,7 @@
 //! guard, and apply. `plan`, `apply` and `explain` are this same pipeline with different
 //! sinks; this module only wires the stages together and maps their failures to exit codes.
 
+pub mod events;
 pub mod lock;
 mod locked;
 pub mod metrics;
@@ -235,12 +236,14 @@ pub fn guard(
     }
 }
 
+/// Applies `plan`; when it stops, the failure and how many operations had landed before it
+/// (operations land in plan order).
 pub async fn apply(
     config: &Config,
     inputs: &Inputs,
     plan: &Plan,
     journal: Option<&Path>,
-) -> Result<apply::ApplyReport, Failure> {
+) -> Result<apply::ApplyReport, (Failure, usize)> {
     let report = apply::apply(
         plan,
         &inputs.connection.session,
@@ -248,10 +251,14 @@ pub async fn apply(
         journal,
     )
     .await;
+    let landed = match &report {
+        Ok(report) => report.applied,
+        Err(e) => e.landed(),
+    };
     // Whatever landed is saved, even when the apply stopped midway.
     inputs
         .connection
         .save()
-        .map_err(|e| Failure::Runtime(e.to_string()))?;
-    report.map_err(|e| Failure::Runtime(e.to_string()))
+        .map_err(|e| (Failure::Runtime(e.to_string()), landed))?;
+    report.map_err(|e| (Failure::Runtime(e.to_string()), landed))
 }
