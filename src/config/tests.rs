@@ -873,3 +873,18 @@ fn referenced_modules_are_named_by_their_pin_in_the_fetch_cache() {
     assert!(text.contains("rules[0].module"), "{text}");
     assert!(text.contains(":TAG"), "{text}");
 }
+
+#[test]
+fn sync_events_are_published_unless_turned_off() {
+    let fx = Fixture::new();
+    assert!(fx.load(MINIMAL).unwrap().events.publish);
+    let off = fx
+        .load(&format!("{MINIMAL}\n[events]\npublish = false\n"))
+        .unwrap();
+    assert!(!off.events.publish);
+    let e = fx
+        .load(&format!("{MINIMAL}\n[events]\npublsh = true\n"))
+        .unwrap_err();
+    let text = problem_text(&e);
+    assert!(text.contains("publsh"), "{text}");
+}
