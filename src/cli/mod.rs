@@ -277,6 +277,7 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
                 plan: args.plan.clone(),
                 force: args.force,
                 journal: args.journal.clone(),
+                bound_to: None,
             };
             commands::apply::apply(&load_config(cli)?, &options, output)
         }

@@ -21,17 +21,38 @@ pub struct ApplyOptions {
     pub force: bool,
     /// The journal file, instead of `[run] journal_file`.
     pub journal: Option<PathBuf>,
+    /// Apply only when a fresh plan has this binding (`plan::saved::binding`): what an
+    /// administrator confirmed from ftrack's Actions menu.
+    pub bound_to: Option<String>,
+}
+
+/// What an apply got through: operations ftrack confirmed and requests sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub operations: usize,
+    pub requests: usize,
 }
 
 /// Applies under the run lock and prints what was applied.
 pub fn apply(config: &Config, args: &ApplyOptions, output: OutputFormat) -> Result<(), Failure> {
+    apply_counted(config, args, output).map(|_| ())
+}
+
+/// [`apply`], returning what it got through.
+pub fn apply_counted(
+    config: &Config,
+    args: &ApplyOptions,
+    output: OutputFormat,
+) -> Result<Applied, Failure> {
     let saved = match &args.plan {
         Some(path) => Some(SavedPlan::read(path).map_err(Failure::Usage)?),
         None => None,
     };
+    let mut applied = Applied::default();
     run::locked(config, "apply", |record| {
-        apply_locked(config, args, output, saved, record)
-    })
+        apply_locked(config, args, output, saved, record, &mut applied)
+    })?;
+    Ok(applied)
 }
 
 /// What an apply got to, for the event it publishes however it ends.
@@ -49,6 +70,7 @@ fn apply_locked(
     output: OutputFormat,
     saved: Option<SavedPlan>,
     record: &mut RunRecord,
+    applied: &mut Applied,
 ) -> Result<(), Failure> {
     let rt = run::runtime()?;
     let started = std::time::Instant::now();
@@ -67,6 +89,10 @@ fn apply_locked(
         let session = reached.inputs.as_ref().map(|i| &i.connection.session);
         record.event_published = Some(rt.block_on(announce(config, session, &summary)));
     }
+    *applied = Applied {
+        operations: reached.landed,
+        requests: reached.requests,
+    };
     run::release_at_exit(reached);
     result
 }
@@ -131,6 +157,16 @@ fn apply_steps(
         return Err(Failure::Runtime(format!(
             "refusing to apply the saved plan: {why}; run `ldap2ftrack plan --out` again and review it"
         )));
+    }
+    if let Some(expected) = &args.bound_to {
+        let now = crate::plan::saved::binding(&inputs.ftrack, &module_pins(config), &planned.plan);
+        if &now != expected {
+            return Err(Failure::Runtime(
+                "refusing to apply: the directory, ftrack or the rule modules changed since the \
+                 plan was shown for confirmation; preview it again"
+                    .to_string(),
+            ));
+        }
     }
     let plan = reached
         .plan

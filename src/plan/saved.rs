@@ -28,6 +28,22 @@ pub fn fingerprint(ftrack: &FtrackSnapshot) -> String {
     format!("{:x}", hasher.finalize())
 }
 
+/// What a plan shown to an administrator is bound to until they confirm it (the
+/// `ldap2ftrack.apply` action): ftrack as it was read, the module pins and the operations, as
+/// one SHA-256. Confirming applies only when a fresh plan gives the same binding.
+pub fn binding(ftrack: &FtrackSnapshot, modules_sha256: &[String], plan: &Plan) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(fingerprint(ftrack).as_bytes());
+    for pin in modules_sha256 {
+        hasher.update(b"\n");
+        hasher.update(pin.as_bytes());
+    }
+    hasher.update(b"\n");
+    // Writing into a hasher cannot fail.
+    let _ = serde_json::to_writer(&mut hasher, &plan.operations);
+    format!("{:x}", hasher.finalize())
+}
+
 /// The file as `write` produces it: the saved plan's fields around a borrowed plan.
 #[derive(Serialize)]
 struct SavedPlanRef<'a> {

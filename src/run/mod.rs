@@ -7,7 +7,7 @@ pub mod lock;
 mod locked;
 pub mod metrics;
 
-pub use locked::{locked, record_timings, release_at_exit};
+pub use locked::{locked, record_timings, release_at_exit, serve_many_runs};
 
 use crate::apply;
 use crate::config::Config;

@@ -20,6 +20,7 @@ mod rules_registry;
 mod rules_wasm;
 mod security_roles;
 mod sync_e2e;
+mod sync_events;
 mod sync_guards;
 mod sync_ldap;
 mod sync_rules;

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::process::Output;
 use support::{entry, plan_ops, triples};
 
-const API_USER: &str = "sync-bot";
-const API_KEY: &str = "e2e-key-3c1f9a";
+pub(crate) const API_USER: &str = "sync-bot";
+pub(crate) const API_KEY: &str = "e2e-key-3c1f9a";
 
 #[derive(Clone)]
 struct Person {
@@ -44,9 +44,9 @@ fn uuid_of(i: usize) -> String {
 }
 
 /// A directory of `people` keyed by their original index (the index fixes the entryUUID).
-struct Studio {
-    dir: tempfile::TempDir,
-    emulator: RunningEmulator,
+pub(crate) struct Studio {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) emulator: RunningEmulator,
     people: BTreeMap<usize, Person>,
     animators: Vec<usize>,
     compositors: Vec<usize>,
@@ -76,7 +76,7 @@ fn seed_state() -> Value {
 }
 
 impl Studio {
-    async fn new() -> Studio {
+    pub(crate) async fn new() -> Studio {
         let state = StateDump::from_json(&seed_state().to_string()).unwrap();
         let emulator = ftrack_emulator::spawn(EmulatorConfig::new(API_USER, API_KEY).state(state))
             .await
@@ -183,7 +183,7 @@ protected_users = ["admin"]
         support::write_ldif(&self.dir.path().join("directory.ldif"), &entries);
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         support::run(
             self.dir.path(),
             args,
@@ -195,7 +195,7 @@ protected_users = ["admin"]
     }
 
     /// The `plan --output json` document; the test fails with stderr if the plan does.
-    fn plan_json(&self) -> Value {
+    pub(crate) fn plan_json(&self) -> Value {
         let out = self.run(&["plan", "--output", "json"]);
         assert!(
             out.status.success(),
@@ -639,7 +639,7 @@ async fn invalid_and_duplicate_entries_are_skipped_and_reported() {
 }
 
 impl Studio {
-    fn set_config(&self, from: &str, to: &str) {
+    pub(crate) fn set_config(&self, from: &str, to: &str) {
         let path = self.dir.path().join("sync.toml");
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains(from), "{from} not in sync.toml");
