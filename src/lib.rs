@@ -15,6 +15,7 @@ pub mod directory;
 pub mod failure;
 pub mod fixtures;
 pub mod ftrack;
+pub mod ldap_syntax;
 pub mod lock;
 pub mod metrics;
 pub mod net;
