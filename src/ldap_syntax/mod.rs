@@ -12,3 +12,6 @@ pub mod filter;
 
 pub use dn::{DnError, NormalizedDn};
 pub use filter::{AssertionValue, Filter, FilterError};
+
+#[cfg(test)]
+mod vectors;
