@@ -291,7 +291,10 @@ impl Resolver {
                 self.problem(
                     "ldap.url",
                     format!(
-                        "`{url}` is plain ldap:// to another machine, so the bind password would                          cross the network in clear text; use ldaps://, or set                          `ldap.starttls = true`, or set `ldap.allow_insecure_ldap = true` if you                          accept that"
+                        "`{url}` is plain ldap:// to another machine, so the bind password would \
+                         cross the network in clear text; use ldaps://, or set \
+                         `ldap.starttls = true`, or set `ldap.allow_insecure_ldap = true` if \
+                         you accept that"
                     ),
                 );
             }
