@@ -14,6 +14,7 @@ pub mod directory;
 pub mod failure;
 pub mod fixtures;
 pub mod ftrack;
+pub mod ldap_syntax;
 pub mod net;
 pub mod plan;
 pub mod private_files;

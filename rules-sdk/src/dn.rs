@@ -6,7 +6,8 @@
 pub struct Rdn {
     /// The attribute type, lower-cased (`cn`, `ou`, `dc`, ...).
     pub attr: String,
-    /// The value, unescaped and trimmed.
+    /// The value, unescaped, without the white space around it. An escaped space (`\ `, or
+    /// `\20`) is part of the value, as RFC 4514 and the host say: `cn=x\ ` is `x `.
     pub value: String,
 }
 
@@ -25,17 +26,30 @@ fn rdns(dn: &str) -> Vec<Vec<Rdn>> {
     let mut attr: Vec<u8> = Vec::new();
     let mut value: Vec<u8> = Vec::new();
     let mut in_value = false;
+    // The bytes of `value` written escaped, from the first escape to the end of the last:
+    // white space is trimmed only outside them.
+    let mut escaped: Option<(usize, usize)> = None;
     let mut chars = dn.chars().peekable();
-    let part = |attr: &mut Vec<u8>, value: &mut Vec<u8>, rdn: &mut Vec<Rdn>| {
+    let part = |attr: &mut Vec<u8>,
+                value: &mut Vec<u8>,
+                escaped: &mut Option<(usize, usize)>,
+                rdn: &mut Vec<Rdn>| {
         let a = String::from_utf8_lossy(attr).trim().to_ascii_lowercase();
         if !a.is_empty() {
-            rdn.push(Rdn {
-                attr: a,
-                value: String::from_utf8_lossy(value).trim().to_string(),
-            });
+            let value = match *escaped {
+                None => String::from_utf8_lossy(value).trim().to_string(),
+                Some((start, end)) => [
+                    String::from_utf8_lossy(&value[..start]).trim_start(),
+                    &String::from_utf8_lossy(&value[start..end]),
+                    String::from_utf8_lossy(&value[end..]).trim_end(),
+                ]
+                .concat(),
+            };
+            rdn.push(Rdn { attr: a, value });
         }
         attr.clear();
         value.clear();
+        *escaped = None;
     };
     let mut utf8 = [0u8; 4];
     while let Some(c) = chars.next() {
@@ -43,6 +57,7 @@ fn rdns(dn: &str) -> Vec<Vec<Rdn>> {
             '\\' => {
                 let Some(next) = chars.next() else { break };
                 let target = if in_value { &mut value } else { &mut attr };
+                let from = target.len();
                 let hex_pair =
                     next.is_ascii_hexdigit() && chars.peek().is_some_and(|c| c.is_ascii_hexdigit());
                 match chars.peek().copied().filter(|_| hex_pair) {
@@ -53,14 +68,18 @@ fn rdns(dn: &str) -> Vec<Vec<Rdn>> {
                     }
                     None => target.extend_from_slice(next.encode_utf8(&mut utf8).as_bytes()),
                 }
+                if in_value {
+                    let start = escaped.map_or(from, |(start, _)| start);
+                    escaped = Some((start, value.len()));
+                }
             }
             '=' if !in_value => in_value = true,
             '+' if in_value => {
-                part(&mut attr, &mut value, &mut rdn);
+                part(&mut attr, &mut value, &mut escaped, &mut rdn);
                 in_value = false;
             }
             ',' | ';' if in_value => {
-                part(&mut attr, &mut value, &mut rdn);
+                part(&mut attr, &mut value, &mut escaped, &mut rdn);
                 out.push(std::mem::take(&mut rdn));
                 in_value = false;
             }
@@ -69,7 +88,7 @@ fn rdns(dn: &str) -> Vec<Vec<Rdn>> {
         }
     }
     if in_value {
-        part(&mut attr, &mut value, &mut rdn);
+        part(&mut attr, &mut value, &mut escaped, &mut rdn);
     }
     if !rdn.is_empty() {
         out.push(rdn);

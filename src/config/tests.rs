@@ -428,7 +428,10 @@ fn a_clear_text_bind_to_another_machine_is_refused_unless_allowed() {
     let e = fx.load(&cfg("ldap://10.255.255.1", "")).unwrap_err();
     assert!(e.mentions_key("ldap.url"), "{e}");
     let text = problem_text(&e);
-    assert!(text.contains("clear text"), "{text}");
+    assert!(
+        text.contains("so the bind password would cross the network in clear text; use"),
+        "one sentence, no runs of spaces: {text}"
+    );
     assert!(text.contains("ldap.allow_insecure_ldap = true"), "{text}");
     let allowed = fx
         .load(&cfg("ldap://10.255.255.1", "allow_insecure_ldap = true\n"))
@@ -887,4 +890,160 @@ fn sync_events_are_published_unless_turned_off() {
         .unwrap_err();
     let text = problem_text(&e);
     assert!(text.contains("publsh"), "{text}");
+}
+
+#[test]
+fn filters_are_checked_by_the_ldap_parser() {
+    let fx = Fixture::new();
+    let with = |extra: &str| fx.load(&format!("{MINIMAL}{extra}\n"));
+    // Valid filters, however unusual, load as written (white space around them dropped: the
+    // LDAP client takes none).
+    for filter in [
+        "(&(objectClass=user)(!(userAccountControl:1.2.840.113556.1.4.803:=2)))",
+        "(memberOf:1.2.840.113556.1.4.1941:=cn=Leads,ou=groups,dc=example,dc=com)",
+        "(|(cn=Doe\\\\2c Jane)(cn;lang-de=Zoë*)(sn~=smyth)(uidNumber>=1000))",
+        "(objectGUID=\\\\a1\\\\ff\\\\00\\\\10)",
+        "(ou:dn:=People)",
+        "(&)",
+    ] {
+        let c = with(&format!(
+            "user_filter = \"  {filter} \"\ngroup_filter = \"{filter}\""
+        ))
+        .unwrap_or_else(|e| panic!("{filter}: {e}"));
+        let written = filter.replace("\\\\", "\\");
+        assert_eq!(c.ldap.user_filter, written);
+        assert_eq!(c.ldap.group_filter, written);
+    }
+    // Each refusal is the parser's: where, and what is wrong there.
+    for (key, filter, says) in [
+        (
+            "user_filter",
+            "(&(objectClass=person)(uid=*)",
+            "at character 30: the `(` at character 1 is not closed: a `)` is missing",
+        ),
+        (
+            "user_filter",
+            "objectClass=person",
+            "wrap it, e.g. (objectClass=person)",
+        ),
+        (
+            "group_filter",
+            "(cn=team**)",
+            "at character 10: two `*` in a row",
+        ),
+        (
+            "group_filter",
+            "(cn=a(b)",
+            "`(` inside a value must be escaped as \\28",
+        ),
+        (
+            "user_filter",
+            "(uidNumber>=1*)",
+            "`*` in a `>=` value must be escaped as \\2a",
+        ),
+        ("user_filter", "(& (uid=a)(uid=b))", "white space"),
+        ("user_filter", "(cn=\\\\x)", "is not an escape"),
+        ("user_filter", "(user_name=a)", "after the attribute `user`"),
+        ("user_filter", "(uid=a)(uid=b)", "to combine filters write"),
+        ("user_filter", "", "the filter is empty"),
+    ] {
+        let e = with(&format!("{key} = \"{filter}\"")).unwrap_err();
+        let text = problem_text(&e);
+        assert!(e.mentions_key(&format!("ldap.{key}")), "{filter}: {text}");
+        assert_eq!(e.problems.len(), 1, "{filter}: {text}");
+        assert!(text.contains("invalid LDAP filter `"), "{filter}: {text}");
+        assert!(text.contains(says), "{filter}: {text}");
+        assert!(
+            text.ends_with("; write an RFC 4515 filter, e.g. (&(objectClass=person)(uid=*))"),
+            "{filter}: {text}"
+        );
+    }
+}
+
+#[test]
+fn dns_are_checked_by_the_ldap_parser() {
+    let fx = Fixture::new();
+    let with = |key: &str, dn: &str| {
+        let mut text = String::from("[ldap]\nurl = \"ldaps://ldap.example.com\"\n");
+        if key != "user_base_dn" {
+            text.push_str("user_base_dn = \"dc=example,dc=com\"\n");
+        }
+        if key == "bind_dn" {
+            text.push_str("bind_password_env = \"PW\"\n");
+        }
+        text.push_str(&format!("{key} = \"{dn}\"\n"));
+        fx.load(&text)
+    };
+    for key in ["user_base_dn", "group_base_dn", "bind_dn"] {
+        for dn in [
+            "CN=Doe\\\\, Jane,OU=People,DC=example,DC=com",
+            "ou = People , dc=example;dc=com",
+            "OID.2.5.4.11=People,dc=example",
+            "cn=\\\"Doe, Jane\\\",dc=example",
+            "cn=#04034a6f65,dc=example",
+            "uid=Zoë+cn=Z,dc=example",
+        ] {
+            with(key, dn).unwrap_or_else(|e| panic!("{key} = {dn}: {e}"));
+        }
+        for (dn, says) in [
+            (
+                "people",
+                "at character 7: `=` expected after attribute type `people`",
+            ),
+            (
+                "ou=people,,dc=example",
+                "at character 11: an attribute type is missing",
+            ),
+            (
+                "ou=people,dc=example,",
+                "at character 22: an attribute type is missing",
+            ),
+            (
+                "cn=\\\"Doe, Jane,dc=example",
+                "a quoted value is not closed",
+            ),
+            ("cn=a\\\\", "ends with a lone `\\`"),
+            ("cn=a\\\\4,dc=x", "two hex digits"),
+            ("cn=#zz,dc=x", "hex pairs"),
+            (
+                "  ",
+                "is empty; give a DN, e.g. ou=people,dc=example,dc=com",
+            ),
+        ] {
+            let e = with(key, dn).unwrap_err();
+            let text = problem_text(&e);
+            assert!(
+                e.mentions_key(&format!("ldap.{key}")),
+                "{key} = {dn}: {text}"
+            );
+            assert_eq!(e.problems.len(), 1, "{key} = {dn}: {text}");
+            assert!(text.contains(says), "{key} = {dn}: {text}");
+        }
+    }
+    let e = with("user_base_dn", "ou=a\\\"b,dc=x").unwrap_err();
+    assert!(
+        problem_text(&e).ends_with(
+            "write a DN such as ou=people,dc=example,dc=com, with `\\,` for a comma inside a value"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_group_mapping_that_looks_like_a_dn_but_is_not_is_warned_about() {
+    let fx = Fixture::new();
+    let c = fx
+        .load(&format!(
+            "{MINIMAL}\n[group_mappings]\n\"cn=leads,,ou=groups\" = {{ groups = [\"Leads\"] }}\n\
+             \"cn=comp,ou=groups,dc=example,dc=com\" = {{ groups = [\"Comp\"] }}\n\
+             \"lighting\" = {{ groups = [\"Lighting\"] }}\n"
+        ))
+        .unwrap();
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].contains("\"cn=leads,,ou=groups\" contains `=` but is not a DN (invalid DN"),
+        "{:?}",
+        c.warnings
+    );
+    assert!(c.warnings[0].contains("looked up as a group's cn"));
 }

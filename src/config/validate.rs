@@ -14,6 +14,7 @@ use super::{
     ModuleBounds, ModuleSource, Patterns, RuleModuleSettings, RunSettings, SecretSource,
     DEFAULT_GROUP_FILTER, DEFAULT_USER_FILTER,
 };
+use crate::ldap_syntax::{Filter, NormalizedDn};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -224,7 +225,7 @@ impl Resolver {
         );
         let user_base_dn = required(
             "user_base_dn",
-            raw.user_base_dn.take(),
+            raw.user_base_dn.clone(),
             "\"ou=people,dc=studio,dc=example\"",
         );
         if raw.bind_password.is_some() {
@@ -293,42 +294,37 @@ impl Resolver {
                 self.problem(
                     "ldap.url",
                     format!(
-                        "`{url}` is plain ldap:// to another machine, so the bind password would                          cross the network in clear text; use ldaps://, or set                          `ldap.starttls = true`, or set `ldap.allow_insecure_ldap = true` if you                          accept that"
+                        "`{url}` is plain ldap:// to another machine, so the bind password would \
+                         cross the network in clear text; use ldaps://, or set \
+                         `ldap.starttls = true`, or set `ldap.allow_insecure_ldap = true` if \
+                         you accept that"
                     ),
                 );
             }
         }
         for (key, dn) in [
-            (
-                "ldap.user_base_dn",
-                Some(&user_base_dn).filter(|dn| !dn.is_empty()),
-            ),
+            // Missing is reported above.
+            ("ldap.user_base_dn", raw.user_base_dn.as_ref()),
             ("ldap.group_base_dn", raw.group_base_dn.as_ref()),
             ("ldap.bind_dn", raw.bind_dn.as_ref()),
         ] {
-            if let Some(dn) = dn {
-                if !dn.contains('=') {
-                    self.problem(
-                        key,
-                        format!("`{dn}` is not a DN; expected e.g. ou=people,dc=example,dc=com"),
-                    );
-                }
-            }
-        }
-        let user_filter = raw
-            .user_filter
-            .unwrap_or_else(|| DEFAULT_USER_FILTER.into());
-        let group_filter = raw
-            .group_filter
-            .unwrap_or_else(|| DEFAULT_GROUP_FILTER.into());
-        for (key, filter) in [
-            ("ldap.user_filter", &user_filter),
-            ("ldap.group_filter", &group_filter),
-        ] {
-            if let Err(why) = check_filter_shape(filter) {
+            if let Some(Err(why)) = dn.map(|dn| check_dn(dn)) {
                 self.problem(key, why);
             }
         }
+        // Trimmed: the LDAP client takes no white space around a filter.
+        let mut filter = |key: &str, written: Option<String>, default: &str| {
+            let filter = written.map_or(default.to_string(), |f| f.trim().to_string());
+            if let Err(e) = Filter::parse(&filter) {
+                self.problem(
+                    key,
+                    format!("{e}; write an RFC 4515 filter, e.g. (&(objectClass=person)(uid=*))"),
+                );
+            }
+            filter
+        };
+        let user_filter = filter("ldap.user_filter", raw.user_filter, DEFAULT_USER_FILTER);
+        let group_filter = filter("ldap.group_filter", raw.group_filter, DEFAULT_GROUP_FILTER);
         let page_size = raw.page_size.unwrap_or(500);
         if !(1..=100_000).contains(&page_size) {
             self.problem(
@@ -464,6 +460,13 @@ impl Resolver {
             let key = format!("group_mappings.\"{group}\"");
             if group.trim().is_empty() {
                 self.problem(&key, "the LDAP group is empty; use a group DN or its cn");
+            } else if group.contains('=') {
+                if let Err(e) = NormalizedDn::parse(group) {
+                    self.warnings.push(format!(
+                        "[group_mappings] \"{group}\" contains `=` but is not a DN ({e}), so it \
+                         is looked up as a group's cn; if it is meant as a DN, fix it"
+                    ));
+                }
             }
             if m.groups.is_empty() && m.roles.is_empty() && m.project_roles.is_empty() {
                 self.problem(
@@ -615,29 +618,16 @@ fn is_attribute_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
-/// A cheap check that catches the usual filter typos (missing parentheses) before any search.
-fn check_filter_shape(filter: &str) -> Result<(), String> {
-    let trimmed = filter.trim();
-    if !(trimmed.starts_with('(') && trimmed.ends_with(')')) {
-        return Err(format!(
-            "`{filter}` is not an LDAP filter; wrap it in parentheses, e.g. (objectClass=person)"
-        ));
+/// A base or bind DN as the directory layer will read it ([`NormalizedDn`]); not empty, which
+/// would search (or bind as) nothing in particular.
+fn check_dn(dn: &str) -> Result<(), String> {
+    const EXAMPLE: &str = "ou=people,dc=example,dc=com";
+    if dn.trim().is_empty() {
+        return Err(format!("is empty; give a DN, e.g. {EXAMPLE}"));
     }
-    let mut depth: i64 = 0;
-    for c in trimmed.chars() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            _ => {}
-        }
-        if depth < 0 {
-            break;
-        }
-    }
-    if depth != 0 {
-        return Err(format!("`{filter}` has unbalanced parentheses"));
-    }
-    Ok(())
+    NormalizedDn::parse(dn).map(drop).map_err(|e| {
+        format!("{e}; write a DN such as {EXAMPLE}, with `\\,` for a comma inside a value")
+    })
 }
 
 /// TLS is the rule: plain http is only for the local machine unless explicitly allowed.

@@ -1,136 +1,175 @@
-//! LDAP search filters (RFC 4515), evaluated against entries read from an LDIF file.
+//! Search filters evaluated against entries read from an LDIF file.
 //!
 //! A server evaluates `user_filter` and `group_filter` itself; an `ldif:` source has no
-//! server, so the same filter is evaluated here to select the same entries. Matching is
-//! case-insensitive, as for the attributes filters use in practice (objectClass, uid, cn,
-//! mail). AD's bitwise matching rules are supported; anything else unknown is an error,
-//! never a silent "no match".
+//! server, so the same filter (parsed by [`crate::ldap_syntax::filter`]) is evaluated here to
+//! select the same entries. Matching is case-insensitive, as for the attributes filters use in
+//! practice (objectClass, uid, cn, mail); `~=` is taken as equality. Of the extensible matches,
+//! AD's bitwise rules and a plain `attr:=value` are evaluated; anything else (another matching
+//! rule, `:dn`) is refused when the filter is built, never a silent "no match".
 
-use super::entry::Entry;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Filter {
-    And(Vec<Filter>),
-    Or(Vec<Filter>),
-    Not(Box<Filter>),
-    Equal(String, String),
-    Present(String),
-    Substring {
-        attribute: String,
-        initial: Option<String>,
-        any: Vec<String>,
-        last: Option<String>,
-    },
-    GreaterOrEqual(String, String),
-    LessOrEqual(String, String),
-    /// AD `attr:1.2.840.113556.1.4.803:=N` (all bits) or `…804:=N` (any bit).
-    Bitwise {
-        attribute: String,
-        all_bits: bool,
-        mask: u64,
-    },
-}
+use super::entry::{Entry, Value};
+use crate::ldap_syntax::filter::{base_name, AssertionValue, Filter};
 
 const BIT_AND: &str = "1.2.840.113556.1.4.803";
 const BIT_OR: &str = "1.2.840.113556.1.4.804";
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid LDAP filter `{filter}` at character {position}: {reason}")]
-pub struct FilterError {
-    pub filter: String,
-    pub position: usize,
-    pub reason: String,
-}
+/// A filter this module can evaluate as a server would.
+#[derive(Debug, Clone)]
+pub struct EntryFilter(Filter);
 
-impl Filter {
-    pub fn parse(text: &str) -> Result<Filter, FilterError> {
-        let mut p = FilterParser {
-            chars: text.trim().chars().collect(),
-            pos: 0,
-            depth: 0,
-        };
-        let result = p.filter().and_then(|f| {
-            if p.pos == p.chars.len() {
-                Ok(f)
-            } else {
-                Err("unexpected text after the filter".to_string())
-            }
-        });
-        result.map_err(|reason| FilterError {
-            filter: text.to_string(),
-            position: p.pos + 1,
-            reason,
-        })
+impl EntryFilter {
+    /// Parses `text` and checks that every part of it can be evaluated here; the error says
+    /// what to change.
+    pub fn parse(text: &str) -> Result<EntryFilter, String> {
+        let filter = Filter::parse(text).map_err(|e| e.to_string())?;
+        EntryFilter::new(filter).map_err(|why| format!("LDAP filter `{text}`: {why}"))
     }
 
-    /// The attributes the filter tests, by base name (options dropped), in order of first
-    /// appearance, each once (case-insensitively). An entry without them cannot be matched
-    /// here as the server matched it.
-    pub fn attributes(&self) -> Vec<&str> {
-        fn walk<'a>(f: &'a Filter, out: &mut Vec<&'a str>) {
-            let name = match f {
-                Filter::And(fs) | Filter::Or(fs) => {
-                    fs.iter().for_each(|f| walk(f, out));
-                    return;
-                }
-                Filter::Not(f) => return walk(f, out),
-                Filter::Equal(a, _)
-                | Filter::Present(a)
-                | Filter::GreaterOrEqual(a, _)
-                | Filter::LessOrEqual(a, _)
-                | Filter::Substring { attribute: a, .. }
-                | Filter::Bitwise { attribute: a, .. } => base_name(a),
-            };
-            if !out.iter().any(|n| n.eq_ignore_ascii_case(name)) {
-                out.push(name);
-            }
-        }
-        let mut out = Vec::new();
-        walk(self, &mut out);
-        out
+    pub fn new(filter: Filter) -> Result<EntryFilter, String> {
+        evaluable(&filter)?;
+        Ok(EntryFilter(filter))
+    }
+
+    pub fn filter(&self) -> &Filter {
+        &self.0
     }
 
     pub fn matches(&self, entry: &Entry) -> bool {
-        let texts = |attr: &str| entry.texts(base_name(attr)).collect::<Vec<_>>();
-        match self {
-            Filter::And(fs) => fs.iter().all(|f| f.matches(entry)),
-            Filter::Or(fs) => fs.iter().any(|f| f.matches(entry)),
-            Filter::Not(f) => !f.matches(entry),
-            Filter::Present(a) => {
-                a.eq_ignore_ascii_case("objectClass") || !entry.values(base_name(a)).is_empty()
+        matches(&self.0, entry)
+    }
+}
+
+/// Refuses what [`matches`] cannot answer as a server would.
+fn evaluable(filter: &Filter) -> Result<(), String> {
+    match filter {
+        Filter::And(fs) | Filter::Or(fs) => fs.iter().try_for_each(evaluable),
+        Filter::Not(f) => evaluable(f),
+        Filter::Extensible {
+            dn_attributes: true,
+            ..
+        } => Err("`:dn` (matching the entry's DN parts) is not supported for ldif: sources".into()),
+        Filter::Extensible {
+            attribute: None, ..
+        } => Err(
+            "an extensible match without an attribute is not supported for ldif: sources".into(),
+        ),
+        Filter::Extensible {
+            rule: Some(rule),
+            value,
+            ..
+        } => {
+            if rule != BIT_AND && rule != BIT_OR {
+                return Err(format!(
+                    "matching rule {rule} is not supported for ldif: sources (only AD's \
+                     bitwise {BIT_AND} and {BIT_OR})"
+                ));
             }
-            Filter::Equal(a, v) if a.eq_ignore_ascii_case("objectClass") => texts(a)
+            bit_mask(value)
+                .map(drop)
+                .ok_or_else(|| format!("a bitwise match needs a number, not `{}`", text_of(value)))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn bit_mask(value: &AssertionValue) -> Option<u64> {
+    value.as_text()?.trim().parse().ok()
+}
+
+fn text_of(value: &AssertionValue) -> String {
+    String::from_utf8_lossy(value.as_bytes()).into_owned()
+}
+
+fn matches(filter: &Filter, entry: &Entry) -> bool {
+    let texts = |attr: &str| entry.texts(base_name(attr)).collect::<Vec<_>>();
+    // A value that is not UTF-8 matches only the same bytes (an objectGUID).
+    let equal = |attr: &str, wanted: &AssertionValue| {
+        entry
+            .values(base_name(attr))
+            .iter()
+            .any(|value| match (value, wanted.as_text()) {
+                (Value::Text(t), Some(w)) => fold(t) == fold(w),
+                (Value::Text(_), None) => false,
+                (Value::Binary(b), _) => b.as_slice() == wanted.as_bytes(),
+            })
+    };
+    let ordered = |attr: &str, bound: &AssertionValue, wanted: fn(std::cmp::Ordering) -> bool| {
+        bound
+            .as_text()
+            .is_some_and(|b| texts(attr).iter().any(|t| wanted(compare(t, b))))
+    };
+    match filter {
+        Filter::And(fs) => fs.iter().all(|f| matches(f, entry)),
+        Filter::Or(fs) => fs.iter().any(|f| matches(f, entry)),
+        Filter::Not(f) => !matches(f, entry),
+        Filter::Present(a) => {
+            a.eq_ignore_ascii_case("objectClass") || !entry.values(base_name(a)).is_empty()
+        }
+        Filter::Equal(a, v) | Filter::Approximate(a, v)
+            if a.eq_ignore_ascii_case("objectClass") =>
+        {
+            v.as_text().is_some_and(|v| {
+                texts(a)
+                    .iter()
+                    .any(|class| superclasses(&fold(class)).any(|c| c == fold(v)))
+            })
+        }
+        Filter::Equal(a, v) | Filter::Approximate(a, v) => equal(a, v),
+        Filter::GreaterOrEqual(a, v) => ordered(a, v, std::cmp::Ordering::is_ge),
+        Filter::LessOrEqual(a, v) => ordered(a, v, std::cmp::Ordering::is_le),
+        Filter::Substring {
+            attribute,
+            initial,
+            any,
+            last,
+        } => {
+            // A part that is not UTF-8 is never inside a text value.
+            let (Some(initial), Some(last)) = (folded(initial), folded(last)) else {
+                return false;
+            };
+            let Some(any) = any
                 .iter()
-                .any(|class| superclasses(&fold(class)).any(|c| c == fold(v))),
-            Filter::Equal(a, v) => texts(a).iter().any(|t| fold(t) == fold(v)),
-            Filter::GreaterOrEqual(a, v) => texts(a).iter().any(|t| compare(t, v).is_ge()),
-            Filter::LessOrEqual(a, v) => texts(a).iter().any(|t| compare(t, v).is_le()),
-            Filter::Substring {
-                attribute,
-                initial,
-                any,
-                last,
-            } => texts(attribute)
+                .map(|v| v.as_text().map(fold))
+                .collect::<Option<Vec<_>>>()
+            else {
+                return false;
+            };
+            texts(attribute)
                 .iter()
-                .any(|t| substring_match(&fold(t), initial, any, last)),
-            Filter::Bitwise {
-                attribute,
-                all_bits,
-                mask,
-            } => texts(attribute)
+                .any(|t| substring_match(&fold(t), initial.as_deref(), &any, last.as_deref()))
+        }
+        Filter::Extensible {
+            attribute: Some(a),
+            rule: None,
+            value,
+            dn_attributes: false,
+        } => equal(a, value),
+        Filter::Extensible {
+            attribute: Some(attribute),
+            rule: Some(rule),
+            value,
+            dn_attributes: false,
+        } => {
+            let Some(mask) = bit_mask(value) else {
+                return false;
+            };
+            let all_bits = rule == BIT_AND;
+            texts(attribute)
                 .iter()
                 .any(|t| match t.trim().parse::<i64>() {
                     Ok(v) => {
                         let v = v as u64;
-                        if *all_bits {
-                            v & mask == *mask
+                        if all_bits {
+                            v & mask == mask
                         } else {
                             v & mask != 0
                         }
                     }
                     Err(_) => false,
-                }),
+                })
         }
+        // Refused by `evaluable` before any entry is matched.
+        Filter::Extensible { .. } => false,
     }
 }
 
@@ -160,8 +199,12 @@ fn superclasses(class: &str) -> impl Iterator<Item = String> {
     })
 }
 
-fn base_name(attr: &str) -> &str {
-    attr.split(';').next().unwrap_or(attr)
+/// An optional substring part folded: `None` when it is there but not UTF-8.
+fn folded(part: &Option<AssertionValue>) -> Option<Option<String>> {
+    match part {
+        None => Some(None),
+        Some(v) => v.as_text().map(|t| Some(fold(t))),
+    }
 }
 
 fn fold(s: &str) -> String {
@@ -176,205 +219,29 @@ fn compare(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
-fn substring_match(
-    value: &str,
-    initial: &Option<String>,
-    any: &[String],
-    last: &Option<String>,
-) -> bool {
+fn substring_match(value: &str, initial: Option<&str>, any: &[String], last: Option<&str>) -> bool {
     let mut rest = value;
     if let Some(i) = initial {
-        match rest.strip_prefix(fold(i).as_str()) {
+        match rest.strip_prefix(i) {
             Some(r) => rest = r,
             None => return false,
         }
     }
     for part in any {
-        let part = fold(part);
-        match rest.find(&part) {
+        match rest.find(part.as_str()) {
             Some(at) => rest = &rest[at + part.len()..],
             None => return false,
         }
     }
     match last {
-        Some(l) => rest.ends_with(fold(l).as_str()),
+        Some(l) => rest.ends_with(l),
         None => true,
     }
-}
-
-struct FilterParser {
-    chars: Vec<char>,
-    pos: usize,
-    depth: usize,
-}
-
-impl FilterParser {
-    fn peek(&self) -> Option<char> {
-        self.chars.get(self.pos).copied()
-    }
-
-    fn expect(&mut self, c: char) -> Result<(), String> {
-        if self.peek() == Some(c) {
-            self.pos += 1;
-            Ok(())
-        } else {
-            Err(format!("`{c}` expected"))
-        }
-    }
-
-    fn filter(&mut self) -> Result<Filter, String> {
-        self.depth += 1;
-        if self.depth > 100 {
-            return Err("filter nested too deeply".into());
-        }
-        self.expect('(')?;
-        let f = match self.peek() {
-            Some('&') => {
-                self.pos += 1;
-                Filter::And(self.list()?)
-            }
-            Some('|') => {
-                self.pos += 1;
-                Filter::Or(self.list()?)
-            }
-            Some('!') => {
-                self.pos += 1;
-                Filter::Not(Box::new(self.filter()?))
-            }
-            _ => self.item()?,
-        };
-        self.expect(')')?;
-        self.depth -= 1;
-        Ok(f)
-    }
-
-    fn list(&mut self) -> Result<Vec<Filter>, String> {
-        let mut items = Vec::new();
-        while self.peek() == Some('(') {
-            items.push(self.filter()?);
-        }
-        Ok(items)
-    }
-
-    fn item(&mut self) -> Result<Filter, String> {
-        let start = self.pos;
-        while let Some(c) = self.peek() {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ';' | ':') {
-                self.pos += 1;
-            } else {
-                break;
-            }
-        }
-        let lhs: String = self.chars[start..self.pos].iter().collect();
-        if lhs.is_empty() {
-            return Err("an attribute name is missing".into());
-        }
-        let op = match (self.peek(), self.chars.get(self.pos + 1)) {
-            (Some('='), _) => "=",
-            (Some('>'), Some('=')) => ">=",
-            (Some('<'), Some('=')) => "<=",
-            (Some('~'), Some('=')) => "~=",
-            _ => return Err("`=`, `>=`, `<=` or `~=` expected".into()),
-        };
-        self.pos += op.len();
-        if let Some(rule_part) = lhs.strip_suffix(':') {
-            return self.extensible(rule_part);
-        }
-        let raw = self.raw_value()?;
-        match op {
-            ">=" => Ok(Filter::GreaterOrEqual(lhs, unescape(&raw)?)),
-            "<=" => Ok(Filter::LessOrEqual(lhs, unescape(&raw)?)),
-            // Approximate match: equality is the honest approximation here.
-            "~=" => Ok(Filter::Equal(lhs, unescape(&raw)?)),
-            _ if raw == "*" => Ok(Filter::Present(lhs)),
-            _ if raw.contains('*') => {
-                let parts: Vec<&str> = raw.split('*').collect();
-                let non_empty = |s: &str| -> Result<Option<String>, String> {
-                    if s.is_empty() {
-                        Ok(None)
-                    } else {
-                        unescape(s).map(Some)
-                    }
-                };
-                let initial = non_empty(parts[0])?;
-                let last = non_empty(parts[parts.len() - 1])?;
-                let any = parts[1..parts.len() - 1]
-                    .iter()
-                    .filter(|s| !s.is_empty())
-                    .map(|s| unescape(s))
-                    .collect::<Result<_, _>>()?;
-                Ok(Filter::Substring {
-                    attribute: lhs,
-                    initial,
-                    any,
-                    last,
-                })
-            }
-            _ => Ok(Filter::Equal(lhs, unescape(&raw)?)),
-        }
-    }
-
-    fn extensible(&mut self, lhs: &str) -> Result<Filter, String> {
-        let raw = self.raw_value()?;
-        let (attribute, rule) = lhs
-            .split_once(':')
-            .ok_or("an extensible match needs `attr:rule:=value`")?;
-        let all_bits = match rule {
-            BIT_AND => true,
-            BIT_OR => false,
-            other => {
-                return Err(format!(
-                    "matching rule {other} is not supported for ldif: sources (only AD's bitwise {BIT_AND} and {BIT_OR})"
-                ))
-            }
-        };
-        let mask = unescape(&raw)?
-            .trim()
-            .parse()
-            .map_err(|_| "a bitwise match needs a number".to_string())?;
-        Ok(Filter::Bitwise {
-            attribute: attribute.to_string(),
-            all_bits,
-            mask,
-        })
-    }
-
-    /// The value text up to the closing parenthesis, escapes still in place.
-    fn raw_value(&mut self) -> Result<String, String> {
-        let start = self.pos;
-        while let Some(c) = self.peek() {
-            match c {
-                ')' => break,
-                '(' => return Err("`(` inside a value must be escaped as \\28".into()),
-                _ => self.pos += 1,
-            }
-        }
-        Ok(self.chars[start..self.pos].iter().collect())
-    }
-}
-
-/// Resolves `\XX` hex escapes in a filter value.
-fn unescape(raw: &str) -> Result<String, String> {
-    let mut bytes = Vec::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            let hex: String = chars.by_ref().take(2).collect();
-            let byte = u8::from_str_radix(&hex, 16)
-                .map_err(|_| format!("`\\{hex}` is not a two-digit hex escape"))?;
-            bytes.push(byte);
-        } else {
-            let mut buf = [0u8; 4];
-            bytes.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-        }
-    }
-    String::from_utf8(bytes).map_err(|_| "an escaped value is not valid UTF-8".to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::directory::entry::Value;
 
     fn entry(pairs: &[(&str, &str)]) -> Entry {
         let mut e = Entry::new("uid=x,dc=example");
@@ -385,7 +252,9 @@ mod tests {
     }
 
     fn m(filter: &str, e: &Entry) -> bool {
-        Filter::parse(filter).unwrap().matches(e)
+        EntryFilter::parse(filter)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .matches(e)
     }
 
     #[test]
@@ -417,6 +286,8 @@ mod tests {
         assert!(!m("(cn=*xyz*)", &ada));
         assert!(m("(uidNumber>=1000)", &ada));
         assert!(!m("(uidNumber<=999)", &ada));
+        assert!(m("(uid~=Ada)", &ada));
+        assert!(m("(uid:=ADA)", &ada));
         assert!(m("(userAccountControl:1.2.840.113556.1.4.803:=2)", &ada));
         assert!(!m(
             "(!(userAccountControl:1.2.840.113556.1.4.803:=2))",
@@ -424,43 +295,147 @@ mod tests {
         ));
         assert!(m("(userAccountControl:1.2.840.113556.1.4.804:=6)", &ada));
         assert!(m("(cn=Ada\\20Lovelace)", &ada));
+        assert!(m("(&)", &ada), "the empty and is true");
+        assert!(!m("(|)", &ada), "the empty or is false");
     }
 
     #[test]
-    fn a_filter_names_the_attributes_it_tests_once_each() {
-        let f = Filter::parse(
-            "(&(objectClass=person)(!(userAccountControl:1.2.840.113556.1.4.803:=2))\
-             (|(cn;lang-en=a*)(OBJECTCLASS=user)(employeeType>=b)(mail=*)))",
-        )
-        .unwrap();
-        assert_eq!(
-            f.attributes(),
-            vec![
-                "objectClass",
-                "userAccountControl",
-                "cn",
-                "employeeType",
-                "mail"
-            ]
+    fn binary_values_match_their_bytes_only() {
+        let mut e = entry(&[("uid", "ada")]);
+        e.push("objectGUID", Value::Binary(vec![0xa1, 0xff, 0x00]));
+        assert!(m("(objectGUID=\\a1\\ff\\00)", &e));
+        assert!(!m("(objectGUID=\\a1\\ff)", &e));
+        assert!(
+            !m("(uid=\\ff)", &e),
+            "bytes that are not UTF-8 never equal text"
         );
+        assert!(!m("(uid=a*\\ff)", &e));
+        assert!(!m("(uid>=\\ff)", &e));
+    }
+
+    /// The syntax `config` checks with is the one a server search goes through: ldap3 takes a
+    /// filter exactly when [`Filter::parse`] does (it also takes a bare `a=b` and none of the
+    /// white space around a filter, which `config` trims).
+    fn agrees_with_ldap3(text: &str) -> Result<(), String> {
+        let ours = Filter::parse(text);
+        let theirs = ldap3::parse_filter(text);
+        if ours.is_ok() == theirs.is_ok() {
+            Ok(())
+        } else {
+            Err(format!("{text:?}: ours {ours:?}, ldap3 {theirs:?}"))
+        }
     }
 
     #[test]
-    fn bad_filters_are_errors_with_a_position() {
-        for bad in [
-            "objectClass=person",
-            "(objectClass=person",
-            "(&(a=b)(c=d)",
-            "(=x)",
-            "(a=b))",
-            "(a=\\zz)",
-            "(memberOf:1.2.840.113556.1.4.1941:=cn=x)",
-            "(a=(b))",
+    fn ldap3_takes_the_filters_the_syntax_takes() {
+        for text in [
+            "(objectClass=person)",
+            "(&(objectClass=user)(!(userAccountControl:1.2.840.113556.1.4.803:=2)))",
+            "(memberOf:1.2.840.113556.1.4.1941:=cn=x,dc=y)",
+            "(ou:dn:=People)",
+            "(:dn:2.5.13.5:=x)",
+            "(cn;lang-en=a*b*c)",
+            "(cn=*)",
+            "(cn=\\2a*)",
+            "(objectGUID=\\a1\\ff)",
+            "(&)",
+            "(uid=a b)",
+            "(cn=a**b)",
+            "(cn=**)",
+            "(a>=1*)",
+            "(01=x)",
+            "(1.=x)",
+            "(cn;=x)",
+            "(under_score=x)",
+            "(cn:dnx:=y)",
+            "(:=x)",
+            "(!(a=b)(c=d))",
+            "(a=\\4)",
+            "(a=\0)",
+            "(& (a=b))",
         ] {
-            let e = Filter::parse(bad).unwrap_err();
-            assert!(e.position >= 1, "{bad}");
+            agrees_with_ldap3(text).unwrap();
         }
-        let deep = "(!".repeat(500) + "(a=b)" + &")".repeat(500);
-        assert!(Filter::parse(&deep).is_err());
+    }
+
+    /// Filters near the grammar: items of every kind, nested, with values that may need
+    /// escapes; the test below also breaks them one character at a time.
+    fn filter_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let attribute = prop::sample::select(vec!["cn", "objectClass", "2.5.4.3", "cn;x-1", ""]);
+        let operator = prop::sample::select(vec![
+            "=",
+            ">=",
+            "<=",
+            "~=",
+            ":=",
+            ":dn:=",
+            ":1.2.3:=",
+            ":dn:caseExactMatch:=",
+            "<",
+        ]);
+        let leaf = (attribute, operator, "[ab*\\\\0-9f()é ]{0,5}")
+            .prop_map(|(a, o, v)| format!("({a}{o}{v})"));
+        leaf.prop_recursive(3, 12, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3)
+                    .prop_map(|v| format!("(&{})", v.concat())),
+                prop::collection::vec(inner.clone(), 0..3)
+                    .prop_map(|v| format!("(|{})", v.concat())),
+                inner.prop_map(|f| format!("(!{f})")),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ldap3_and_the_syntax_agree_near_the_grammar(
+            text in filter_text(),
+            at in 0usize..60,
+            with in proptest::sample::select(vec!["", "(", ")", "*", "\\", "=", ":", " ", "a"]),
+        ) {
+            agrees_with_ldap3(&text).map_err(proptest::test_runner::TestCaseError::fail)?;
+            let chars: Vec<char> = text.chars().collect();
+            let at = at.min(chars.len().saturating_sub(1));
+            // One character replaced by `with` (or removed).
+            let broken = chars[..at].iter().collect::<String>()
+                + with
+                + &chars[(at + 1).min(chars.len())..].iter().collect::<String>();
+            if broken.starts_with('(') && broken.trim_end() == broken {
+                agrees_with_ldap3(&broken).map_err(proptest::test_runner::TestCaseError::fail)?;
+            }
+        }
+
+        #[test]
+        fn ldap3_and_the_syntax_agree_on_any_text(
+            body in "[()&|!=*~<>:;.\\\\a-dn0-2 \\u{0}é-]{0,30}"
+        ) {
+            let text = format!("({body}");
+            if text.trim_end() == text {
+                agrees_with_ldap3(&text).map_err(proptest::test_runner::TestCaseError::fail)?;
+            }
+        }
+    }
+
+    #[test]
+    fn what_cannot_be_evaluated_here_is_refused_up_front() {
+        for (filter, says) in [
+            (
+                "(memberOf:1.2.840.113556.1.4.1941:=cn=x)",
+                "matching rule 1.2.840.113556.1.4.1941 is not supported for ldif: sources",
+            ),
+            ("(|(uid=a)(ou:dn:=People))", "`:dn`"),
+            ("(:caseExactMatch:=x)", "without an attribute"),
+            (
+                "(userAccountControl:1.2.840.113556.1.4.803:=two)",
+                "needs a number, not `two`",
+            ),
+        ] {
+            let e = EntryFilter::parse(filter).unwrap_err();
+            assert!(e.contains(says), "{filter}: {e}");
+            assert!(e.contains(filter), "the filter is named: {e}");
+        }
+        let e = EntryFilter::parse("(uid=a").unwrap_err();
+        assert!(e.contains("is not closed"), "{e}");
     }
 }

@@ -5,11 +5,11 @@
 //! filters, so an `ldif:` source and a server holding the same data give the same snapshot.
 //! Parse errors carry the line number.
 
-use super::dn::NormalizedDn;
 use super::entry::{Entry, Value};
-use super::filter::Filter;
+use super::filter::EntryFilter;
 use super::{DirectoryError, EntrySet, ReadStats};
 use crate::config::LdapSettings;
+use crate::ldap_syntax::NormalizedDn;
 use base64::Engine;
 use std::collections::HashSet;
 use std::path::Path;
@@ -29,19 +29,32 @@ pub fn read_entries(path: &Path, settings: &LdapSettings) -> Result<EntrySet, Di
     select(entries, settings)
 }
 
-/// Picks the entries a search of each base DN with each filter would return.
-pub fn select(entries: Vec<Entry>, settings: &LdapSettings) -> Result<EntrySet, DirectoryError> {
-    let search = |base: &str, filter: &str| -> Result<(NormalizedDn, Filter), DirectoryError> {
+/// The searches a server would run for `settings`, users' then groups': each base DN and
+/// filter parsed, and the filter checked to be one this file source can evaluate. Local, so
+/// [`super::check_local`] runs it before any read.
+pub fn searches(
+    settings: &LdapSettings,
+) -> Result<[(NormalizedDn, EntryFilter); 2], DirectoryError> {
+    let search = |base: &str, key: &str, filter: &str| -> Result<_, DirectoryError> {
         let fail = |cause: String| DirectoryError::Search {
             base_dn: base.to_string(),
             cause,
         };
-        let base_dn = NormalizedDn::parse(base).map_err(|e| fail(e.to_string()))?;
-        let filter = Filter::parse(filter).map_err(|e| fail(e.to_string()))?;
+        let base_dn =
+            NormalizedDn::parse(base).map_err(|e| fail(format!("{e}; fix ldap.{key}_base_dn")))?;
+        let filter =
+            EntryFilter::parse(filter).map_err(|e| fail(format!("{e}; fix ldap.{key}_filter")))?;
         Ok((base_dn, filter))
     };
-    let (user_base, user_filter) = search(&settings.user_base_dn, &settings.user_filter)?;
-    let (group_base, group_filter) = search(&settings.group_base_dn, &settings.group_filter)?;
+    Ok([
+        search(&settings.user_base_dn, "user", &settings.user_filter)?,
+        search(&settings.group_base_dn, "group", &settings.group_filter)?,
+    ])
+}
+
+/// Picks the entries a search of each base DN with each filter would return.
+pub fn select(entries: Vec<Entry>, settings: &LdapSettings) -> Result<EntrySet, DirectoryError> {
+    let [(user_base, user_filter), (group_base, group_filter)] = searches(settings)?;
     let mut set = EntrySet {
         stats: ReadStats {
             pages: 1,
@@ -296,6 +309,48 @@ uid:  b\r\n";
             &[Value::Binary((0u8..16).collect())]
         );
         assert_eq!(entries[1].first_text("uid"), Some("b"));
+    }
+
+    fn settings(user_filter: &str, group_base_dn: &str) -> LdapSettings {
+        LdapSettings {
+            source: crate::config::DirectorySource::LdifFile("people.ldif".into()),
+            starttls: false,
+            allow_insecure_ldap: false,
+            ca_file: None,
+            bind_dn: None,
+            bind_password: None,
+            user_base_dn: "ou=people,dc=x".into(),
+            user_filter: user_filter.into(),
+            group_base_dn: group_base_dn.into(),
+            group_filter: "(objectClass=groupOfNames)".into(),
+            user_attributes: Vec::new(),
+            page_size: 500,
+            timeout_s: 30,
+        }
+    }
+
+    #[test]
+    fn searches_refuse_what_the_file_cannot_evaluate_naming_the_key() {
+        assert!(searches(&settings("(objectClass=person)", "ou=groups,dc=x")).is_ok());
+        let e = searches(&settings(
+            "(memberOf:1.2.840.113556.1.4.1941:=cn=a,dc=x)",
+            "ou=groups,dc=x",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("matching rule 1.2.840.113556.1.4.1941 is not supported for ldif:")
+                && e.ends_with("fix ldap.user_filter"),
+            "{e}"
+        );
+        let e = searches(&settings("(objectClass=person)", "ou=groups,,dc=x"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("invalid DN `ou=groups,,dc=x` at character 11")
+                && e.ends_with("fix ldap.group_base_dn"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -5,18 +5,17 @@
 //! and flattened group memberships the same way for both. Any incomplete read is an error:
 //! a partial snapshot would turn into wrong disables and removals.
 
-pub mod dn;
 pub mod entry;
 pub mod filter;
 pub mod ldap;
 pub mod ldif;
 pub mod snapshot;
 
-pub use dn::NormalizedDn;
 pub use entry::{Attribute, Entry, Value};
 pub use snapshot::{DirectoryGroup, DirectorySnapshot, DirectoryUser, GroupId, SkippedMembers};
 
 use crate::config::{DirectorySource, LdapSettings};
+use crate::ldap_syntax::Filter;
 use std::path::PathBuf;
 
 /// The raw result of reading a source: entries selected as users and as groups.
@@ -110,9 +109,10 @@ pub fn own_user_attributes(settings: &LdapSettings) -> Vec<String> {
         .chain(&[snapshot::MEMBER_UID_ATTRIBUTE])
         .map(|a| a.to_string())
         .collect();
-    // A filter this process cannot parse is still the server's to apply; it only cannot be
-    // replayed from a file, and `ldif:` says so itself.
-    if let Ok(filter) = filter::Filter::parse(&settings.user_filter) {
+    // Loading the config has checked that the filter parses (settings made otherwise may
+    // not). One an `ldif:` source cannot evaluate (AD's in-chain rule) is still the server's
+    // to apply, and tests attributes like any other.
+    if let Ok(filter) = Filter::parse(&settings.user_filter) {
         for name in filter.attributes() {
             if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
                 names.push(name.to_string());
@@ -122,15 +122,16 @@ pub fn own_user_attributes(settings: &LdapSettings) -> Vec<String> {
     names
 }
 
-/// Checks what the read needs that is local — the LDIF file, the bind password, the CA file —
-/// without touching the network, so a run fails on these before it contacts any server.
+/// Checks what the read needs that is local — the LDIF file and the filters it can evaluate,
+/// the bind password, the CA file — without touching the network, so a run fails on these
+/// before it contacts any server.
 pub fn check_local(
     settings: &LdapSettings,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), DirectoryError> {
     match &settings.source {
         DirectorySource::Server { .. } => ldap::prepare(settings, env).map(drop),
-        DirectorySource::LdifFile(path) if path.is_file() => Ok(()),
+        DirectorySource::LdifFile(path) if path.is_file() => ldif::searches(settings).map(drop),
         DirectorySource::LdifFile(path) => Err(DirectoryError::Search {
             base_dn: settings.user_base_dn.clone(),
             cause: format!(

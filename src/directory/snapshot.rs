@@ -6,9 +6,9 @@
 //! `memberOf`. Members that are not users (contacts, unknown DNs, a `memberUid` nobody has)
 //! are skipped and counted, never guessed.
 
-use super::dn::{self, NormalizedDn};
 use super::entry::{Entry, Value};
 use super::{DirectoryError, EntrySet, ReadStats};
+use crate::ldap_syntax::dn::{self, DnError, NormalizedDn};
 use rustc_hash::FxHashMap;
 use std::collections::{HashMap, VecDeque};
 
@@ -100,7 +100,7 @@ pub const MEMBER_UID_ATTRIBUTE: &str = "uid";
 /// Derives the snapshot. Fails only on a user or group entry whose own DN is invalid, which a
 /// server never sends: better no run than a run that silently drops someone.
 pub fn assemble(set: EntrySet) -> Result<DirectorySnapshot, DirectoryError> {
-    let invalid = |dn: &str, e: super::dn::DnError| DirectoryError::Incomplete {
+    let invalid = |dn: &str, e: DnError| DirectoryError::Incomplete {
         base_dn: dn.to_string(),
         reason: format!("the directory returned an entry with an invalid DN: {e}"),
     };

@@ -7,7 +7,7 @@ use super::{
     UserFields,
 };
 use crate::config::{AttributeMappings, GroupMapping};
-use crate::directory::NormalizedDn;
+use crate::ldap_syntax::NormalizedDn;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 

@@ -143,7 +143,7 @@ fn check_reports_the_demo_directory_exactly() {
             "module": "tests/demo/rules/studio_basics.wasm",
             "origin": "file",
             "name": "studio-basics",
-            "sha256": "331bef3331a773573f87b483ada3fc3fb3df721d407a6a2ddd1416ce435bf95b",
+            "sha256": "dfcbfb3b699386760ac4d1496044ffd6698b5ff0d48e8c4aa4ab44c1d703c7e8",
             "hooks": ["transform-user"],
             "bounds": {"rule": "rules[0]", "groups": null, "roles": null},
         }]),

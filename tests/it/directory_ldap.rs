@@ -320,8 +320,8 @@ async fn reads_a_realistic_directory_over_starttls_with_exact_memberships() {
     // slapd sends the comma as `\2C`; both spellings are the same DN.
     let jdoe_dn = &by_uid("jdoe").entry.dn;
     assert_eq!(
-        directory::NormalizedDn::parse(jdoe_dn).expect("valid DN"),
-        directory::NormalizedDn::parse(&people("cn=Doe\\, Jane")).expect("valid DN"),
+        ldap2ftrack::ldap_syntax::NormalizedDn::parse(jdoe_dn).expect("valid DN"),
+        ldap2ftrack::ldap_syntax::NormalizedDn::parse(&people("cn=Doe\\, Jane")).expect("valid DN"),
         "{jdoe_dn}"
     );
     assert!(

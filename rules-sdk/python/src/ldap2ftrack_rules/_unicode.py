@@ -151,6 +151,16 @@ def trim(s):
     return s.strip(WHITESPACE_CHARS)
 
 
+def trim_start(s):
+    """Rust's `str::trim_start`."""
+    return s.lstrip(WHITESPACE_CHARS)
+
+
+def trim_end(s):
+    """Rust's `str::trim_end`."""
+    return s.rstrip(WHITESPACE_CHARS)
+
+
 def split_whitespace(s):
     """Rust's `str::split_whitespace`."""
     # Python's own split agrees on ASCII except for U+001C-U+001F (spaces only to Python).

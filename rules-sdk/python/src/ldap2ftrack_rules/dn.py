@@ -1,15 +1,15 @@
 """Distinguished names: split a DN into its parts, read its RDN, compare DNs. LDAP escapes
 (`\\,`, `\\2C`) are honoured, so `cn=Smith\\, John,ou=people` has two parts, not three.
 
-Behaves like the Rust SDK's `dn` module (shared test vectors: rules-sdk/testdata/helpers.json),
-except where that one is wrong and the host (src/directory/dn.rs) and RFC 4514 agree: hex
-escapes are UTF-8 bytes (`\\C3\\A9` is `é`), and a multi-valued RDN (`cn=a+uid=b`) is one RDN
-for `parent`, `normalize`, `same` and `is_under`. The vectors mark both as `rust_bug`.
+Behaves like the Rust SDK's `dn` module and the host (src/ldap_syntax/dn.rs), which all run
+the shared test vectors (rules-sdk/testdata/helpers.json), following RFC 4514: hex escapes
+are UTF-8 bytes (`\\C3\\A9` is `é`), a multi-valued RDN (`cn=a+uid=b`) is one RDN for
+`parent`, `normalize`, `same` and `is_under`, and an escaped space is part of a value.
 """
 
 from dataclasses import dataclass
 
-from ._unicode import ascii_lower, eq_ignore_ascii_case, trim
+from ._unicode import ascii_lower, eq_ignore_ascii_case, trim, trim_end, trim_start
 
 _HEX = frozenset("0123456789abcdefABCDEF")
 
@@ -21,7 +21,8 @@ class Rdn:
     attr: str
     """The attribute type, lower-cased (`cn`, `ou`, `dc`, ...)."""
     value: str
-    """The value, unescaped and trimmed."""
+    """The value, unescaped, without the white space around it. An escaped space (`\\ `, or
+    `\\20`) is part of the value, as RFC 4514 and the host say: `cn=x\\ ` is `x `."""
 
 
 def _rdns(dn):
@@ -30,22 +31,42 @@ def _rdns(dn):
     attr, value = [], []
     pending = bytearray()  # consecutive hex escapes: the UTF-8 bytes of one or more characters
     in_value = False
+    # The pieces of `value` written escaped, first and last: white space is trimmed only
+    # outside them.
+    escaped = []
 
     def target():
         return value if in_value else attr
+
+    def mark_escaped():
+        if in_value and escaped:
+            escaped[1] = len(value) - 1
+        elif in_value:
+            escaped.extend([len(value) - 1, len(value) - 1])
 
     def emit_pending():
         if pending:
             target().append(pending.decode("utf-8", "replace"))
             pending.clear()
+            mark_escaped()
 
     def end_part():
         emit_pending()
         name = ascii_lower(trim("".join(attr)))
         if name:
-            current.append(Rdn(name, trim("".join(value))))
+            if escaped:
+                first, last = escaped
+                text = (
+                    trim_start("".join(value[:first]))
+                    + "".join(value[first : last + 1])
+                    + trim_end("".join(value[last + 1 :]))
+                )
+            else:
+                text = trim("".join(value))
+            current.append(Rdn(name, text))
         attr.clear()
         value.clear()
+        escaped.clear()
 
     i, n = 0, len(dn)
     while i < n:
@@ -62,6 +83,7 @@ def _rdns(dn):
             else:
                 emit_pending()
                 target().append(nxt)
+                mark_escaped()
         elif c == "=" and not in_value:
             emit_pending()
             in_value = True

@@ -1,11 +1,16 @@
-//! Distinguished names in one canonical form, so that `CN=Doe\, Jane,OU=People` written by a
-//! group and `cn=doe\2c jane, ou=people` written by the server compare equal.
+//! Distinguished names (RFC 4514) in one canonical form, so that `CN=Doe\, Jane,OU=People`
+//! written by a group and `cn=doe\2c jane, ou=people` written by the server compare equal.
 //!
 //! Case-sensitive or textual DN comparison is a classic way to lose memberships (see
 //! ldap-pitfalls.md). The canonical form: attribute types lower-cased, values unescaped,
 //! insignificant spaces removed, lower-cased (the naming attributes in practice — cn, uid,
 //! ou, dc, o — all match case-insensitively), multi-valued RDNs sorted, then re-escaped per
-//! RFC 4514.
+//! RFC 4514. The parser also takes RFC 2253's leniencies that servers still send (spaces
+//! around separators, `;` between RDNs, quoted values, the `OID.` prefix); anything else is
+//! refused with the character where it goes wrong.
+//!
+//! The same canonical form is what the rules SDKs' `dn::normalize` gives: the shared vectors
+//! in `rules-sdk/testdata/helpers.json` run against this module too (`super::vectors`).
 
 use std::fmt;
 
@@ -13,10 +18,12 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NormalizedDn(String);
 
+/// Why a text is not a DN: where (1-based character) and what is wrong there.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid DN `{dn}`: {reason}")]
+#[error("invalid DN `{dn}` at character {position}: {reason}")]
 pub struct DnError {
     pub dn: String,
+    pub position: usize,
     pub reason: String,
 }
 
@@ -32,10 +39,6 @@ impl NormalizedDn {
 
     /// The full parser, for every DN [`simple_canonical_into`] does not take.
     fn parse_general(dn: &str) -> Result<NormalizedDn, DnError> {
-        let fail = |reason: &str| DnError {
-            dn: dn.to_string(),
-            reason: reason.to_string(),
-        };
         if dn.trim().is_empty() {
             return Ok(NormalizedDn(String::new()));
         }
@@ -44,11 +47,16 @@ impl NormalizedDn {
             chars: dn.chars().collect(),
             pos: 0,
         };
+        let fail = |at: usize, reason: &str| DnError {
+            dn: dn.to_string(),
+            position: at + 1,
+            reason: reason.to_string(),
+        };
         loop {
             let mut avas = Vec::with_capacity(1);
             loop {
-                let ty = parser.attribute_type().map_err(|r| fail(&r))?;
-                let value = parser.attribute_value().map_err(|r| fail(&r))?;
+                let ty = parser.attribute_type().map_err(|r| fail(parser.pos, &r))?;
+                let value = parser.attribute_value().map_err(|r| fail(parser.pos, &r))?;
                 avas.push(format!("{ty}={value}"));
                 parser.skip_spaces();
                 match parser.peek() {
@@ -64,7 +72,12 @@ impl NormalizedDn {
             match parser.peek() {
                 Some(',') | Some(';') => parser.pos += 1,
                 None => break,
-                Some(c) => return Err(fail(&format!("unexpected `{c}` after a value"))),
+                Some(c) => {
+                    return Err(fail(
+                        parser.pos,
+                        &format!("unexpected `{c}` after a value; RDNs are separated by `,`"),
+                    ))
+                }
             }
         }
         Ok(NormalizedDn(out))
@@ -183,11 +196,16 @@ impl Parser {
         if self.peek() == Some('#') {
             // A BER-encoded value in hex: compared as its (lower-cased) hex text.
             let start = self.pos;
-            while let Some(c) = self.peek() {
-                if matches!(c, ',' | ';' | '+' | ' ') {
-                    break;
-                }
+            self.pos += 1;
+            while self.peek().is_some_and(|c| c.is_ascii_hexdigit()) {
                 self.pos += 1;
+            }
+            let digits = self.pos - start - 1;
+            if digits == 0 || digits % 2 == 1 {
+                return Err(
+                    "a value starting with `#` is hex pairs (BER); a `#` meant as text is \\#"
+                        .into(),
+                );
             }
             let hex: String = self.chars[start..self.pos].iter().collect();
             return Ok(hex.to_ascii_lowercase());
@@ -262,7 +280,7 @@ fn push_char(bytes: &mut Vec<u8>, c: char) {
     bytes.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
 }
 
-/// Lower-cases, collapses runs of spaces, and escapes per RFC 4514.
+/// Lower-cases, collapses runs of spaces, and escapes per RFC 4514 ([`escape_value`]).
 fn canonical_value(text: &str) -> String {
     let lowered = text.to_lowercase();
     let mut collapsed = String::with_capacity(lowered.len());
@@ -276,10 +294,16 @@ fn canonical_value(text: &str) -> String {
         previous_space = is_space;
     }
     // Unescaped leading/trailing spaces were dropped by the parser; what is left is significant.
-    let trimmed = collapsed.as_str();
-    let mut out = String::with_capacity(trimmed.len() + 4);
-    let last = trimmed.chars().count().saturating_sub(1);
-    for (i, c) in trimmed.chars().enumerate() {
+    escape_value(&collapsed)
+}
+
+/// A value written for a DN (RFC 4514, section 2.4): `,` `+` `"` `\` `<` `>` `;` `=`, a
+/// leading `#`, and leading or trailing spaces escaped with a backslash; control characters
+/// as the `\xx` of each UTF-8 byte. `Smith, John` → `Smith\, John`.
+pub fn escape_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 4);
+    let last = text.chars().count().saturating_sub(1);
+    for (i, c) in text.chars().enumerate() {
         let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=')
             || (i == 0 && c == '#')
             || ((i == 0 || i == last) && c == ' ');
@@ -486,9 +510,38 @@ mod tests {
             "cn=\"open",
             "cn=a\"b",
             "cn=a,,dc=x",
+            "cn=#,dc=x",
+            "cn=#0,dc=x",
+            "cn=#zz,dc=x",
+            "cn=#04zz,dc=x",
         ] {
             assert!(NormalizedDn::parse(bad).is_err(), "{bad}");
         }
         assert!(NormalizedDn::parse("cn=\\ff\\fe").is_err(), "invalid UTF-8");
+    }
+
+    #[test]
+    fn errors_say_where() {
+        for (bad, position, says) in [
+            ("people", 7, "`=` expected after attribute type `people`"),
+            ("ou=people,,dc=x", 11, "an attribute type is missing"),
+            ("ou=people,dc=x,", 16, "an attribute type is missing"),
+            ("cn=\"a\"b,dc=x", 7, "unexpected `b` after a value"),
+            ("cn=#0g,dc=x", 6, "hex pairs"),
+        ] {
+            let e = NormalizedDn::parse(bad).unwrap_err();
+            assert_eq!((e.position, e.dn.as_str()), (position, bad), "{e}");
+            assert!(e.reason.contains(says), "{e}");
+        }
+        assert_eq!(
+            NormalizedDn::parse("cn=a,,dc=x").unwrap_err().to_string(),
+            "invalid DN `cn=a,,dc=x` at character 6: an attribute type is missing (expected e.g. `cn=`)"
+        );
+    }
+
+    #[test]
+    fn hex_values_are_kept_as_their_hex() {
+        assert_eq!(n("CN=#04034A6F65,DC=x"), "cn=#04034a6f65,dc=x");
+        assert_eq!(n("cn=#04 , dc=x"), "cn=#04,dc=x");
     }
 }
