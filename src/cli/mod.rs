@@ -87,6 +87,9 @@ pub enum Command {
     Check,
     /// Show each change for one user with the rule and LDAP values behind it.
     Explain(ExplainArgs),
+    /// Serve "LDAP sync: preview" and "LDAP sync: apply" in ftrack's Actions menu, for
+    /// ftrack administrators (a long-running service; stops on SIGTERM).
+    Listen,
     /// Rule module tools.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -281,6 +284,7 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
             };
             commands::apply::apply(&load_config(cli)?, &options, output)
         }
+        Command::Listen => commands::listen::listen(&load_config(cli)?),
         Command::Explain(args) => {
             commands::explain::explain(&load_config(cli)?, &args.username, output)
         }

@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod check;
 pub mod explain;
+pub mod listen;
 pub mod output;
 pub mod plan;
 pub mod rules;
