@@ -182,6 +182,7 @@ fn units_pass_systemd_analyze_verify() {
         .arg(format!("--root={}", vroot.display()))
         .arg(vroot.join(UNIT_DIR).join("ldap2ftrack.service"))
         .arg(vroot.join(UNIT_DIR).join("ldap2ftrack.timer"))
+        .arg(vroot.join(UNIT_DIR).join("ldap2ftrack-listen.service"))
         .env("MANPATH", vroot.join("usr/share/man")));
     // Unknown keys and unparsable values are warnings with exit 0: any output is a failure.
     assert!(
@@ -195,11 +196,41 @@ fn units_pass_systemd_analyze_verify() {
 #[test]
 fn service_runs_as_its_user_with_the_hardening() {
     let p = package();
-    let service = read(&p.path(&format!("{UNIT_DIR}/ldap2ftrack.service")));
-    for line in [
-        "Type=oneshot",
+    assert_hardened(
+        p,
+        "ldap2ftrack.service",
+        &[
+            "Type=oneshot",
+            "ExecStart=/usr/bin/ldap2ftrack --config /etc/ldap2ftrack/sync.toml --log-format json apply",
+        ],
+    );
+    let timer = read(&p.path(&format!("{UNIT_DIR}/ldap2ftrack.timer")));
+    assert!(timer.contains("OnCalendar=*:0/30"), "{timer}");
+    assert!(timer.contains("WantedBy=timers.target"), "{timer}");
+}
+
+/// The actions service (issue 22) runs `listen` with the same user, secrets, state and
+/// hardening as the timer's service, restarted after a crash.
+#[test]
+fn the_listen_service_has_the_same_hardening() {
+    let p = package();
+    assert_hardened(
+        p,
+        "ldap2ftrack-listen.service",
+        &[
+            "Type=exec",
+            "Restart=on-failure",
+            "ExecStart=/usr/bin/ldap2ftrack --config /etc/ldap2ftrack/sync.toml --log-format json listen",
+        ],
+    );
+}
+
+/// `unit` has `own` lines, the user, secrets, state folder and limits every service of the
+/// package has, and systemd reads its hardening as set.
+fn assert_hardened(p: &Package, unit: &str, own: &[&str]) {
+    let service = read(&p.path(&format!("{UNIT_DIR}/{unit}")));
+    let shared = [
         "User=ldap2ftrack",
-        "ExecStart=/usr/bin/ldap2ftrack --config /etc/ldap2ftrack/sync.toml --log-format json apply",
         "EnvironmentFile=-/etc/ldap2ftrack/secrets.env",
         "StateDirectory=ldap2ftrack",
         "WorkingDirectory=/var/lib/ldap2ftrack",
@@ -208,14 +239,15 @@ fn service_runs_as_its_user_with_the_hardening() {
         "SystemCallFilter=@system-service",
         "SystemCallErrorNumber=EPERM",
         "ProtectProc=invisible",
-    ] {
-        assert!(service.lines().any(|l| l == line), "{line} missing");
+    ];
+    for line in own.iter().chain(shared.iter()) {
+        assert!(service.lines().any(|l| l == *line), "{unit}: {line} missing");
     }
     // How systemd itself reads the hardening (not a text match), per setting.
     let out = run(Command::new("systemd-analyze")
         .args(["security", "--offline=yes", "--json=short"])
         .arg(format!("--root={}", p.root.display()))
-        .arg("ldap2ftrack.service"));
+        .arg(unit));
     assert!(out.status.success(), "{}", both(&out));
     let report: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let is_set = |field: &str| {
@@ -246,14 +278,10 @@ fn service_runs_as_its_user_with_the_hardening() {
         "SystemCallFilter_raw_io",
         "ProtectProc",
     ] {
-        assert!(is_set(field), "{field} is not hardened");
+        assert!(is_set(field), "{unit}: {field} is not hardened");
     }
     // Rule modules are compiled to native code at run time: W^X memory would kill every run.
     assert!(!is_set("MemoryDenyWriteExecute"));
-
-    let timer = read(&p.path(&format!("{UNIT_DIR}/ldap2ftrack.timer")));
-    assert!(timer.contains("OnCalendar=*:0/30"), "{timer}");
-    assert!(timer.contains("WantedBy=timers.target"), "{timer}");
 }
 
 #[test]
