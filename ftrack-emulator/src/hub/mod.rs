@@ -156,9 +156,10 @@ impl Hub {
         Some(Registered { id, rx, control })
     }
 
-    /// Forget a connection and its subscribers.
-    pub(crate) fn unregister(&self, id: u64) {
-        self.lock().conns.remove(&id);
+    /// Forget a connection and its subscribers; whether the hub still knew it (a restart,
+    /// a cut or a full queue forgets it first).
+    pub(crate) fn unregister(&self, id: u64) -> bool {
+        self.lock().conns.remove(&id).is_some()
     }
 
     /// Record a refusal on connection `id`.
