@@ -13,7 +13,8 @@ pub const RECORDING_LIMIT: usize = 10_000;
 /// An event the hub received, as delivered (all seven envelope keys).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HubEvent {
-    /// The connection it came from; `None` when published with [`Hub::publish`].
+    /// The connection it came from; `None` when published with
+    /// [`Hub::publish`](super::Hub::publish).
     pub connection: Option<u64>,
     pub event: Value,
     /// Connections it was sent to (subscribe / unsubscribe requests: 0).
