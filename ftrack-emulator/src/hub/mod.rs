@@ -58,12 +58,21 @@ struct State {
     rejections: VecDeque<HubRejection>,
 }
 
-#[derive(Debug)]
 struct Inner {
     config: HubConfig,
     api_user: String,
     api_key: String,
     state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("config", &self.config)
+            .field("api_user", &self.api_user)
+            .field("api_key", &"<redacted>")
+            .finish_non_exhaustive()
+    }
 }
 
 /// The event hub of a running emulator (cheap to clone).
