@@ -2,7 +2,7 @@
 //! `ftrack-python-api` client works against it unchanged (wire protocol:
 //! `shared/ftrack-api.md`). Tests, the demo, benchmarks and rule authors without an
 //! ftrack server run against it, in-process ([`spawn`]) or as the `ftrack-emulator`
-//! binary.
+//! binary. It serves ftrack's event hub on the same port ([`hub`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), ftrack_emulator::EmulatorError> {
@@ -18,6 +18,7 @@ pub mod counters;
 pub mod error;
 pub mod faults;
 pub mod http;
+pub mod hub;
 pub mod query;
 pub mod schema;
 pub mod state;
@@ -26,6 +27,7 @@ pub mod store;
 pub use counters::Counters;
 pub use error::ApiError;
 pub use faults::Faults;
+pub use hub::{Hub, HubConfig, HubEvent, HubRejection, HubSubscriber};
 pub use state::{StateDump, StateError};
 
 use actions::Engine;
@@ -50,6 +52,8 @@ pub struct EmulatorConfig {
     /// Initial data (otherwise empty apart from the API user, UserType "ftrack" and
     /// ProjectSchema "VFX Scheme").
     pub state: Option<StateDump>,
+    /// Event hub timing (heartbeat interval and timeout, session id lifetime).
+    pub hub: HubConfig,
 }
 
 impl std::fmt::Debug for EmulatorConfig {
@@ -60,6 +64,7 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("listen", &self.listen)
             .field("faults", &self.faults)
             .field("state", &self.state.as_ref().map(|_| "<state>"))
+            .field("hub", &self.hub)
             .finish()
     }
 }
@@ -73,6 +78,7 @@ impl EmulatorConfig {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             faults: Faults::default(),
             state: None,
+            hub: HubConfig::default(),
         }
     }
     /// Set the listen address.
@@ -88,6 +94,16 @@ impl EmulatorConfig {
     /// Set the initial state.
     pub fn state(mut self, state: StateDump) -> Self {
         self.state = Some(state);
+        self
+    }
+    /// Set the event hub's timing.
+    pub fn hub(mut self, hub: HubConfig) -> Self {
+        self.hub = hub;
+        self
+    }
+    /// Set how often the event hub sends a heartbeat (default 10 s).
+    pub fn heartbeat_interval(mut self, every: Duration) -> Self {
+        self.hub.heartbeat_interval = every;
         self
     }
 }
@@ -108,6 +124,7 @@ pub enum EmulatorError {
 pub struct RunningEmulator {
     addr: SocketAddr,
     shared: Arc<Shared>,
+    hub: Hub,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -140,7 +157,8 @@ pub async fn spawn(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         api_key: config.api_key.clone(),
     });
     let (tx, rx) = oneshot::channel::<()>();
-    let app = http::router(shared.clone());
+    let hub = Hub::new(config.hub.clone(), &config.api_user, &config.api_key);
+    let app = http::router(shared.clone()).merge(hub::routes::router(hub.clone()));
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async {
@@ -155,6 +173,7 @@ pub async fn spawn(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
     Ok(RunningEmulator {
         addr,
         shared,
+        hub,
         stop: Some(tx),
         task: Some(task),
     })
@@ -230,8 +249,21 @@ impl RunningEmulator {
         inner.engine.execute_batch(ops, &mut inner.counters)
     }
 
-    /// Stop serving and wait (up to 5 s) for open connections to finish.
+    /// The event hub: recorded events, subscribers, restarts, server-side publishing.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// The event hub restarts: every websocket gets `0::` and is closed (see
+    /// [`Hub::restart`]). Returns the number of connections closed.
+    pub fn restart_hub(&self) -> usize {
+        self.hub.restart()
+    }
+
+    /// Stop serving (hub connections get `0::` and are closed) and wait (up to 5 s) for
+    /// open connections to finish.
     pub async fn shutdown(mut self) {
+        self.hub.restart();
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -248,6 +280,7 @@ impl RunningEmulator {
 
 impl Drop for RunningEmulator {
     fn drop(&mut self) {
+        self.hub.restart();
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }

@@ -5,9 +5,11 @@ use ftrack_emulator::{EmulatorConfig, Faults, StateDump};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-/// An in-memory ftrack API server (POST /api) for tests, demos and rule development.
-/// Admin endpoints live under /_emulator/ (see ftrack-emulator/README.md).
+/// An in-memory ftrack API server (POST /api) and event hub (/socket.io/1/) for tests,
+/// demos and rule development. Admin endpoints live under /_emulator/ (see
+/// ftrack-emulator/README.md).
 #[derive(Debug, Parser)]
 #[command(name = "ftrack-emulator", version)]
 struct Args {
@@ -44,6 +46,10 @@ struct Args {
     /// Fail every API request after the Nth with HTTP 500.
     #[arg(long)]
     fail_after_requests: Option<u64>,
+    /// Seconds between the event hub's heartbeats (`2::`; at most 10 for ftrack's
+    /// JavaScript client, which gives up after 15 s without one).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    hub_heartbeat_secs: u64,
 }
 
 #[tokio::main]
@@ -58,7 +64,8 @@ async fn main() -> ExitCode {
             rate_limit_every_nth: args.rate_limit_every_nth,
             retry_after_secs: args.retry_after_secs,
             fail_after_requests: args.fail_after_requests,
-        });
+        })
+        .heartbeat_interval(Duration::from_secs(args.hub_heartbeat_secs));
     if let Some(path) = &args.load {
         match StateDump::from_file(path) {
             Ok(s) => config = config.state(s),
