@@ -9,6 +9,7 @@ mod support;
 
 mod cli;
 mod directory_ldap;
+mod event_hub;
 mod example_fixtures;
 mod ftrack_session;
 mod hostile_input;

@@ -241,7 +241,10 @@ fn assert_hardened(p: &Package, unit: &str, own: &[&str]) {
         "ProtectProc=invisible",
     ];
     for line in own.iter().chain(shared.iter()) {
-        assert!(service.lines().any(|l| l == *line), "{unit}: {line} missing");
+        assert!(
+            service.lines().any(|l| l == *line),
+            "{unit}: {line} missing"
+        );
     }
     // How systemd itself reads the hardening (not a text match), per setting.
     let out = run(Command::new("systemd-analyze")
