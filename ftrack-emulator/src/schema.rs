@@ -393,6 +393,23 @@ fn build() -> Schema {
                 system_projections: &[],
                 unique: &[&["name"]],
             },
+            // A job in ftrack's Jobs list; `data` is a JSON string (`{"description": …}`),
+            // `type` is `api_job` for jobs made through the API.
+            EntityDef {
+                name: "Job",
+                primary_key: &["id"],
+                attrs: vec![
+                    id(),
+                    s("status").req().def(Default::Str("queued")),
+                    s("type").def(Default::Str("api_job")),
+                    s("data"),
+                    s("user_id").fk("User"),
+                    r("user", "User", "user_id"),
+                ],
+                default_projections: &["id", "status"],
+                system_projections: &[],
+                unique: &[],
+            },
         ],
     }
 }

@@ -13,6 +13,7 @@ mod event_hub;
 mod example_fixtures;
 mod ftrack_session;
 mod hostile_input;
+mod listen;
 mod package;
 mod rule_fixtures;
 mod rules_build;

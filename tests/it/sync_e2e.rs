@@ -16,14 +16,14 @@ pub(crate) const API_USER: &str = "sync-bot";
 pub(crate) const API_KEY: &str = "e2e-key-3c1f9a";
 
 #[derive(Clone)]
-struct Person {
+pub(crate) struct Person {
     /// The leaf RDN when it is not `uid=<uid>`.
     rdn: Option<String>,
     uid: String,
     /// The uid's bytes when they are not UTF-8 (`uid` then names the entry in groups only).
     uid_bytes: Option<Vec<u8>>,
     mail: Option<String>,
-    locked: bool,
+    pub(crate) locked: bool,
     /// Extra attribute values for the entry.
     extra: Vec<(&'static str, String)>,
 }
@@ -47,7 +47,7 @@ fn uuid_of(i: usize) -> String {
 pub(crate) struct Studio {
     pub(crate) dir: tempfile::TempDir,
     pub(crate) emulator: RunningEmulator,
-    people: BTreeMap<usize, Person>,
+    pub(crate) people: BTreeMap<usize, Person>,
     animators: Vec<usize>,
     compositors: Vec<usize>,
     leads: Vec<usize>,
@@ -118,7 +118,7 @@ protected_users = ["admin"]
         studio
     }
 
-    fn write_directory(&self) {
+    pub(crate) fn write_directory(&self) {
         let mut entries = vec![
             entry(
                 "dc=studio,dc=example",
@@ -223,7 +223,7 @@ protected_users = ["admin"]
         out
     }
 
-    fn state(&self) -> Value {
+    pub(crate) fn state(&self) -> Value {
         serde_json::to_value(self.emulator.dump()).unwrap()
     }
 
