@@ -1,7 +1,8 @@
 //! Sync events on ftrack's event hub (issue 22, item 2), heard by the official
 //! `ftrack-python-api` client connected to the emulator's hub: `ldap2ftrack.sync.applied`
 //! after an apply, with the counts of the plan and the usernames it created;
-//! `ldap2ftrack.sync.failed` after one that stopped; nothing with `[events] publish = false`.
+//! `ldap2ftrack.sync.failed` after one that stopped; nothing with `[events] publish = false`;
+//! and a hub that is down is logged and counted, never fatal.
 
 use crate::support;
 use crate::sync_e2e::{Studio, API_KEY, API_USER};
@@ -180,5 +181,39 @@ async fn an_apply_that_stops_is_published_as_failed_and_one_turned_off_is_not_pu
         listener.next(Duration::from_secs(3)),
         None,
         "an event was published with [events] publish = false"
+    );
+}
+
+/// A hub that is down never fails the sync: the apply succeeds, says why the event was not
+/// published, and the metrics say it was not.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hub_that_is_down_is_logged_and_counted_never_fatal() {
+    let studio = Studio::new().await;
+    studio.set_config(
+        "[deprovision]",
+        "[run]\nmetrics_file = \"sync.prom\"\n\n[deprovision]",
+    );
+    studio.emulator.hub().set_online(false);
+    let out = studio.run(&["apply"]);
+    let stderr = support::text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the sync event was not published to the ftrack event hub"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(API_KEY), "{stderr}");
+    let metrics = std::fs::read_to_string(studio.dir.path().join("sync.prom")).unwrap();
+    assert!(
+        metrics.contains("\nldap2ftrack_event_published 0\n"),
+        "{metrics}"
+    );
+
+    studio.emulator.hub().set_online(true);
+    let out = studio.run(&["apply"]);
+    assert!(out.status.success());
+    let metrics = std::fs::read_to_string(studio.dir.path().join("sync.prom")).unwrap();
+    assert!(
+        metrics.contains("\nldap2ftrack_event_published 1\n"),
+        "{metrics}"
     );
 }
