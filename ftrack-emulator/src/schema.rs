@@ -513,6 +513,7 @@ mod tests {
                 }
             }
         }
-        assert!(wire_schemas().as_array().is_some_and(|a| a.len() == 11));
+        // The ten entity types a sync needs, Metadata, and Job (`listen`'s preview).
+        assert!(wire_schemas().as_array().is_some_and(|a| a.len() == 12));
     }
 }
