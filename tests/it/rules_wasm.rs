@@ -507,9 +507,11 @@ fn inspect_shows_each_example() {
         assert_eq!(info.hooks, hooks);
         assert!(info.config.iter().any(|k| k.name == key), "{info}");
         assert_eq!(info.sha256.len(), 64);
+        // The [[rules]] entry is the snippet printer's (commands/rules/snippet.rs), tested
+        // with `check`; the description names the hash.
         let human = info.to_string();
         assert!(
-            human.contains(&format!("sha256 = \"{}\"", info.sha256)),
+            human.contains(&format!("sha256:      {}", info.sha256)),
             "{human}"
         );
         let json = serde_json::to_value(&info).unwrap();

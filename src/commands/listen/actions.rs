@@ -28,6 +28,10 @@ pub const ADMINISTRATOR_ROLE: &str = "Administrator";
 /// How many changes the preview and the confirmation show; the Job holds them all.
 const SHOWN_CHANGES: usize = 20;
 
+/// The most of the plan a preview's Job holds (characters): a first run of a large directory
+/// is hundreds of megabytes of text, which belongs in `ldap2ftrack plan`, not in a Job.
+const JOB_PLAN_CHARS: usize = 1_000_000;
+
 /// The items a discover reply offers.
 pub fn items() -> Value {
     json!({"items": [
@@ -228,10 +232,13 @@ pub async fn plan_job(
         .ok_or_else(|| format!("no ftrack user `{username}`"))?
         .to_string();
     let id = uuid::Uuid::new_v4().to_string();
-    let description = format!(
-        "LDAP sync preview: {}\n\n{}",
-        preview.summary, preview.human
-    );
+    let mut plan = preview.human.as_str();
+    let mut cut = "";
+    if let Some((end, _)) = plan.char_indices().nth(JOB_PLAN_CHARS) {
+        plan = &plan[..end];
+        cut = "\n… (cut here: run `ldap2ftrack plan` on the sync host for the whole plan)";
+    }
+    let description = format!("LDAP sync preview: {}\n\n{plan}{cut}", preview.summary);
     let data = json!({"description": description}).to_string();
     session
         .call(&[json!({
