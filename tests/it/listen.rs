@@ -10,7 +10,7 @@ use crate::sync_e2e::{Studio, API_KEY, API_USER};
 use ldap2ftrack::config::Secret;
 use ldap2ftrack::ftrack::{RetryPolicy, Session, SessionSettings};
 use serde_json::{json, Value};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// The web UI: `discover USER` prints the actionIdentifiers offered to USER;
@@ -41,20 +41,9 @@ else:
 "#;
 
 fn web_ui(studio: &Studio, args: &[&str]) -> Value {
-    let python = std::env::var("LDAP2FTRACK_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "LDAP2FTRACK_PYTHON is not set: run `bash tests/run.sh` (it creates .venv with \
-             ftrack-python-api), or point it at a Python with `pip install ftrack-python-api`"
-        )
-    });
-    let out = Command::new(python)
-        .args(["-W", "ignore", "-c", WEB_UI])
+    let out = support::official_client(&studio.emulator.url(), API_USER, API_KEY)
+        .args(["-c", WEB_UI])
         .args(args)
-        .env("FTRACK_SERVER", studio.emulator.url())
-        .env("FTRACK_API_USER", API_USER)
-        .env("FTRACK_API_KEY", API_KEY)
-        .env_remove("FTRACK_EVENT_PLUGIN_PATH")
-        .stdin(Stdio::null())
         .output()
         .unwrap();
     assert!(

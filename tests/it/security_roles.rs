@@ -9,7 +9,7 @@ use ldap2ftrack::directory::{ldif, Value as LdapValue};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use support::slapd::{Slapd, SUFFIX, SYNC_DN, SYNC_PASSWORD};
 use support::{entry, plan_ops, text};
 
@@ -190,12 +190,6 @@ fn op(
 /// Each user's security roles as the official Python client reads them:
 /// username → role name → (is_all_open_projects, sorted project names).
 fn roles_via_official_client(emulator: &RunningEmulator) -> Value {
-    let python = std::env::var("LDAP2FTRACK_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "LDAP2FTRACK_PYTHON is not set: run `bash tests/run.sh` (it creates .venv with \
-             ftrack-python-api), or point it at a Python with `pip install ftrack-python-api`"
-        )
-    });
     let script = r#"
 import json, ftrack_api
 s = ftrack_api.Session(plugin_paths=[], auto_connect_event_hub=False, schema_cache_path=False)
@@ -206,13 +200,8 @@ for usr in s.query('select user.username, security_role.name, is_all_open_projec
     out.setdefault(usr['user']['username'], {})[usr['security_role']['name']] = [usr['is_all_open_projects'], projects]
 print(json.dumps(out, sort_keys=True))
 "#;
-    let out = Command::new(python)
-        .args(["-W", "ignore", "-c", script])
-        .env("FTRACK_SERVER", emulator.url())
-        .env("FTRACK_API_USER", API_USER)
-        .env("FTRACK_API_KEY", API_KEY)
-        .env_remove("FTRACK_EVENT_PLUGIN_PATH")
-        .stdin(Stdio::null())
+    let out = support::official_client(&emulator.url(), API_USER, API_KEY)
+        .args(["-c", script])
         .output()
         .unwrap();
     assert!(

@@ -9,7 +9,7 @@ use crate::sync_e2e::{Studio, API_KEY, API_USER};
 use ftrack_emulator::Faults;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -38,19 +38,8 @@ struct Listener {
 
 impl Listener {
     fn start(studio: &Studio) -> Listener {
-        let python = std::env::var("LDAP2FTRACK_PYTHON").unwrap_or_else(|_| {
-            panic!(
-                "LDAP2FTRACK_PYTHON is not set: run `bash tests/run.sh` (it creates .venv with \
-                 ftrack-python-api), or point it at a Python with `pip install ftrack-python-api`"
-            )
-        });
-        let mut child = Command::new(python)
-            .args(["-W", "ignore", "-u", "-c", LISTENER])
-            .env("FTRACK_SERVER", studio.emulator.url())
-            .env("FTRACK_API_USER", API_USER)
-            .env("FTRACK_API_KEY", API_KEY)
-            .env_remove("FTRACK_EVENT_PLUGIN_PATH")
-            .stdin(Stdio::null())
+        let mut child = support::official_client(&studio.emulator.url(), API_USER, API_KEY)
+            .args(["-u", "-c", LISTENER])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -10,6 +10,7 @@
 //! taken from the event — see or can launch them.
 
 use crate::commands::apply::{apply_counted, ApplyOptions};
+use crate::commands::module_pins;
 use crate::commands::output::OutputFormat;
 use crate::config::Config;
 use crate::failure::Failure;
@@ -84,7 +85,6 @@ pub fn preview(config: &Config) -> Result<Preview, Failure> {
     let inputs = rt.block_on(run::read_inputs(config, needed, false))?;
     let planned = run::plan(config, &inputs, &mut pipeline)?;
     let plan = &planned.plan;
-    let pins: Vec<String> = config.rules.iter().map(|r| r.sha256.clone()).collect();
     let refusal = match run::guard(config, plan, inputs.directory.users.len(), false) {
         Err(Failure::Guard(why)) => Some(why),
         _ => None,
@@ -110,7 +110,7 @@ pub fn preview(config: &Config) -> Result<Preview, Failure> {
             .collect(),
         total: plan.operations.len(),
         refusal,
-        binding: binding(&inputs.ftrack, &pins, plan),
+        binding: binding(&inputs.ftrack, &module_pins(config), plan),
         human: plan.render_human(),
     })
 }

@@ -127,3 +127,23 @@ pub fn check_accepts(dir: &Path, snippet: &str, env: &[(&str, &str)]) -> String 
     );
     self::text(&out.stdout)
 }
+
+/// The suite's Python (`LDAP2FTRACK_PYTHON`, the venv tests/run.sh makes) with the official
+/// `ftrack-python-api` client pointed at `server` as `user`/`key`, warnings off and no event
+/// plugins; add `-c SCRIPT` and its arguments. Fails saying how to get it when it is not set.
+pub fn official_client(server: &str, user: &str, key: &str) -> Command {
+    let python = std::env::var_os("LDAP2FTRACK_PYTHON").unwrap_or_else(|| {
+        panic!(
+            "LDAP2FTRACK_PYTHON is not set: run `bash tests/run.sh` (it creates .venv with \
+             ftrack-python-api), or point it at a Python with `pip install ftrack-python-api`"
+        )
+    });
+    let mut cmd = Command::new(python);
+    cmd.args(["-W", "ignore"])
+        .env("FTRACK_SERVER", server)
+        .env("FTRACK_API_USER", user)
+        .env("FTRACK_API_KEY", key)
+        .env_remove("FTRACK_EVENT_PLUGIN_PATH")
+        .stdin(std::process::Stdio::null());
+    cmd
+}

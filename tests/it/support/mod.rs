@@ -27,13 +27,10 @@ pub mod registry;
 pub mod slapd;
 pub mod tls;
 
-// Each test file uses some of these; the rest would be unused imports there.
-#[allow(unused_imports)]
 pub use bin::{
-    check_accepts, clean_env, copy_dir, demo_copy, ldap2ftrack, root, rule_cache_dir,
-    rules_snippet, run, text,
+    check_accepts, clean_env, copy_dir, demo_copy, ldap2ftrack, official_client, root,
+    rule_cache_dir, rules_snippet, run, text,
 };
-#[allow(unused_imports)]
 pub use plan::{pairs, plan_ops, triples, PlannedOp};
 
 use ldap2ftrack::directory::{Entry, Value};
