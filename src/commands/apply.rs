@@ -6,6 +6,7 @@ use super::{module_pins, print_plan};
 use crate::config::Config;
 use crate::config::FtrackServer;
 use crate::failure::Failure;
+use crate::ftrack::hub::HubError;
 use crate::ftrack::{Connection, Session};
 use crate::plan::{Plan, SavedPlan};
 use crate::run::events::{self, SyncSummary};
@@ -87,7 +88,7 @@ fn apply_locked(
             result.as_ref().err().map(ToString::to_string),
         );
         let session = reached.inputs.as_ref().map(|i| &i.connection.session);
-        record.event_published = Some(rt.block_on(announce(config, session, &summary)));
+        record.event_published = rt.block_on(announce(config, session, &summary));
     }
     *applied = Applied {
         operations: reached.landed,
@@ -98,8 +99,13 @@ fn apply_locked(
 }
 
 /// Publishes the run's summary on the hub of `session` (or, when the run never reached
-/// ftrack, of a session opened for it); whether it arrived. Never fails the run.
-async fn announce(config: &Config, session: Option<&Session>, summary: &SyncSummary) -> bool {
+/// ftrack, of a session opened for it); whether it arrived, `None` when there was no hub to
+/// tell (a server without one). Never fails the run.
+async fn announce(
+    config: &Config,
+    session: Option<&Session>,
+    summary: &SyncSummary,
+) -> Option<bool> {
     let opened;
     let session = match session {
         Some(session) => session,
@@ -112,11 +118,11 @@ async fn announce(config: &Config, session: Option<&Session>, summary: &SyncSumm
                 }
                 Err(e) => {
                     tracing::warn!("the sync event was not published: {e}");
-                    return false;
+                    return Some(false);
                 }
             }
         }
-        None => return false,
+        None => return None,
     };
     match events::publish(session, summary).await {
         Ok(()) => {
@@ -124,11 +130,17 @@ async fn announce(config: &Config, session: Option<&Session>, summary: &SyncSumm
                 topic = summary.topic(),
                 "sync event published to the ftrack event hub"
             );
-            true
+            Some(true)
+        }
+        // `[events] publish` defaults to true for servers that have a hub; one without is
+        // not an alarm on every run.
+        Err(HubError::NoHub(why)) => {
+            tracing::info!("no sync event: {why}");
+            None
         }
         Err(e) => {
             tracing::warn!("the sync event was not published to the ftrack event hub: {e}");
-            false
+            Some(false)
         }
     }
 }

@@ -53,8 +53,9 @@ pub struct Config {
 /// `[events]`: what a run tells ftrack's event hub.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventSettings {
-    /// Publish `ldap2ftrack.sync.applied` / `.failed` after each apply (default true; a
-    /// server without a hub, or a hub that is down, never fails the sync).
+    /// Publish `ldap2ftrack.sync.applied` / `.failed` after each apply (default true: a
+    /// server without a hub is noted at info level, and a hub that is down never fails the
+    /// sync).
     pub publish: bool,
 }
 

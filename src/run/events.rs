@@ -3,9 +3,9 @@
 //! enabled and renamed, so other ftrack tools (plugins, Connect, a studio's listener) can
 //! react to a sync without reading its journal.
 //!
-//! A hub is a courtesy, never a dependency: a server without one, a hub that is down or slow,
-//! and a publish the server does not acknowledge are logged and counted in the metrics; the
-//! sync's exit code never depends on them.
+//! A hub is a courtesy, never a dependency: a hub that is down or slow, and a publish the
+//! server does not acknowledge, are warnings counted in the metrics; a server without a hub
+//! is noted at info level; the sync's exit code never depends on them.
 
 use crate::ftrack::hub::{Event, EventHub, HubError, HubSettings};
 use crate::ftrack::Session;

@@ -14,8 +14,12 @@ const USER: &str = "hub-bot";
 const KEY: &str = "hub-key-5d1e";
 
 fn session(emulator: &RunningEmulator, key: &str) -> Session {
+    session_at(&emulator.url(), key)
+}
+
+fn session_at(url: &str, key: &str) -> Session {
     Session::new(SessionSettings {
-        server_url: emulator.url(),
+        server_url: url.to_string(),
         api_user: USER.to_string(),
         api_key: Secret::new(key),
         ca_file: None,
@@ -166,4 +170,19 @@ async fn refused_credentials_and_a_hub_that_is_down_are_errors_not_hangs() {
         down.err()
     );
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// A server without a hub (its handshake path is not found) is told apart from a hub that is
+/// down: a sync then publishes nothing and says so at info, not as a warning on every run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_without_a_hub_is_told_apart() {
+    let server =
+        crate::support::http::listen("127.0.0.1").serve(|_| crate::support::http::Reply::new(404));
+    let session = session_at(&server.url(), KEY);
+    let result = EventHub::connect(&session, settings()).await;
+    assert!(
+        matches!(result, Err(HubError::NoHub(_))),
+        "{:?}",
+        result.err()
+    );
 }

@@ -115,6 +115,12 @@ impl Endpoint {
                 self.origin, self.api_user
             )));
         }
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Err(HubError::NoHub(format!(
+                "the ftrack server at {} has no event hub (its handshake answered {status})",
+                self.origin
+            )));
+        }
         if !status.is_success() {
             return Err(HubError::Connection(format!(
                 "the event hub handshake at {} answered {status}; the server may have no event hub",

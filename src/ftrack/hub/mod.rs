@@ -39,6 +39,9 @@ pub enum HubError {
     /// The server refused the credentials.
     #[error("{0}")]
     Refused(String),
+    /// The server has no event hub (its handshake path is not found).
+    #[error("{0}")]
+    NoHub(String),
     /// The server did not acknowledge a publish in time, or the connection went meanwhile.
     #[error("{0}")]
     NotAcknowledged(String),
