@@ -26,7 +26,7 @@ pub fn wire_operations(op: &Operation) -> Vec<Value> {
             let mut data = Map::new();
             for (field, change) in &op.changes {
                 if let Some(v) = &change.to {
-                    data.insert(field.clone(), json!(v));
+                    data.insert(field.to_string(), json!(v));
                 }
             }
             data.insert("is_active".into(), json!(true));
@@ -37,7 +37,7 @@ pub fn wire_operations(op: &Operation) -> Vec<Value> {
                 let data: Map<String, Value> = op
                     .changes
                     .iter()
-                    .map(|(field, change)| (field.clone(), field_value(field, change)))
+                    .map(|(field, change)| (field.to_string(), field_value(field, change)))
                     .collect();
                 out.push(json!({
                     "action": "update",

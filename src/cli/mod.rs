@@ -106,6 +106,9 @@ pub struct PlanArgs {
     /// Also write the directory (LDIF) and ftrack state that were read into DIR, as a test case.
     #[arg(long, value_name = "DIR")]
     pub snapshot: Option<PathBuf>,
+    /// Read the whole directory even when the sync state allows reading only what changed.
+    #[arg(long)]
+    pub full: bool,
 }
 
 #[derive(Debug, Args)]
@@ -119,6 +122,9 @@ pub struct ApplyArgs {
     /// Append one JSON line per applied operation to this file (default: [run] journal_file).
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// Read the whole directory even when the sync state allows reading only what changed.
+    #[arg(long)]
+    pub full: bool,
 }
 
 #[derive(Debug, Args)]
@@ -272,6 +278,7 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
                 out: args.out.clone(),
                 check: args.check,
                 snapshot: args.snapshot.clone(),
+                full: args.full,
             };
             commands::plan::plan(&load_config(cli)?, &options, output)
         }
@@ -281,6 +288,7 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
                 force: args.force,
                 journal: args.journal.clone(),
                 bound_to: None,
+                full: args.full,
             };
             commands::apply::apply(&load_config(cli)?, &options, output)
         }

@@ -25,6 +25,8 @@ pub struct ApplyOptions {
     /// Apply only when a fresh plan has this binding (`plan::saved::binding`): what an
     /// administrator confirmed from ftrack's Actions menu.
     pub bound_to: Option<String>,
+    /// Read the whole directory, whatever the sync state allows.
+    pub full: bool,
 }
 
 /// What an apply got through: operations ftrack confirmed and requests sent.
@@ -155,10 +157,13 @@ fn apply_steps(
     reached: &mut Reached,
 ) -> Result<(), Failure> {
     let mut pipeline = run::prepare(config)?;
-    let needed = pipeline.user_attributes(&config.ldap).needed;
-    let inputs = reached
-        .inputs
-        .insert(rt.block_on(run::read_inputs(config, needed, false))?);
+    let inputs = reached.inputs.insert(rt.block_on(run::read_inputs_synced(
+        config,
+        &pipeline,
+        false,
+        // A saved or confirmed plan is bound to all of ftrack as read.
+        args.full || saved.is_some() || args.bound_to.is_some(),
+    ))?);
     run::record_timings(record, &inputs.timings);
     let planned = run::plan(config, inputs, &mut pipeline)?;
     run::record_timings(record, &planned.timings);
@@ -183,8 +188,8 @@ fn apply_steps(
     let plan = reached
         .plan
         .insert(saved.map(|s| s.plan).unwrap_or(planned.plan));
-    record.plan(plan, &config.guards, inputs.directory.users.len());
-    run::guard(config, plan, inputs.directory.users.len(), args.force)?;
+    record.plan(plan, &config.guards, inputs.directory_users);
+    run::guard(config, plan, inputs.directory_users, args.force)?;
     if plan.is_empty() {
         match output {
             OutputFormat::Json => println!(
@@ -193,6 +198,7 @@ fn apply_steps(
             ),
             OutputFormat::Human => println!("No changes: ftrack matches the directory."),
         }
+        run::keep_sync_state(config, inputs);
         return Ok(());
     }
     let journal = Some(args.journal.as_deref().unwrap_or(&config.run.journal_file));
@@ -209,6 +215,7 @@ fn apply_steps(
     reached.landed = report.applied;
     reached.requests = report.requests;
     record.applied = report.applied;
+    run::keep_sync_state(config, inputs);
     run::release_at_exit(pipeline);
     match output {
         OutputFormat::Json => println!(

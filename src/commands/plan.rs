@@ -18,6 +18,8 @@ pub struct PlanOptions {
     pub check: bool,
     /// Also write the inputs that were read into this folder, as a test case.
     pub snapshot: Option<PathBuf>,
+    /// Read the whole directory, whatever the sync state allows.
+    pub full: bool,
 }
 
 /// Plans under the run lock and prints the plan.
@@ -37,14 +39,20 @@ fn plan_locked(
     let mut pipeline = run::prepare(config)?;
     // A snapshot keeps what the run read, no more: the captured case replays with the same
     // rules, which need nothing else, and the user filter's attributes are among what is
-    // read, so the file selects the same users the server did.
-    let needed = pipeline.user_attributes(&config.ldap).needed;
-    let inputs = rt.block_on(run::read_inputs(config, needed, args.snapshot.is_some()))?;
+    // read, so the file selects the same users the server did. It, and a saved plan (bound
+    // to all of ftrack as read), come from a full read.
+    let full = args.full || args.out.is_some();
+    let inputs = rt.block_on(run::read_inputs_synced(
+        config,
+        &pipeline,
+        args.snapshot.is_some(),
+        full,
+    ))?;
     run::record_timings(record, &inputs.timings);
     let today = crate::clock::today();
     let planned = run::plan_on(config, &inputs, &mut pipeline, today.clone())?;
     run::record_timings(record, &planned.timings);
-    record.plan(&planned.plan, &config.guards, inputs.directory.users.len());
+    record.plan(&planned.plan, &config.guards, inputs.directory_users);
     if let (Some(dir), Some(entries)) = (&args.snapshot, &inputs.entries) {
         crate::fixtures::capture(dir, config, entries, &inputs.ftrack, &planned.plan, &today)?;
         eprintln!(
@@ -55,7 +63,7 @@ fn plan_locked(
     }
     print_plan(&planned.plan, output)?;
     if let Err(Failure::Guard(refusal)) =
-        run::guard(config, &planned.plan, inputs.directory.users.len(), false)
+        run::guard(config, &planned.plan, inputs.directory_users, false)
     {
         eprintln!("warning: `apply` would be {refusal}");
     }

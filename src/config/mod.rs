@@ -46,6 +46,7 @@ pub struct Config {
     pub guards: GuardSettings,
     pub run: RunSettings,
     pub events: EventSettings,
+    pub sync: SyncSettings,
     /// Things worth telling the admin that do not stop the run (e.g. a world-readable secret file).
     pub warnings: Vec<String>,
 }
@@ -57,6 +58,30 @@ pub struct EventSettings {
     /// server without a hub is noted at info level, and a hub that is down never fails the
     /// sync).
     pub publish: bool,
+}
+
+/// `[sync]`: whether runs read only what changed in the directory, and how often they read
+/// everything anyway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncSettings {
+    pub mode: SyncMode,
+    /// A full read at least this often (default 24 h), whatever the stored state says: it
+    /// catches what an incremental run cannot see (ftrack changed by hand, a grace period
+    /// that ran out).
+    pub full_every: std::time::Duration,
+    /// Where the directory's sync state is kept (default `ldap2ftrack-sync-state.json`
+    /// beside the config file, like the journal).
+    pub state_file: PathBuf,
+}
+
+/// `[sync] mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Incremental runs where the server can say what changed (syncrepl), full reads
+    /// elsewhere.
+    Auto,
+    /// Every run reads everything.
+    Full,
 }
 
 /// Files of the run itself.

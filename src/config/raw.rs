@@ -28,6 +28,16 @@ pub(super) struct RawConfig {
     pub(super) run: RawRun,
     #[serde(default)]
     pub(super) events: RawEvents,
+    #[serde(default)]
+    pub(super) sync: RawSync,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSync {
+    pub(super) mode: Option<String>,
+    pub(super) full_every: Option<String>,
+    pub(super) state_file: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

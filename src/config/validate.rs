@@ -11,8 +11,8 @@ use super::secret;
 use super::{
     AttributeMappings, Config, ConfigError, ConfigProblem, DeprovisionSettings, DirectorySource,
     EventSettings, FtrackServer, FtrackSettings, GroupMapping, GuardSettings, LdapSettings,
-    ModuleBounds, ModuleSource, Patterns, RuleModuleSettings, RunSettings, SecretSource,
-    DEFAULT_GROUP_FILTER, DEFAULT_USER_FILTER,
+    ModuleBounds, ModuleSource, Patterns, RuleModuleSettings, RunSettings, SecretSource, SyncMode,
+    SyncSettings, DEFAULT_GROUP_FILTER, DEFAULT_USER_FILTER,
 };
 use crate::ldap_syntax::{Filter, NormalizedDn};
 use std::collections::BTreeMap;
@@ -126,6 +126,7 @@ impl Resolver {
             fetch_cache_dir,
             compile_cache_dir,
         };
+        let sync = self.sync(raw.sync);
         if !self.problems.is_empty() {
             return Err(ConfigError {
                 file: path.to_path_buf(),
@@ -145,8 +146,53 @@ impl Resolver {
             events: EventSettings {
                 publish: raw.events.publish.unwrap_or(true),
             },
+            sync,
             warnings: self.warnings,
         })
+    }
+
+    fn sync(&mut self, raw: super::raw::RawSync) -> SyncSettings {
+        let mode = match raw.mode.as_deref().map(str::trim) {
+            None | Some("auto") => SyncMode::Auto,
+            Some("full") => SyncMode::Full,
+            Some(other) => {
+                self.problem(
+                    "sync.mode",
+                    format!("is `{other}`; use \"auto\" (read only what changed where the server can say) or \"full\""),
+                );
+                SyncMode::Auto
+            }
+        };
+        let day = std::time::Duration::from_secs(24 * 3600);
+        let full_every = match raw.full_every.as_deref() {
+            None => day,
+            Some(text) => match humantime::parse_duration(text.trim()) {
+                Ok(d) if d >= std::time::Duration::from_secs(60) => d,
+                Ok(_) => {
+                    self.problem(
+                        "sync.full_every",
+                        "is under a minute; give e.g. \"24h\" or \"6h\"",
+                    );
+                    day
+                }
+                Err(e) => {
+                    self.problem(
+                        "sync.full_every",
+                        format!("`{text}` is not a duration ({e}); give e.g. \"24h\" or \"90min\""),
+                    );
+                    day
+                }
+            },
+        };
+        SyncSettings {
+            mode,
+            full_every,
+            state_file: self.base.join(
+                raw.state_file
+                    .as_deref()
+                    .unwrap_or("ldap2ftrack-sync-state.json"),
+            ),
+        }
     }
 
     /// Resolves a path against the config file's folder and checks that the file exists.

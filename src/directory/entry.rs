@@ -4,8 +4,12 @@
 //! (stable ids, disabled state, membership) works on them alone, so both sources give the
 //! same snapshot for the same data.
 
+use serde::{Deserialize, Serialize};
+
 /// One attribute value: text, or bytes for binary attributes (never lossily decoded).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Stored (in the sync state) as a string or an array of bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
 pub enum Value {
     Text(String),
     Binary(Vec<u8>),
@@ -62,14 +66,14 @@ pub fn is_binary_attribute(name: &str) -> bool {
 }
 
 /// A multi-valued attribute. The name keeps the server's spelling; lookups ignore case.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attribute {
     pub name: String,
     pub values: Vec<Value>,
 }
 
 /// A directory entry: its DN as the source spelled it, and its attributes.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Entry {
     pub dn: String,
     pub attributes: Vec<Attribute>,

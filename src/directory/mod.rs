@@ -10,6 +10,7 @@ pub mod filter;
 pub mod ldap;
 pub mod ldif;
 pub mod snapshot;
+pub mod sync_state;
 
 pub use entry::{Attribute, Entry, Value};
 pub use snapshot::{DirectoryGroup, DirectorySnapshot, DirectoryUser, GroupId, SkippedMembers};

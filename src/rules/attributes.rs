@@ -73,6 +73,21 @@ pub fn user_attributes(ldap: &LdapSettings, stages: &[Box<dyn Stage>]) -> UserAt
     }
 }
 
+/// Whether a rule stage may read `memberOf`: it names it, reads every attribute, or
+/// `[ldap] user_attributes` names it. syncrepl does not report a changed `memberOf` (slapd's
+/// memberof overlay rewrites it without touching the user entry's change sequence), so
+/// such a run cannot read incrementally and still see what a full read sees.
+pub fn reads_member_of(ldap: &LdapSettings, stages: &[Box<dyn Stage>]) -> bool {
+    let names_it = |names: &[String]| names.iter().any(|n| n.eq_ignore_ascii_case("memberOf"));
+    if !ldap.user_attributes.is_empty() {
+        return names_it(&ldap.user_attributes);
+    }
+    stages.iter().any(|stage| match stage.attributes_read() {
+        None => true,
+        Some(reads) => names_it(reads),
+    })
+}
+
 fn label(stage: &dyn Stage) -> String {
     if stage.name() == super::builtin::STAGE_NAME && stage.bounds().is_none() {
         "[mappings]".to_string()

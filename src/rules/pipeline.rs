@@ -266,6 +266,11 @@ impl Pipeline {
         super::attributes::user_attributes(ldap, &self.stages)
     }
 
+    /// Whether a stage may read `memberOf` ([`super::attributes::reads_member_of`]).
+    pub fn reads_member_of(&self, ldap: &crate::config::LdapSettings) -> bool {
+        super::attributes::reads_member_of(ldap, &self.stages)
+    }
+
     /// The reasons behind what the rules proposed for `user` (evaluated from `directory`).
     pub fn reasons<'a>(
         &'a self,

@@ -3,6 +3,7 @@
 //! sinks; this module only wires the stages together and maps their failures to exit codes.
 
 pub mod events;
+pub mod incremental;
 pub mod lock;
 mod locked;
 pub mod metrics;
@@ -34,6 +35,12 @@ pub struct Inputs {
     pub connection: Connection,
     /// How long each read took (they overlap).
     pub timings: Vec<(&'static str, std::time::Duration)>,
+    /// Users in the directory (all of them, also when an incremental run plans for few).
+    pub directory_users: usize,
+    /// An incremental run: plan only for these users. `None`: for everyone.
+    pub scope: Option<incremental::Scope>,
+    /// The directory's sync state to keep once an apply of this run's plan succeeded.
+    pub next_sync_state: Option<crate::directory::sync_state::SyncState>,
 }
 
 /// The result of planning.
@@ -76,8 +83,9 @@ pub fn preflight(config: &Config) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Reads the directory and ftrack at the same time. Either failing fails the run: a partial
-/// read never reaches the planner. `user_attributes` is what the rules need of each user
+/// Reads the directory and ftrack at the same time, always everything (explain, check,
+/// test cases, previews). Either failing fails the run: a partial read never reaches the
+/// planner. `user_attributes` is what the rules need of each user
 /// ([`Pipeline::user_attributes`]; `None`: everything): the rest is never requested.
 pub async fn read_inputs(
     config: &Config,
@@ -85,30 +93,139 @@ pub async fn read_inputs(
     keep_entries: bool,
 ) -> Result<Inputs, Failure> {
     let env = |name: &str| std::env::var(name).ok();
+    let entries = async {
+        directory::read_entries_with_env(&config.ldap, user_attributes, &env)
+            .await
+            .map(|e| (e, None))
+            .map_err(|e| Failure::Runtime(e.to_string()))
+    };
+    read_both(config, entries, keep_entries).await
+}
+
+/// [`read_inputs`] for `plan` and `apply`: incremental when the directory's sync state
+/// allows it ([`incremental`]), full otherwise or with `full`.
+pub async fn read_inputs_synced(
+    config: &Config,
+    pipeline: &Pipeline,
+    keep_entries: bool,
+    full: bool,
+) -> Result<Inputs, Failure> {
+    use incremental::{Decision, DirectoryRead};
+    let user_attributes = pipeline.user_attributes(&config.ldap).needed;
+    let reads_member_of = pipeline.reads_member_of(&config.ldap);
+    let decision = incremental::decide(
+        config,
+        &user_attributes,
+        reads_member_of,
+        full || keep_entries,
+    );
+    let why_full = match decision {
+        Decision::Full { why, syncrepl } => (why, syncrepl),
+        Decision::Incremental(state) => {
+            // The directory first: when nothing changed, ftrack need not be read at all.
+            let phase = progress::start_counting(progress::LDAP_READ, "entries");
+            let started = std::time::Instant::now();
+            let read = incremental::read_incremental(config, &user_attributes, *state).await;
+            let ldap_time = started.elapsed();
+            drop(phase);
+            match read {
+                Ok(DirectoryRead::Unchanged { next, total_users }) => {
+                    tracing::info!("incremental read: nothing changed in the directory");
+                    let connection = open_ftrack(config).await?;
+                    return Ok(Inputs {
+                        directory: DirectorySnapshot::default(),
+                        entries: None,
+                        ftrack: FtrackSnapshot::default(),
+                        connection,
+                        timings: vec![("ldap_read", ldap_time)],
+                        directory_users: total_users,
+                        scope: Some(incremental::Scope::default()),
+                        next_sync_state: Some(next),
+                    });
+                }
+                Ok(DirectoryRead::Changed {
+                    directory,
+                    scope,
+                    next,
+                }) => {
+                    tracing::info!(
+                        touched = scope.touched.len(),
+                        departed = scope.departed.len(),
+                        "incremental read: planning for the users the changes touch"
+                    );
+                    let started = std::time::Instant::now();
+                    let (connection, ftrack) = read_ftrack(config).await?;
+                    return Ok(Inputs {
+                        directory_users: directory.users.len(),
+                        directory,
+                        entries: None,
+                        ftrack,
+                        connection,
+                        timings: vec![("ldap_read", ldap_time), ("ftrack_read", started.elapsed())],
+                        scope: Some(scope),
+                        next_sync_state: Some(next),
+                    });
+                }
+                Err(incremental::RefreshError::Stale(why)) => {
+                    (format!("{why}; the stored sync state is not used"), true)
+                }
+                Err(incremental::RefreshError::Failed(e)) => {
+                    return Err(Failure::Runtime(e.to_string()))
+                }
+            }
+        }
+    };
+    let (why, syncrepl) = why_full;
+    let entries = incremental::read_full(config, user_attributes, &why, syncrepl);
+    read_both(config, entries, keep_entries).await
+}
+
+async fn open_ftrack(config: &Config) -> Result<Connection, Failure> {
+    let env = |name: &str| std::env::var(name).ok();
+    Connection::open(&config.ftrack, &env)
+        .await
+        .map_err(|e| match e {
+            OpenError::Config(m) => Failure::Usage(m),
+            other => Failure::Runtime(other.to_string()),
+        })
+}
+
+async fn read_ftrack(config: &Config) -> Result<(Connection, FtrackSnapshot), Failure> {
+    let phase = progress::start_counting(progress::FTRACK_READ, "rows");
+    let connection = open_ftrack(config).await?;
+    let snapshot = FtrackSnapshot::read(&connection.session)
+        .await
+        .map_err(|e| Failure::Runtime(format!("reading ftrack failed: {e}")))?;
+    drop(phase);
+    Ok((connection, snapshot))
+}
+
+/// Reads ftrack while `entries` reads the directory, then assembles the directory.
+async fn read_both(
+    config: &Config,
+    entries: impl std::future::Future<
+        Output = Result<
+            (
+                crate::directory::EntrySet,
+                Option<crate::directory::sync_state::SyncState>,
+            ),
+            Failure,
+        >,
+    >,
+    keep_entries: bool,
+) -> Result<Inputs, Failure> {
     let ftrack = async {
-        let phase = progress::start_counting(progress::FTRACK_READ, "rows");
         let started = std::time::Instant::now();
-        let connection = Connection::open(&config.ftrack, &env)
-            .await
-            .map_err(|e| match e {
-                OpenError::Config(m) => Failure::Usage(m),
-                other => Failure::Runtime(other.to_string()),
-            })?;
-        let snapshot = FtrackSnapshot::read(&connection.session)
-            .await
-            .map_err(|e| Failure::Runtime(format!("reading ftrack failed: {e}")))?;
-        drop(phase);
+        let (connection, snapshot) = read_ftrack(config).await?;
         Ok::<_, Failure>((connection, snapshot, started.elapsed()))
     };
-    let env_lookup = |name: &str| std::env::var(name).ok();
     let directory = async {
         let phase = progress::start_counting(progress::LDAP_READ, "entries");
         let started = std::time::Instant::now();
-        let entries =
-            directory::read_entries_with_env(&config.ldap, user_attributes, &env_lookup).await;
+        let read = entries.await;
         let ldap_time = started.elapsed();
         drop(phase);
-        let entries = entries.map_err(|e| Failure::Runtime(e.to_string()))?;
+        let (entries, next) = read?;
         let kept = keep_entries.then(|| entries.clone());
         // Assembled while the ftrack read may still be running; on a blocking thread so the
         // ftrack read's I/O keeps being driven meanwhile.
@@ -120,10 +237,10 @@ pub async fn read_inputs(
         .await
         .map_err(|e| Failure::Runtime(format!("assembling the directory failed: {e}")))?
         .map_err(|e| Failure::Runtime(e.to_string()))?;
-        Ok::<_, Failure>((assembled, kept, ldap_time, started.elapsed()))
+        Ok::<_, Failure>((assembled, kept, next, ldap_time, started.elapsed()))
     };
     let (directory, ftrack) = tokio::join!(directory, ftrack);
-    let (directory, kept, ldap_time, assemble_time) = directory?;
+    let (directory, kept, next, ldap_time, assemble_time) = directory?;
     let (connection, ftrack, ftrack_time) = ftrack?;
     tracing::info!(
         users = directory.users.len(),
@@ -133,6 +250,7 @@ pub async fn read_inputs(
         "read both sides"
     );
     Ok(Inputs {
+        directory_users: directory.users.len(),
         directory,
         entries: kept,
         ftrack,
@@ -142,6 +260,8 @@ pub async fn read_inputs(
             ("assemble", assemble_time),
             ("ftrack_read", ftrack_time),
         ],
+        scope: None,
+        next_sync_state: next,
     })
 }
 
@@ -190,9 +310,27 @@ pub fn plan_on(
     today: String,
 ) -> Result<Planned, Failure> {
     let started = std::time::Instant::now();
-    let evaluation = pipeline
-        .evaluate(&inputs.directory)
-        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    let narrowed = match &inputs.scope {
+        Some(scope) => incremental::narrow(inputs, scope, pipeline)?,
+        None => None,
+    };
+    let (directory, ftrack, evaluation) = match narrowed {
+        Some((directory, ftrack, evaluation)) => (
+            std::borrow::Cow::Owned(directory),
+            std::borrow::Cow::Owned(ftrack),
+            evaluation,
+        ),
+        None => {
+            let evaluation = pipeline
+                .evaluate(&inputs.directory)
+                .map_err(|e| Failure::Runtime(e.to_string()))?;
+            (
+                std::borrow::Cow::Borrowed(&inputs.directory),
+                std::borrow::Cow::Borrowed(&inputs.ftrack),
+                evaluation,
+            )
+        }
+    };
     for s in &evaluation.skipped {
         tracing::warn!(dn = %s.dn, "skipped: {}", s.reason);
     }
@@ -201,7 +339,7 @@ pub fn plan_on(
     let started = std::time::Instant::now();
     let settings = PlanSettings::from_config(config, &api_user, today);
     let phase = progress::start(progress::DIFF, None);
-    let matching = diff::Matching::new(&evaluation, &inputs.ftrack, &settings);
+    let matching = diff::Matching::new(&evaluation, &ftrack, &settings);
     // The deprovision hook is part of the rules; the diff gets its verdicts as data.
     let verdicts = pipeline
         .verdicts(
@@ -209,7 +347,7 @@ pub fn plan_on(
             settings.deprovision_action,
         )
         .map_err(|e| Failure::Runtime(e.to_string()))?;
-    let plan = diff::diff(&matching, &inputs.directory, &settings, &verdicts, pipeline);
+    let plan = diff::diff(&matching, &directory, &settings, &verdicts, pipeline);
     drop(matching);
     drop(phase);
     Ok(Planned {
@@ -233,6 +371,18 @@ pub fn guard(
             Ok(())
         }
         Err(refusal) => Err(Failure::Guard(refusal.to_string())),
+    }
+}
+
+/// Keeps the directory's sync state this run read up to, once its plan is in ftrack: the
+/// next run reads only what changed after it. Not fatal when it cannot be written — the
+/// next run then reads from the older state and finds these changes applied already.
+pub fn keep_sync_state(config: &Config, inputs: &Inputs) {
+    if let Some(state) = &inputs.next_sync_state {
+        match state.save(&config.sync.state_file) {
+            Ok(()) => tracing::debug!(file = %config.sync.state_file.display(), "sync state kept"),
+            Err(e) => tracing::warn!("{e}; the next run reads from the previous sync state"),
+        }
     }
 }
 

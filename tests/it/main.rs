@@ -14,6 +14,7 @@ mod example_fixtures;
 mod ftrack_session;
 mod hostile_input;
 mod listen;
+mod live_sync;
 mod package;
 mod rule_fixtures;
 mod rules_build;

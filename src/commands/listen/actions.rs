@@ -85,7 +85,7 @@ pub fn preview(config: &Config) -> Result<Preview, Failure> {
     let inputs = rt.block_on(run::read_inputs(config, needed, false))?;
     let planned = run::plan(config, &inputs, &mut pipeline)?;
     let plan = &planned.plan;
-    let refusal = match run::guard(config, plan, inputs.directory.users.len(), false) {
+    let refusal = match run::guard(config, plan, inputs.directory_users, false) {
         Err(Failure::Guard(why)) => Some(why),
         _ => None,
     };

@@ -35,6 +35,8 @@ mod connect;
 mod decode;
 mod range;
 mod search;
+mod sync_control;
+pub mod syncrepl;
 
 use super::{DirectoryError, Entry, EntrySet, ReadStats};
 use crate::config::LdapSettings;

@@ -177,8 +177,33 @@ fn base_ldif() -> String {
     s
 }
 
-fn config(dir: &Path, certs: &Certs) -> String {
+/// What a test server has besides the usual overlays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlays {
+    Usual,
+    /// The syncprov overlay (RFC 4533 provider), with a session log of this many changes
+    /// (0: none, so a refresh from a cookie is a present phase).
+    Syncprov {
+        sessionlog: u32,
+    },
+}
+
+fn config(dir: &Path, certs: &Certs, overlays: Overlays) -> String {
     let d = dir.display();
+    let (module, syncprov) = match overlays {
+        Overlays::Usual => ("", String::new()),
+        Overlays::Syncprov { sessionlog } => (
+            "moduleload syncprov\n",
+            format!(
+                "overlay syncprov\nsyncprov-checkpoint 1 1\n{}",
+                if sessionlog > 0 {
+                    format!("syncprov-sessionlog {sessionlog}\n")
+                } else {
+                    String::new()
+                }
+            ),
+        ),
+    };
     format!(
         r#"include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
@@ -188,7 +213,7 @@ modulepath /usr/lib/ldap
 moduleload back_mdb
 moduleload memberof
 moduleload ppolicy
-pidfile {d}/slapd.pid
+{module}pidfile {d}/slapd.pid
 argsfile {d}/slapd.args
 TLSCACertificateFile {ca}
 TLSCertificateFile {cert}
@@ -201,13 +226,15 @@ rootpw admin-{SYNC_PASSWORD}
 directory {d}/db
 index objectClass eq
 index uid eq
+index entryCSN eq
+index entryUUID eq
 limits dn.exact="{SYNC_DN}" size=1000 size.pr=1000 size.prtotal=unlimited
 limits dn.exact="{LIMITED_DN}" size=1000 size.prtotal=1200
 access to attrs=userPassword by anonymous auth by * none
 access to * by * read
 overlay memberof
 overlay ppolicy
-"#,
+{syncprov}"#,
         ca = certs.ca.display(),
         cert = certs.server_cert.display(),
         key = certs.server_key.display(),
@@ -226,6 +253,11 @@ impl Slapd {
     /// may be the output of `ldap2ftrack::directory::ldif::write`: its `version: 1` header
     /// is dropped, since the file slapadd reads starts with the base entries.
     pub fn start(ldif: &str) -> Slapd {
+        Slapd::start_with(ldif, Overlays::Usual)
+    }
+
+    /// [`Slapd::start`] with more overlays (syncprov).
+    pub fn start_with(ldif: &str, overlays: Overlays) -> Slapd {
         let ldif = ldif.strip_prefix("version: 1\n").unwrap_or(ldif);
         require_slapd();
         let started = Instant::now();
@@ -233,7 +265,7 @@ impl Slapd {
         let dir = tempfile::tempdir().expect("temp dir for slapd");
         std::fs::create_dir(dir.path().join("db")).expect("db dir");
         let conf = dir.path().join("slapd.conf");
-        std::fs::write(&conf, config(dir.path(), certs)).expect("write slapd.conf");
+        std::fs::write(&conf, config(dir.path(), certs, overlays)).expect("write slapd.conf");
         let data = dir.path().join("data.ldif");
         let mut file = std::fs::File::create(&data).expect("create data.ldif");
         file.write_all(base_ldif().as_bytes())

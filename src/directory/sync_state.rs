@@ -1,0 +1,317 @@
+//! The directory as of a sync position, kept between runs: the cookies a server gave for
+//! the user and the group search, and the entries they stand for.
+//!
+//! An incremental read only says what changed (and, for a delete, only an entryUUID), so the
+//! run needs the rest of the directory as it was to know who a deleted entry was, which
+//! users a changed group touches, and what the rules see for an untouched user. The state is
+//! bound to the server it came from and to a fingerprint of the configuration and rule
+//! modules it was taken under: anything else makes it unusable, and the run reads
+//! everything. It is written whole to a new private file and renamed over the old one, so a
+//! crash leaves the old state or the new, never half of one.
+
+use super::ldap::syncrepl::Refresh;
+use super::{Entry, EntrySet};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufReader, BufWriter, Write};
+use std::path::Path;
+
+/// Bumped when the file's meaning changes; another version is read as no state.
+const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SyncState {
+    pub version: u32,
+    /// The LDAP URL the cookies belong to.
+    pub server: String,
+    /// What the configuration and rule modules were when the state was taken.
+    pub fingerprint: String,
+    /// When the last full read was (seconds since the epoch).
+    pub full_at: u64,
+    /// The user and the group search's cookies, base64.
+    pub user_cookie: String,
+    pub group_cookie: String,
+    /// The entries, by entryUUID.
+    pub users: BTreeMap<String, Entry>,
+    pub groups: BTreeMap<String, Entry>,
+}
+
+/// Why a stored state was not used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unusable {
+    Missing,
+    Unreadable(String),
+    Other(String),
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unusable::Missing => f.write_str("there is no sync state yet"),
+            Unusable::Unreadable(why) => write!(f, "the sync state cannot be read ({why})"),
+            Unusable::Other(why) => f.write_str(why),
+        }
+    }
+}
+
+/// What a refresh changed, by entryUUID.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changed {
+    pub users: BTreeSet<String>,
+    pub groups: BTreeSet<String>,
+}
+
+impl Changed {
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.groups.is_empty()
+    }
+}
+
+impl SyncState {
+    /// A state from a complete read (refreshes from no cookie).
+    pub fn from_full(
+        server: &str,
+        fingerprint: &str,
+        now: u64,
+        [users, groups]: [Refresh; 2],
+    ) -> SyncState {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        SyncState {
+            version: VERSION,
+            server: server.to_string(),
+            fingerprint: fingerprint.to_string(),
+            full_at: now,
+            user_cookie: b64.encode(&users.cookie),
+            group_cookie: b64.encode(&groups.cookie),
+            users: users.changed.into_iter().collect(),
+            groups: groups.changed.into_iter().collect(),
+        }
+    }
+
+    /// Reads the state at `path`, if there is one and it fits this server and fingerprint.
+    pub fn load(path: &Path, server: &str, fingerprint: &str) -> Result<SyncState, Unusable> {
+        let file = match crate::private_files::open_read(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Unusable::Missing),
+            Err(e) => return Err(Unusable::Unreadable(format!("{}: {e}", path.display()))),
+        };
+        let state: SyncState = serde_json::from_reader(BufReader::new(file))
+            .map_err(|e| Unusable::Unreadable(format!("{}: {e}", path.display())))?;
+        if state.version != VERSION {
+            return Err(Unusable::Other(format!(
+                "the sync state in {} is of another version ({})",
+                path.display(),
+                state.version
+            )));
+        }
+        if state.server != server {
+            return Err(Unusable::Other(format!(
+                "the sync state belongs to {}, not {server}",
+                state.server
+            )));
+        }
+        if state.fingerprint != fingerprint {
+            return Err(Unusable::Other(
+                "the configuration or a rule module changed since the sync state was taken".into(),
+            ));
+        }
+        Ok(state)
+    }
+
+    /// Writes the state to a new private file beside `path` and renames it into place.
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let fail = |e: &dyn std::fmt::Display| {
+            format!("cannot write the sync state {}: {e}", path.display())
+        };
+        let file = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail(&e))?;
+        let mut out = BufWriter::new(file);
+        serde_json::to_writer(&mut out, self).map_err(|e| fail(&e))?;
+        out.flush().map_err(|e| fail(&e))?;
+        let file = out.into_inner().map_err(|e| fail(&e.error()))?;
+        file.as_file().sync_data().map_err(|e| fail(&e))?;
+        file.persist(path).map_err(|e| fail(&e.error))?;
+        Ok(())
+    }
+
+    /// The cookies to refresh from.
+    pub fn cookies(&self) -> Result<[Vec<u8>; 2], Unusable> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let decode = |c: &str| {
+            b64.decode(c)
+                .map_err(|e| Unusable::Unreadable(format!("a stored cookie is not base64: {e}")))
+        };
+        Ok([decode(&self.user_cookie)?, decode(&self.group_cookie)?])
+    }
+
+    /// The entries as an [`EntrySet`] (a copy: the state stays as it is).
+    pub fn entries(&self) -> EntrySet {
+        EntrySet {
+            users: self.users.values().cloned().collect(),
+            groups: self.groups.values().cloned().collect(),
+            stats: Default::default(),
+        }
+    }
+
+    /// Brings the entries forward by what the two refreshes said, and keeps their cookies.
+    pub fn apply(&mut self, [users, groups]: [Refresh; 2]) -> Changed {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        self.user_cookie = b64.encode(&users.cookie);
+        self.group_cookie = b64.encode(&groups.cookie);
+        Changed {
+            users: apply_refresh(&mut self.users, users),
+            groups: apply_refresh(&mut self.groups, groups),
+        }
+    }
+}
+
+/// Applies one search's refresh to its entries; returns the entryUUIDs that changed
+/// (added, modified, renamed or gone).
+fn apply_refresh(entries: &mut BTreeMap<String, Entry>, refresh: Refresh) -> BTreeSet<String> {
+    let mut changed = BTreeSet::new();
+    let mut mentioned: BTreeSet<String> = BTreeSet::new();
+    if refresh.present_phase {
+        mentioned.extend(refresh.present.iter().cloned());
+        mentioned.extend(refresh.changed.iter().map(|(uuid, _)| uuid.clone()));
+    }
+    for (uuid, entry) in refresh.changed {
+        if entries.get(&uuid) != Some(&entry) {
+            changed.insert(uuid.clone());
+        }
+        entries.insert(uuid, entry);
+    }
+    for uuid in refresh.deleted {
+        // A delete for an entry never held (slapd names entries that stopped matching
+        // another search) changes nothing.
+        if entries.remove(&uuid).is_some() {
+            changed.insert(uuid);
+        }
+    }
+    if refresh.present_phase {
+        entries.retain(|uuid, _| {
+            let keep = mentioned.contains(uuid);
+            if !keep {
+                changed.insert(uuid.clone());
+            }
+            keep
+        });
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::Value;
+
+    fn entry(dn: &str, mail: &str) -> Entry {
+        let mut e = Entry::new(dn);
+        e.push("mail", Value::Text(mail.into()));
+        e
+    }
+
+    fn state(users: &[(&str, Entry)]) -> SyncState {
+        SyncState {
+            version: VERSION,
+            server: "ldap://x".into(),
+            fingerprint: "f".into(),
+            full_at: 0,
+            user_cookie: String::new(),
+            group_cookie: String::new(),
+            users: users
+                .iter()
+                .map(|(u, e)| (u.to_string(), e.clone()))
+                .collect(),
+            groups: BTreeMap::new(),
+        }
+    }
+
+    fn refresh(changed: Vec<(&str, Entry)>, deleted: &[&str], present: Option<&[&str]>) -> Refresh {
+        Refresh {
+            changed: changed
+                .into_iter()
+                .map(|(u, e)| (u.to_string(), e))
+                .collect(),
+            deleted: deleted.iter().map(|u| u.to_string()).collect(),
+            present: present
+                .unwrap_or(&[])
+                .iter()
+                .map(|u| u.to_string())
+                .collect(),
+            present_phase: present.is_some(),
+            cookie: b"c2".to_vec(),
+            stats: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_delete_phase_changes_only_what_it_names() {
+        let mut s = state(&[("a", entry("uid=a", "a@x")), ("b", entry("uid=b", "b@x"))]);
+        let changed = s.apply([
+            refresh(
+                vec![("a", entry("uid=a", "new@x")), ("c", entry("uid=c", "c@x"))],
+                &["b", "zz"],
+                None,
+            ),
+            refresh(vec![], &[], None),
+        ]);
+        assert_eq!(changed.users, ["a", "b", "c"].map(String::from).into());
+        assert_eq!(s.users.keys().collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(s.cookies().unwrap()[0], b"c2");
+    }
+
+    #[test]
+    fn a_present_phase_removes_what_it_does_not_mention() {
+        let mut s = state(&[
+            ("a", entry("uid=a", "a@x")),
+            ("b", entry("uid=b", "b@x")),
+            ("c", entry("uid=c", "c@x")),
+        ]);
+        // a unchanged (named present), b sent again unchanged, c not mentioned: gone.
+        let changed = s.apply([
+            refresh(vec![("b", entry("uid=b", "b@x"))], &[], Some(&["a"])),
+            refresh(vec![], &[], None),
+        ]);
+        assert_eq!(changed.users, ["c"].map(String::from).into());
+        assert_eq!(s.users.keys().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn saved_and_loaded_only_for_the_same_server_and_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        assert_eq!(
+            SyncState::load(&path, "ldap://x", "f"),
+            Err(Unusable::Missing)
+        );
+        let mut e = entry("uid=a", "a@x");
+        e.push("objectGUID", Value::Binary(vec![0, 255, 7]));
+        let s = state(&[("a", e)]);
+        s.save(&path).unwrap();
+        assert_eq!(SyncState::load(&path, "ldap://x", "f").unwrap(), s);
+        assert!(matches!(
+            SyncState::load(&path, "ldap://y", "f"),
+            Err(Unusable::Other(_))
+        ));
+        assert!(matches!(
+            SyncState::load(&path, "ldap://x", "g"),
+            Err(Unusable::Other(_))
+        ));
+        std::fs::write(&path, "{not json").unwrap();
+        assert!(matches!(
+            SyncState::load(&path, "ldap://x", "f"),
+            Err(Unusable::Unreadable(_))
+        ));
+        #[cfg(unix)]
+        {
+            s.save(&path).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "the state holds personal data: 0600");
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! Reading only what changed in the directory, when the server can say (syncrepl), and
+//! narrowing the run to the users it touches; a full read whenever that is not certain.
+//!
+//! The decision, in order: `[sync] mode = "full"`, an LDIF source, or `--full` read
+//! everything; so does a missing, unreadable, foreign (another server, configuration or rule
+//! module) or old (`[sync] full_every`) state, and a server that refuses the stored position
+//! or answers doubtfully. Each of those is one log line saying why. A full read on a server
+//! that offers syncrepl is itself a sync search from no cookie, so it yields the next state;
+//! on one that does not, it is the usual paged read, and runs stay full.
+//!
+//! An incremental run brings the stored entries forward by the refresh, assembles the
+//! directory before and after, and names the users whose inputs to the rules differ (their
+//! entry, disabled state, or groups — a changed group touches every user in it, directly or
+//! nested) or who left. The planner sees only those users and the ftrack users that are
+//! theirs (`scope`); see ARCHITECTURE.md for why that plan equals a full run's.
+
+use crate::config::{Config, DirectorySource, SyncMode};
+use crate::directory::ldap::syncrepl;
+pub use crate::directory::ldap::syncrepl::RefreshError;
+use crate::directory::snapshot::{self, DirectorySnapshot, DirectoryUser};
+use crate::directory::sync_state::SyncState;
+use crate::directory::{self, EntrySet};
+use crate::failure::Failure;
+use crate::ftrack::FtrackSnapshot;
+use crate::plan::diff::ANCHOR_KEY;
+use crate::rules::pipeline::Evaluation;
+use rustc_hash::{FxHashMap, FxHashSet};
+use sha2::{Digest, Sha256};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What an incremental read found.
+pub enum DirectoryRead {
+    /// Only changes, and there were none.
+    Unchanged { next: SyncState, total_users: usize },
+    /// Only changes: the directory as it is now, and the users they touch.
+    Changed {
+        directory: DirectorySnapshot,
+        scope: Scope,
+        next: SyncState,
+    },
+}
+
+/// The users an incremental run plans for, by anchor (stable id, else `dn:` and the DN).
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Users whose inputs to the rules changed, or who appeared.
+    pub touched: FxHashSet<String>,
+    /// Users who left the directory (or stopped matching the filter).
+    pub departed: FxHashSet<String>,
+}
+
+/// The anchor the planner matches ftrack users by (`RuleEntry::anchor`).
+pub fn anchor(user: &DirectoryUser) -> String {
+    match &user.stable_id {
+        Some(id) => id.clone(),
+        None => format!("dn:{}", user.entry.dn.to_lowercase()),
+    }
+}
+
+/// What the stored state is bound to: the configuration file, the rule modules' pins and
+/// the attributes asked for. Any change means the stored entries may not be what this
+/// configuration would read or decide.
+pub fn fingerprint(config: &Config, user_attributes: &Option<Vec<String>>) -> String {
+    let mut hash = Sha256::new();
+    hash.update(std::fs::read(&config.file).unwrap_or_default());
+    for rule in &config.rules {
+        hash.update(b"\0module\0");
+        hash.update(rule.sha256.as_bytes());
+    }
+    hash.update(format!("{user_attributes:?}").as_bytes());
+    hex::encode(hash.finalize())
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// What this run will do, decided from local facts only (no network).
+pub enum Decision {
+    /// Refresh from the stored state.
+    Incremental(Box<SyncState>),
+    /// Read everything, for this reason; `syncrepl`: the server may hand over a state.
+    Full { why: String, syncrepl: bool },
+}
+
+/// Decides between an incremental and a full read: `[sync] mode`, the source, `--full`, and
+/// the stored state (missing, unreadable, foreign or older than `full_every`).
+pub fn decide(
+    config: &Config,
+    user_attributes: &Option<Vec<String>>,
+    reads_member_of: bool,
+    force_full: bool,
+) -> Decision {
+    let url = match &config.ldap.source {
+        DirectorySource::Server { url, .. } if config.sync.mode == SyncMode::Auto => url,
+        DirectorySource::Server { .. } => {
+            return Decision::Full {
+                why: "[sync] mode = \"full\"".into(),
+                syncrepl: false,
+            }
+        }
+        DirectorySource::LdifFile(_) => {
+            return Decision::Full {
+                why: "the directory is an LDIF file".into(),
+                syncrepl: false,
+            }
+        }
+    };
+    let full = |why: String| Decision::Full {
+        why,
+        syncrepl: true,
+    };
+    if reads_member_of {
+        return Decision::Full {
+            why: "a rule stage reads memberOf (or every attribute), and syncrepl does not report changes of memberOf".into(),
+            syncrepl: false,
+        };
+    }
+    if force_full {
+        return full("--full was given".into());
+    }
+    let fingerprint = fingerprint(config, user_attributes);
+    match SyncState::load(&config.sync.state_file, url, &fingerprint) {
+        Err(why) => full(why.to_string()),
+        Ok(state) if now().saturating_sub(state.full_at) >= config.sync.full_every.as_secs() => {
+            full(format!(
+                "the last full read is older than [sync] full_every ({})",
+                humantime::format_duration(config.sync.full_every)
+            ))
+        }
+        Ok(state) => Decision::Incremental(Box::new(state)),
+    }
+}
+
+/// Reads everything: with a sync search from no cookie when the server offers syncrepl (so
+/// the next run can be incremental), else with the paged read.
+pub async fn read_full(
+    config: &Config,
+    user_attributes: Option<Vec<String>>,
+    why: &str,
+    syncrepl: bool,
+) -> Result<(EntrySet, Option<SyncState>), Failure> {
+    let env = |name: &str| std::env::var(name).ok();
+    let url = match (&config.ldap.source, syncrepl) {
+        (DirectorySource::Server { url, .. }, true) => url.clone(),
+        _ => return full_paged(config, user_attributes).await,
+    };
+    // A server that cannot answer for its root DSE is read the usual way; if it is down,
+    // that read says so.
+    let offered = match syncrepl::offers_syncrepl(&config.ldap, &env).await {
+        Ok(offered) => offered,
+        Err(e) => {
+            tracing::debug!("the root DSE could not be read ({e}); reading with a paged search");
+            false
+        }
+    };
+    if !offered {
+        tracing::info!(
+            "full read: the server does not offer syncrepl (no syncprov overlay); every run reads everything"
+        );
+        return full_paged(config, user_attributes).await;
+    }
+    tracing::info!("full read: {why}");
+    let fingerprint = fingerprint(config, &user_attributes);
+    match syncrepl::refresh(&config.ldap, &env, user_attributes.clone(), [None, None]).await {
+        Ok(refreshes) => {
+            let state = SyncState::from_full(&url, &fingerprint, now(), refreshes);
+            let entries = state.entries();
+            Ok((entries, Some(state)))
+        }
+        Err(RefreshError::Stale(why)) => {
+            tracing::warn!("{why}; reading everything with a paged search, and runs stay full");
+            full_paged(config, user_attributes).await
+        }
+        Err(RefreshError::Failed(e)) => Err(Failure::Runtime(e.to_string())),
+    }
+}
+
+async fn full_paged(
+    config: &Config,
+    user_attributes: Option<Vec<String>>,
+) -> Result<(EntrySet, Option<SyncState>), Failure> {
+    let env = |name: &str| std::env::var(name).ok();
+    let entries = directory::read_entries_with_env(&config.ldap, user_attributes, &env)
+        .await
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    Ok((entries, None))
+}
+
+/// Refreshes from the stored cookies and works out what changed. `Stale`: read everything.
+pub async fn read_incremental(
+    config: &Config,
+    user_attributes: &Option<Vec<String>>,
+    mut state: SyncState,
+) -> Result<DirectoryRead, RefreshError> {
+    let env = |name: &str| std::env::var(name).ok();
+    let [users, groups] = state
+        .cookies()
+        .map_err(|e| RefreshError::Stale(e.to_string()))?;
+    let refreshes = syncrepl::refresh(
+        &config.ldap,
+        &env,
+        user_attributes.clone(),
+        [Some(users), Some(groups)],
+    )
+    .await?;
+    let read: u64 = refreshes.iter().map(|r| r.stats.entries).sum();
+    let before = state.entries();
+    let changed = state.apply(refreshes);
+    tracing::info!(
+        entries_read = read,
+        users_changed = changed.users.len(),
+        groups_changed = changed.groups.len(),
+        "incremental read"
+    );
+    if changed.is_empty() {
+        let total_users = state.users.len();
+        return Ok(DirectoryRead::Unchanged {
+            next: state,
+            total_users,
+        });
+    }
+    let after = state.entries();
+    let (before, after) = tokio::task::spawn_blocking(move || {
+        Ok::<_, directory::DirectoryError>((
+            snapshot::assemble(before)?,
+            snapshot::assemble(after)?,
+        ))
+    })
+    .await
+    .map_err(|e| RefreshError::Stale(format!("assembling the directory failed: {e}")))??;
+    let scope = scope(&before, &after);
+    Ok(DirectoryRead::Changed {
+        directory: after,
+        scope,
+        next: state,
+    })
+}
+
+/// A user's groups as the rules see them: DN, name, and whether it lists the user directly.
+type GroupsSeen<'a> = Vec<(&'a str, &'a str, bool)>;
+
+/// What the rules see of each user, by anchor: its entry (and disabled state), and its groups.
+fn inputs_of(
+    directory: &DirectorySnapshot,
+) -> FxHashMap<String, (&DirectoryUser, GroupsSeen<'_>)> {
+    directory
+        .users
+        .iter()
+        .map(|u| {
+            let groups = u
+                .groups
+                .iter()
+                .map(|&g| {
+                    let group = directory.group(g);
+                    (
+                        group.dn.as_str(),
+                        group.name.as_str(),
+                        u.direct_groups.binary_search(&g).is_ok(),
+                    )
+                })
+                .collect();
+            (anchor(u), (u, groups))
+        })
+        .collect()
+}
+
+/// The users whose inputs differ between two assembled directories, and those who left.
+pub fn scope(before: &DirectorySnapshot, after: &DirectorySnapshot) -> Scope {
+    let old = inputs_of(before);
+    let new = inputs_of(after);
+    let mut scope = Scope::default();
+    for (anchor, (user, groups)) in &new {
+        let same = old.get(anchor).is_some_and(|(was, was_in)| {
+            was.entry == user.entry && was.disabled == user.disabled && *was_in == *groups
+        });
+        if !same {
+            scope.touched.insert(anchor.clone());
+        }
+    }
+    for anchor in old.keys() {
+        if !new.contains_key(anchor) {
+            scope.departed.insert(anchor.clone());
+        }
+    }
+    scope
+}
+
+/// The directory and ftrack narrowed to the users an incremental run plans for, and their
+/// evaluation; `None` when narrowing would not pay (most users touched).
+///
+/// The narrowing grows until it is closed: an ftrack user found by a touched user's
+/// username belongs to another directory user (the username moved), so that user is
+/// evaluated too — as a full run would, which sees both claim the name.
+pub fn narrow(
+    inputs: &super::Inputs,
+    scope: &Scope,
+    pipeline: &mut crate::rules::pipeline::Pipeline,
+) -> Result<Option<(DirectorySnapshot, FtrackSnapshot, Evaluation)>, Failure> {
+    let directory = &inputs.directory;
+    let mut anchors: FxHashSet<String> = scope.touched.union(&scope.departed).cloned().collect();
+    let in_directory: FxHashSet<String> = directory.users.iter().map(anchor).collect();
+    for _ in 0..8 {
+        if anchors.len() * 2 > directory.users.len().max(1) {
+            return Ok(None);
+        }
+        let narrowed = DirectorySnapshot {
+            users: directory
+                .users
+                .iter()
+                .filter(|u| anchors.contains(&anchor(u)))
+                .cloned()
+                .collect(),
+            groups: directory.groups.clone(),
+            skipped: directory.skipped.clone(),
+            stats: directory.stats,
+        };
+        let evaluation = pipeline
+            .evaluate(&narrowed)
+            .map_err(|e| Failure::Runtime(e.to_string()))?;
+        let usernames: FxHashSet<String> = evaluation
+            .users
+            .iter()
+            .map(|u| u.fields.username.trim().to_lowercase())
+            .collect();
+        let ftrack = narrow_ftrack(&inputs.ftrack, &anchors, &usernames);
+        let more: Vec<String> = ftrack
+            .users
+            .iter()
+            .filter_map(|u| u.metadata.get(ANCHOR_KEY))
+            .filter(|a| !anchors.contains(*a) && in_directory.contains(*a))
+            .cloned()
+            .collect();
+        if more.is_empty() {
+            return Ok(Some((narrowed, ftrack, evaluation)));
+        }
+        anchors.extend(more);
+    }
+    Ok(None)
+}
+
+/// ftrack's users that carry one of `anchors` or one of `usernames` (lower case), with
+/// their memberships and grants; groups, roles and projects whole.
+fn narrow_ftrack(
+    ftrack: &FtrackSnapshot,
+    anchors: &FxHashSet<String>,
+    usernames: &FxHashSet<String>,
+) -> FtrackSnapshot {
+    let users: Vec<_> = ftrack
+        .users
+        .iter()
+        .filter(|u| {
+            u.metadata
+                .get(ANCHOR_KEY)
+                .is_some_and(|a| anchors.contains(a))
+                || usernames.contains(&u.username.trim().to_lowercase())
+        })
+        .cloned()
+        .collect();
+    let ids: FxHashSet<&str> = users.iter().map(|u| u.id.as_str()).collect();
+    FtrackSnapshot {
+        memberships: ftrack
+            .memberships
+            .iter()
+            .filter(|m| ids.contains(m.user_id.as_str()))
+            .cloned()
+            .collect(),
+        user_security_roles: ftrack
+            .user_security_roles
+            .iter()
+            .filter(|g| ids.contains(g.user_id.as_str()))
+            .cloned()
+            .collect(),
+        groups: ftrack.groups.clone(),
+        security_roles: ftrack.security_roles.clone(),
+        projects: ftrack.projects.clone(),
+        users,
+    }
+}

@@ -1,0 +1,327 @@
+//! Incremental runs against a real slapd with the syncprov overlay: each kind of change
+//! (add, modify, rename, disable, group change, delete) reaches ftrack through a run that
+//! reads only what changed, and the plan it makes equals a full run's on the same data. A
+//! stored state that is corrupt, foreign or refused falls back to a full read, saying why
+//! in one line, and disables nobody on its account.
+
+use crate::support;
+
+use ftrack_emulator::{EmulatorConfig, RunningEmulator};
+use ldap2ftrack::directory::{ldif, Value as LdapValue};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Output;
+use support::entry;
+use support::slapd::{Overlays, Slapd, SUFFIX, SYNC_DN, SYNC_PASSWORD};
+
+const API_USER: &str = "sync-bot";
+const API_KEY: &str = "live-sync-key";
+
+fn person(uid: &str) -> ldap2ftrack::directory::Entry {
+    entry(
+        format!("uid={uid},ou=people,{SUFFIX}"),
+        &[
+            ("objectClass", "inetOrgPerson"),
+            ("uid", uid),
+            ("cn", &format!("Person {uid}")),
+            ("sn", uid),
+            ("givenName", "Person"),
+            ("mail", &format!("{uid}@example.org")),
+        ],
+    )
+}
+
+fn group(name: &str, members: &[&str]) -> ldap2ftrack::directory::Entry {
+    let mut g = entry(
+        format!("cn={name},ou=groups,{SUFFIX}"),
+        &[("objectClass", "groupOfNames"), ("cn", name)],
+    );
+    for m in members {
+        let dn = if m.starts_with("cn=") {
+            format!("{m},ou=groups,{SUFFIX}")
+        } else {
+            format!("uid={m},ou=people,{SUFFIX}")
+        };
+        g.push("member", LdapValue::Text(dn));
+    }
+    g
+}
+
+/// Six people; `artists` holds three and the nested `leads`.
+fn directory() -> String {
+    let mut entries = support::slapd::people_and_groups();
+    for uid in ["ann", "bob", "cat", "dan", "eve", "fay"] {
+        entries.push(person(uid));
+    }
+    entries.push(group("leads", &["dan"]));
+    entries.push(group("artists", &["ann", "bob", "cat", "cn=leads"]));
+    ldif::write(&entries)
+}
+
+async fn emulator() -> RunningEmulator {
+    let state = ftrack_emulator::StateDump::from_json(
+        r#"{"SecurityRole": [{"id": "10000000-0000-4000-8000-000000000001", "name": "Artist"}]}"#,
+    )
+    .unwrap();
+    ftrack_emulator::spawn(EmulatorConfig::new(API_USER, API_KEY).state(state))
+        .await
+        .unwrap()
+}
+
+fn write_config(dir: &Path, slapd: &Slapd, emulator: &RunningEmulator) {
+    std::fs::write(
+        dir.join("sync.toml"),
+        format!(
+            r#"[ldap]
+url = "{}"
+bind_dn = "{SYNC_DN}"
+bind_password_env = "SYNC_BIND_PASSWORD"
+user_base_dn = "ou=people,{SUFFIX}"
+group_base_dn = "ou=groups,{SUFFIX}"
+
+[ftrack]
+server_url = "{}"
+api_user = "{API_USER}"
+
+[group_mappings]
+"artists" = {{ groups = ["Artists"], roles = ["Artist"] }}
+"leads" = {{ groups = ["Leads"] }}
+
+[deprovision]
+action = "disable"
+"#,
+            slapd.url,
+            emulator.url()
+        ),
+    )
+    .unwrap();
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    support::run(
+        dir,
+        args,
+        &[
+            ("FTRACK_API_KEY", API_KEY),
+            ("SYNC_BIND_PASSWORD", SYNC_PASSWORD),
+            ("LDAP2FTRACK_LOG", "info"),
+        ],
+    )
+}
+
+fn ok(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{err}");
+    err
+}
+
+/// `plan --output json` (`--full` when asked): its operations, and what it logged.
+fn plan(dir: &Path, full: bool) -> (Value, String) {
+    let mut args = vec!["plan", "--output", "json"];
+    if full {
+        args.push("--full");
+    }
+    let out = run(dir, &args);
+    let log = ok(&out);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (v["operations"].clone(), log)
+}
+
+fn kinds(ops: &Value) -> Vec<(String, String)> {
+    support::plan_ops(&serde_json::json!({ "operations": ops }))
+        .iter()
+        .map(|o| o.pair())
+        .collect()
+}
+
+/// Makes `change` in LDAP, then checks that the incremental plan is the full plan, that it
+/// was incremental, and that it is `expected`; applies it incrementally and checks that a
+/// full plan is then empty.
+fn step(dir: &Path, slapd: &Slapd, what: &str, change: &str, expected: &[(&str, &str)]) {
+    slapd.modify(change);
+    let (incremental, log) = plan(dir, false);
+    assert!(
+        log.contains("incremental read") && !log.contains("full read"),
+        "{what}: the run read incrementally: {log}"
+    );
+    let (full, full_log) = plan(dir, true);
+    assert!(
+        full_log.contains("full read: --full was given"),
+        "{full_log}"
+    );
+    assert_eq!(
+        incremental, full,
+        "{what}: the incremental plan is the full one"
+    );
+    assert_eq!(kinds(&incremental), support::pairs(expected), "{what}");
+    let log = ok(&run(dir, &["apply", "-q"]));
+    assert!(log.contains("incremental read"), "{what}: {log}");
+    let (after, _) = plan(dir, true);
+    assert_eq!(
+        after,
+        serde_json::json!([]),
+        "{what}: applied, ftrack matches"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_kind_of_change_reaches_ftrack_incrementally_as_a_full_run_would_plan_it() {
+    // No session log: a refresh from a cookie is a present phase (deletes by absence).
+    for overlays in [
+        Overlays::Syncprov { sessionlog: 0 },
+        Overlays::Syncprov { sessionlog: 100 },
+    ] {
+        let slapd = Slapd::start_with(&directory(), overlays);
+        let emu = emulator().await;
+        let dir = tempfile::tempdir().unwrap();
+        write_config(dir.path(), &slapd, &emu);
+
+        let log = ok(&run(dir.path(), &["apply", "-q"]));
+        assert!(
+            log.contains("full read: there is no sync state yet"),
+            "{log}"
+        );
+        assert!(dir.path().join("ldap2ftrack-sync-state.json").is_file());
+
+        // Nothing changed: nothing read but the refresh, ftrack not read at all.
+        emu.reset_counters();
+        let (ops, log) = plan(dir.path(), false);
+        assert_eq!(ops, serde_json::json!([]));
+        assert!(log.contains("nothing changed"), "{log}");
+        assert_eq!(
+            emu.counters().requests,
+            0,
+            "ftrack is not read when LDAP says nothing changed"
+        );
+
+        let people = format!("ou=people,{SUFFIX}");
+        let groups = format!("ou=groups,{SUFFIX}");
+        step(
+            dir.path(),
+            &slapd,
+            "add",
+            &format!(
+                "dn: uid=gus,{people}\nchangetype: add\nobjectClass: inetOrgPerson\nuid: gus\ncn: Person gus\nsn: gus\ngivenName: Person\nmail: gus@example.org\n\n\
+                 dn: cn=artists,{groups}\nchangetype: modify\nadd: member\nmember: uid=gus,{people}\n"
+            ),
+            &[
+                ("create_user", "gus"),
+                ("add_membership", "gus"),
+                ("grant_role", "gus"),
+            ],
+        );
+        step(
+            dir.path(),
+            &slapd,
+            "modify",
+            &format!("dn: uid=bob,{people}\nchangetype: modify\nreplace: mail\nmail: robert@example.org\n"),
+            &[("update_user", "bob")],
+        );
+        step(
+            dir.path(),
+            &slapd,
+            "rename",
+            &format!(
+                "dn: uid=cat,{people}\nchangetype: modrdn\nnewrdn: uid=kit\ndeleteoldrdn: 1\n\n\
+                 dn: cn=artists,{groups}\nchangetype: modify\ndelete: member\nmember: uid=cat,{people}\n-\nadd: member\nmember: uid=kit,{people}\n"
+            ),
+            // Named by its ftrack username until the update renames it.
+            &[("update_user", "cat")],
+        );
+        step(
+            dir.path(),
+            &slapd,
+            "disable",
+            &format!(
+                "dn: uid=eve,{people}\nchangetype: modify\nadd: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n"
+            ),
+            &[("disable_user", "eve")],
+        );
+        step(
+            dir.path(),
+            &slapd,
+            "group change",
+            &format!(
+                "dn: cn=leads,{groups}\nchangetype: modify\nadd: member\nmember: uid=fay,{people}\n\n\
+                 dn: cn=artists,{groups}\nchangetype: modify\ndelete: member\nmember: uid=ann,{people}\n"
+            ),
+            &[
+                ("add_membership", "fay"),
+                ("add_membership", "fay"),
+                ("grant_role", "fay"),
+                ("remove_membership", "ann"),
+                ("revoke_role", "ann"),
+            ],
+        );
+        step(
+            dir.path(),
+            &slapd,
+            "delete",
+            &format!("dn: uid=dan,{people}\nchangetype: delete\n"),
+            // Disabled, as [deprovision] says; what they held stays for their return.
+            &[("disable_user", "dan")],
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupt_or_refused_sync_state_falls_back_to_a_full_read_and_disables_nobody() {
+    let slapd = Slapd::start_with(&directory(), Overlays::Syncprov { sessionlog: 0 });
+    let emu = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &slapd, &emu);
+    ok(&run(dir.path(), &["apply", "-q"]));
+    let state_file = dir.path().join("ldap2ftrack-sync-state.json");
+    let good = std::fs::read_to_string(&state_file).unwrap();
+
+    // Corrupt: one line says why, the run reads everything, and plans nothing.
+    std::fs::write(&state_file, &good[..good.len() / 2]).unwrap();
+    let (ops, log) = plan(dir.path(), false);
+    assert_eq!(ops, serde_json::json!([]), "nothing is disabled: {log}");
+    let why: Vec<&str> = log.lines().filter(|l| l.contains("full read:")).collect();
+    assert_eq!(why.len(), 1, "{log}");
+    assert!(why[0].contains("the sync state cannot be read"), "{log}");
+
+    // A cookie the server cannot use (garbage: slapd sends everything back, no cookie).
+    let mut state: Value = serde_json::from_str(&good).unwrap();
+    state["user_cookie"] = Value::String("Z2FyYmFnZQ==".into());
+    std::fs::write(&state_file, state.to_string()).unwrap();
+    let (ops, log) = plan(dir.path(), false);
+    assert_eq!(ops, serde_json::json!([]), "nothing is disabled: {log}");
+    assert!(
+        log.contains("did not accept the stored position") && log.contains("full read:"),
+        "{log}"
+    );
+
+    // A cookie from a newer database (a restored server): refused by slapd, full read.
+    state["user_cookie"] = Value::String(base64_of(
+        "rid=000,csn=29991231235959.000000Z#000000#000#000000",
+    ));
+    std::fs::write(&state_file, state.to_string()).unwrap();
+    let (ops, log) = plan(dir.path(), false);
+    assert_eq!(ops, serde_json::json!([]), "nothing is disabled: {log}");
+    assert!(log.contains("asked for a full reload"), "{log}");
+
+    // Another configuration: the state is not used.
+    std::fs::write(&state_file, &good).unwrap();
+    let config = std::fs::read_to_string(dir.path().join("sync.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("sync.toml"),
+        config.replace(
+            "[deprovision]",
+            "[guards]\nmax_disable = 5\n\n[deprovision]",
+        ),
+    )
+    .unwrap();
+    let (ops, log) = plan(dir.path(), false);
+    assert_eq!(ops, serde_json::json!([]));
+    assert!(
+        log.contains("the configuration or a rule module changed"),
+        "{log}"
+    );
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
