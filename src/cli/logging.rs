@@ -26,7 +26,9 @@ pub(super) fn init_logging(cli: &Cli) {
     let level = match (cli.quiet, cli.verbose) {
         (q, _) if q >= 2 => "off",
         (1, _) => "error",
-        (_, 0) => "warn",
+        // ldap3 warns on every unbind ("null result send error": nobody waits for an
+        // unbind's answer); its real failures reach us as errors anyway.
+        (_, 0) => "warn,ldap3=error",
         (_, 1) => "info,ldap2ftrack=debug",
         _ => "trace",
     };

@@ -22,6 +22,8 @@ use std::collections::BTreeMap;
 pub struct CheckReport {
     pub config: &'static str,
     pub ldap: LdapReport,
+    /// How runs will read the directory: incrementally or in full, and why.
+    pub sync: crate::run::incremental::Capability,
     pub ftrack: Option<FtrackReport>,
     pub rules: Vec<RuleReport>,
     /// Each `[guards]` limit at the size the directory and ftrack have now, by key.
@@ -194,11 +196,16 @@ pub fn check(config: &Config, output: OutputFormat) -> Result<(), Failure> {
         );
     }
     let ftrack = runtime.block_on(ftrack_report(config, &inputs))?;
+    let sync = runtime.block_on(crate::run::incremental::capability(
+        config,
+        pipeline.reads_member_of(&config.ldap),
+    ));
     let planned = crate::run::plan(config, &inputs, &mut pipeline)?;
     let figures = crate::plan::guard::figures(&planned.plan, &config.guards, snapshot.users.len());
     let report = CheckReport {
         config: "ok",
         ldap: LdapReport::of(snapshot, &config.ldap, attributes),
+        sync,
         ftrack: Some(ftrack),
         rules,
         guards: figures
@@ -234,6 +241,7 @@ pub fn check(config: &Config, output: OutputFormat) -> Result<(), Failure> {
                 l.user_attributes.join(", "),
                 l.user_attributes_for
             );
+            println!("sync     {}: {}", report.sync.mode, report.sync.why);
             if let Some(f) = &report.ftrack {
                 println!(
                     "ftrack   server {}, {} users, {} groups",

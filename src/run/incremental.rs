@@ -134,6 +134,41 @@ pub fn decide(
     }
 }
 
+/// How runs with this configuration will read the directory, and why: for `check`.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct Capability {
+    /// `incremental (syncrepl)` or `full`.
+    pub mode: &'static str,
+    pub why: String,
+}
+
+/// Asks the server what it offers (its root DSE) and says which mode runs will use.
+pub async fn capability(config: &Config, reads_member_of: bool) -> Capability {
+    let full = |why: String| Capability { mode: "full", why };
+    if let Decision::Full {
+        syncrepl: false,
+        why,
+    } = decide(config, &None, reads_member_of, true)
+    {
+        return full(why);
+    }
+    let env = |name: &str| std::env::var(name).ok();
+    match syncrepl::offers_syncrepl(&config.ldap, &env).await {
+        Ok(true) => Capability {
+            mode: "incremental (syncrepl)",
+            why: format!(
+                "the server offers the sync control; a full read after each change of configuration or module, when the state is missing or refused, on --full, and every {}",
+                humantime::format_duration(config.sync.full_every)
+            ),
+        },
+        Ok(false) => full(format!(
+            "the server does not offer syncrepl (its root DSE does not list the sync control {}; OpenLDAP: the syncprov overlay)",
+            crate::directory::ldap::syncrepl::SYNC_REQUEST_OID
+        )),
+        Err(e) => full(format!("the server's root DSE could not be read: {e}")),
+    }
+}
+
 /// Reads everything: with a sync search from no cookie when the server offers syncrepl (so
 /// the next run can be incremental), else with the paged read.
 pub async fn read_full(

@@ -325,3 +325,45 @@ fn base64_of(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text)
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_says_which_mode_each_server_gets_and_a_server_without_syncprov_stays_full() {
+    let emu = emulator().await;
+    for (overlays, mode, why) in [
+        (
+            Overlays::Syncprov { sessionlog: 0 },
+            "sync     incremental (syncrepl): the server offers the sync control",
+            None,
+        ),
+        (
+            Overlays::Usual,
+            "sync     full: the server does not offer syncrepl",
+            Some("the server does not offer syncrepl"),
+        ),
+    ] {
+        let slapd = Slapd::start_with(&directory(), overlays);
+        let dir = tempfile::tempdir().unwrap();
+        write_config(dir.path(), &slapd, &emu);
+        let out = run(dir.path(), &["check"]);
+        ok(&out);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(mode), "{text}");
+        let log = ok(&run(dir.path(), &["apply", "-q"]));
+        let state = dir.path().join("ldap2ftrack-sync-state.json");
+        match why {
+            Some(why) => {
+                assert!(log.contains(why), "{log}");
+                assert!(!state.exists(), "no state from a paged read");
+            }
+            None => assert!(state.is_file(), "{log}"),
+        }
+        emu.reset();
+        emu.load(
+            ftrack_emulator::StateDump::from_json(
+                r#"{"SecurityRole": [{"id": "10000000-0000-4000-8000-000000000001", "name": "Artist"}]}"#,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    }
+}

@@ -14,6 +14,7 @@
 use super::connect::{Conn, Reader};
 use super::decode::parse_entry;
 use super::search::describe_result;
+pub use super::sync_control::SYNC_REQUEST_OID;
 use super::sync_control::{self, EntryState, SyncInfo, SYNC_DONE_OID, SYNC_STATE_OID};
 use crate::config::LdapSettings;
 use crate::directory::{DirectoryError, Entry, ReadStats};
