@@ -25,6 +25,7 @@
 #[allow(dead_code)]
 mod slapd;
 
+mod incremental;
 mod measure;
 mod org;
 mod recorded;
@@ -77,6 +78,10 @@ struct Args {
     serve: Option<PathBuf>,
     #[arg(long)]
     serve_empty: bool,
+    /// Only issue 24's figure: a no-change `plan --check`, incremental against full, on a
+    /// slapd with syncprov (LDAP entries and bytes read, wall).
+    #[arg(long)]
+    incremental: bool,
     /// Record this run's figures as the ones later runs on this machine are held to.
     #[arg(long)]
     record: bool,
@@ -103,6 +108,25 @@ fn main() {
             args.groups,
             args.serve_empty,
         ));
+        return;
+    }
+    if args.incremental {
+        println!("\n{machine}\n");
+        println!("| users | full `plan --check`: LDAP entries, bytes, wall | incremental: LDAP entries, bytes, wall | bytes read ÷ full |");
+        println!("|---:|---|---|---:|");
+        for &n in &args.users {
+            let (full, inc) = rt.block_on(incremental::no_change(&binary, n, args.groups));
+            println!(
+                "| {n} | {}, {} B, {:.2} s | {}, {} B, {:.3} s | {:.4}% |",
+                full.entries,
+                full.bytes,
+                full.wall,
+                inc.entries,
+                inc.bytes,
+                inc.wall,
+                100.0 * inc.bytes as f64 / full.bytes.max(1) as f64
+            );
+        }
         return;
     }
     let mut rows = Vec::new();

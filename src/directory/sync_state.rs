@@ -6,8 +6,14 @@
 //! users a changed group touches, and what the rules see for an untouched user. The state is
 //! bound to the server it came from and to a fingerprint of the configuration and rule
 //! modules it was taken under: anything else makes it unusable, and the run reads
-//! everything. It is written whole to a new private file and renamed over the old one, so a
-//! crash leaves the old state or the new, never half of one.
+//! everything.
+//!
+//! Two files: the state itself (cookies, server, fingerprint: small) and, beside it with
+//! `.entries` appended, the entries it stands for (tens of megabytes at 100,000 users). A
+//! run in which the server says nothing changed reads only the first, so a quiet directory
+//! costs a refresh and a small file. Each is written whole to a new private file and renamed
+//! into place, the entries first; the state names the entries by a random id, so a crash
+//! between the two renames leaves a pair that does not match, which is read as no state.
 
 use super::ldap::syncrepl::Refresh;
 use super::{Entry, EntrySet};
@@ -20,9 +26,13 @@ use std::path::Path;
 /// Bumped when the file's meaning changes; another version is read as no state.
 const VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct SyncState {
     pub version: u32,
+    /// The id of the entries file this state goes with.
+    pub entries_id: String,
+    /// Users in the directory as of this state.
+    pub user_count: usize,
     /// The LDAP URL the cookies belong to.
     pub server: String,
     /// What the configuration and rule modules were when the state was taken.
@@ -32,9 +42,60 @@ pub struct SyncState {
     /// The user and the group search's cookies, base64.
     pub user_cookie: String,
     pub group_cookie: String,
-    /// The entries, by entryUUID.
+    /// The entries, by entryUUID: kept in the entries file, read only when needed
+    /// ([`SyncState::load_entries`]).
+    #[serde(skip)]
     pub users: BTreeMap<String, Entry>,
+    #[serde(skip)]
     pub groups: BTreeMap<String, Entry>,
+    /// Whether `users` and `groups` hold the entries (read, or taken from a full read), and
+    /// whether they changed since they were written.
+    #[serde(skip)]
+    entries: Held,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Held {
+    #[default]
+    NotRead,
+    Read,
+    Changed,
+}
+
+/// The entries file's contents, as written.
+#[derive(Serialize)]
+struct EntriesFile<'a> {
+    id: String,
+    users: &'a BTreeMap<String, Entry>,
+    groups: &'a BTreeMap<String, Entry>,
+}
+
+/// The entries file's contents, as read.
+#[derive(Deserialize)]
+struct EntriesRead {
+    id: String,
+    users: BTreeMap<String, Entry>,
+    groups: BTreeMap<String, Entry>,
+}
+
+/// The state file as written: [`SyncState`] without its entries.
+#[derive(Serialize)]
+struct Header<'a> {
+    version: u32,
+    entries_id: &'a str,
+    user_count: usize,
+    server: &'a str,
+    fingerprint: &'a str,
+    full_at: u64,
+    user_cookie: &'a str,
+    group_cookie: &'a str,
+}
+
+/// The entries file that goes with the state file at `path`.
+pub fn entries_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".entries");
+    std::path::PathBuf::from(name)
 }
 
 /// Why a stored state was not used.
@@ -77,15 +138,20 @@ impl SyncState {
         [users, groups]: [Refresh; 2],
     ) -> SyncState {
         let b64 = base64::engine::general_purpose::STANDARD;
+        let user_cookie = b64.encode(&users.cookie);
+        let users: BTreeMap<String, Entry> = users.changed.into_iter().collect();
         SyncState {
             version: VERSION,
+            entries_id: String::new(),
+            user_count: users.len(),
             server: server.to_string(),
             fingerprint: fingerprint.to_string(),
             full_at: now,
-            user_cookie: b64.encode(&users.cookie),
+            user_cookie,
             group_cookie: b64.encode(&groups.cookie),
-            users: users.changed.into_iter().collect(),
+            users,
             groups: groups.changed.into_iter().collect(),
+            entries: Held::Changed,
         }
     }
 
@@ -119,23 +185,56 @@ impl SyncState {
         Ok(state)
     }
 
-    /// Writes the state to a new private file beside `path` and renames it into place.
-    pub fn save(&self, path: &Path) -> Result<(), String> {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let fail = |e: &dyn std::fmt::Display| {
-            format!("cannot write the sync state {}: {e}", path.display())
-        };
-        let file = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail(&e))?;
-        let mut out = BufWriter::new(file);
-        serde_json::to_writer(&mut out, self).map_err(|e| fail(&e))?;
-        out.flush().map_err(|e| fail(&e))?;
-        let file = out.into_inner().map_err(|e| fail(&e.error()))?;
-        file.as_file().sync_data().map_err(|e| fail(&e))?;
-        file.persist(path).map_err(|e| fail(&e.error))?;
+    /// Reads the entries file that goes with this state (once).
+    pub fn load_entries(&mut self, path: &Path) -> Result<(), Unusable> {
+        if self.entries != Held::NotRead {
+            return Ok(());
+        }
+        let path = entries_path(path);
+        let file = crate::private_files::open_read(&path)
+            .map_err(|e| Unusable::Unreadable(format!("{}: {e}", path.display())))?;
+        let file: EntriesRead = serde_json::from_reader(BufReader::new(file))
+            .map_err(|e| Unusable::Unreadable(format!("{}: {e}", path.display())))?;
+        if file.id != self.entries_id {
+            return Err(Unusable::Unreadable(format!(
+                "{} does not go with the sync state beside it",
+                path.display()
+            )));
+        }
+        self.users = file.users;
+        self.groups = file.groups;
+        self.entries = Held::Read;
         Ok(())
+    }
+
+    /// Writes the state to new private files beside `path` and renames them into place:
+    /// the entries first (when they changed), then the state naming them.
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        let (entries_id, user_count) = match self.entries {
+            Held::Changed => {
+                let id = new_id();
+                let file = EntriesFile {
+                    id: id.clone(),
+                    users: &self.users,
+                    groups: &self.groups,
+                };
+                write_whole(&entries_path(path), &file)?;
+                (id, self.users.len())
+            }
+            Held::Read => (self.entries_id.clone(), self.users.len()),
+            Held::NotRead => (self.entries_id.clone(), self.user_count),
+        };
+        let header = Header {
+            version: self.version,
+            entries_id: &entries_id,
+            user_count,
+            server: &self.server,
+            fingerprint: &self.fingerprint,
+            full_at: self.full_at,
+            user_cookie: &self.user_cookie,
+            group_cookie: &self.group_cookie,
+        };
+        write_whole(path, &header)
     }
 
     /// The cookies to refresh from.
@@ -157,16 +256,68 @@ impl SyncState {
         }
     }
 
+    /// Keeps the cookies of two refreshes that changed nothing (see [`says_nothing`]),
+    /// without reading the entries.
+    pub fn advance(&mut self, [users, groups]: [Refresh; 2]) {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        self.user_cookie = b64.encode(&users.cookie);
+        self.group_cookie = b64.encode(&groups.cookie);
+    }
+
     /// Brings the entries forward by what the two refreshes said, and keeps their cookies.
+    /// The entries must have been read ([`SyncState::load_entries`]).
     pub fn apply(&mut self, [users, groups]: [Refresh; 2]) -> Changed {
         let b64 = base64::engine::general_purpose::STANDARD;
         self.user_cookie = b64.encode(&users.cookie);
         self.group_cookie = b64.encode(&groups.cookie);
-        Changed {
+        let changed = Changed {
             users: apply_refresh(&mut self.users, users),
             groups: apply_refresh(&mut self.groups, groups),
+        };
+        if !changed.is_empty() {
+            self.entries = Held::Changed;
         }
+        changed
     }
+}
+
+/// True when a refresh names no entry at all: nothing was sent, deleted, or listed present
+/// (a present phase must be compared with the entries to know what went).
+pub fn says_nothing(refresh: &Refresh) -> bool {
+    refresh.changed.is_empty()
+        && refresh.deleted.is_empty()
+        && refresh.present.is_empty()
+        && !refresh.present_phase
+}
+
+/// A fresh id for an entries file.
+fn new_id() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut hash = <sha2::Sha256 as sha2::Digest>::new();
+    sha2::Digest::update(&mut hash, now.to_le_bytes());
+    sha2::Digest::update(&mut hash, std::process::id().to_le_bytes());
+    hex::encode(&sha2::Digest::finalize(hash)[..16])
+}
+
+/// Writes `value` as JSON to a new private file beside `path`, made durable, then renamed
+/// over `path`.
+fn write_whole(path: &Path, value: &impl Serialize) -> Result<(), String> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let fail =
+        |e: &dyn std::fmt::Display| format!("cannot write the sync state {}: {e}", path.display());
+    let file = tempfile::NamedTempFile::new_in(dir).map_err(|e| fail(&e))?;
+    let mut out = BufWriter::new(file);
+    serde_json::to_writer(&mut out, value).map_err(|e| fail(&e))?;
+    out.flush().map_err(|e| fail(&e))?;
+    let file = out.into_inner().map_err(|e| fail(&e.error()))?;
+    file.as_file().sync_data().map_err(|e| fail(&e))?;
+    file.persist(path).map_err(|e| fail(&e.error))?;
+    Ok(())
 }
 
 /// Applies one search's refresh to its entries; returns the entryUUIDs that changed
@@ -217,6 +368,9 @@ mod tests {
     fn state(users: &[(&str, Entry)]) -> SyncState {
         SyncState {
             version: VERSION,
+            entries_id: String::new(),
+            user_count: users.len(),
+            entries: Held::Read,
             server: "ldap://x".into(),
             fingerprint: "f".into(),
             full_at: 0,
@@ -291,8 +445,27 @@ mod tests {
         let mut e = entry("uid=a", "a@x");
         e.push("objectGUID", Value::Binary(vec![0, 255, 7]));
         let s = state(&[("a", e)]);
+        let mut s = s;
+        s.entries = Held::Changed;
         s.save(&path).unwrap();
-        assert_eq!(SyncState::load(&path, "ldap://x", "f").unwrap(), s);
+        let mut loaded = SyncState::load(&path, "ldap://x", "f").unwrap();
+        assert!(
+            loaded.users.is_empty(),
+            "the entries are read only when asked for"
+        );
+        assert_eq!(loaded.user_count, 1);
+        loaded.load_entries(&path).unwrap();
+        assert_eq!(loaded.users, s.users);
+        // An entries file that does not go with the state is no state.
+        let other = entries_path(&path);
+        let text = std::fs::read_to_string(&other).unwrap();
+        std::fs::write(&other, text.replacen("\"id\":\"", "\"id\":\"0", 1)).unwrap();
+        let mut loaded = SyncState::load(&path, "ldap://x", "f").unwrap();
+        assert!(matches!(
+            loaded.load_entries(&path),
+            Err(Unusable::Unreadable(_))
+        ));
+        s.save(&path).unwrap();
         assert!(matches!(
             SyncState::load(&path, "ldap://y", "f"),
             Err(Unusable::Other(_))
@@ -310,8 +483,10 @@ mod tests {
         {
             s.save(&path).unwrap();
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o077, 0, "the state holds personal data: 0600");
+            for file in [path.clone(), entries_path(&path)] {
+                let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+                assert_eq!(mode & 0o077, 0, "the state holds personal data: 0600");
+            }
         }
     }
 }

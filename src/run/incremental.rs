@@ -18,7 +18,7 @@ use crate::config::{Config, DirectorySource, SyncMode};
 use crate::directory::ldap::syncrepl;
 pub use crate::directory::ldap::syncrepl::RefreshError;
 use crate::directory::snapshot::{self, DirectorySnapshot, DirectoryUser};
-use crate::directory::sync_state::SyncState;
+use crate::directory::sync_state::{self, SyncState};
 use crate::directory::{self, EntrySet};
 use crate::failure::Failure;
 use crate::ftrack::FtrackSnapshot;
@@ -242,6 +242,18 @@ pub async fn read_incremental(
     )
     .await?;
     let read: u64 = refreshes.iter().map(|r| r.stats.entries).sum();
+    if refreshes.iter().all(sync_state::says_nothing) {
+        // Nothing to compare: the stored entries are not even read.
+        state.advance(refreshes);
+        let total_users = state.user_count;
+        return Ok(DirectoryRead::Unchanged {
+            next: state,
+            total_users,
+        });
+    }
+    state
+        .load_entries(&config.sync.state_file)
+        .map_err(|e| RefreshError::Stale(e.to_string()))?;
     let before = state.entries();
     let changed = state.apply(refreshes);
     tracing::info!(
@@ -251,7 +263,7 @@ pub async fn read_incremental(
         "incremental read"
     );
     if changed.is_empty() {
-        let total_users = state.users.len();
+        let total_users = state.user_count;
         return Ok(DirectoryRead::Unchanged {
             next: state,
             total_users,
@@ -278,9 +290,7 @@ pub async fn read_incremental(
 type GroupsSeen<'a> = Vec<(&'a str, &'a str, bool)>;
 
 /// What the rules see of each user, by anchor: its entry (and disabled state), and its groups.
-fn inputs_of(
-    directory: &DirectorySnapshot,
-) -> FxHashMap<String, (&DirectoryUser, GroupsSeen<'_>)> {
+fn inputs_of(directory: &DirectorySnapshot) -> FxHashMap<String, (&DirectoryUser, GroupsSeen<'_>)> {
     directory
         .users
         .iter()

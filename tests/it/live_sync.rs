@@ -319,6 +319,23 @@ async fn a_corrupt_or_refused_sync_state_falls_back_to_a_full_read_and_disables_
         log.contains("the configuration or a rule module changed"),
         "{log}"
     );
+
+    // The entries are read only when something changed; damaged, they are no state either.
+    std::fs::write(dir.path().join("sync.toml"), &config).unwrap();
+    let entries = dir.path().join("ldap2ftrack-sync-state.json.entries");
+    std::fs::write(&entries, "{\"id\": \"someone else's\"}").unwrap();
+    slapd.modify(&format!(
+        "dn: uid=bob,ou=people,{SUFFIX}\nchangetype: modify\nreplace: mail\nmail: b@example.org\n"
+    ));
+    let (ops, log) = plan(dir.path(), false);
+    assert_eq!(
+        kinds(&ops),
+        support::pairs(&[("update_user", "bob")]),
+        "{log}"
+    );
+    let why: Vec<&str> = log.lines().filter(|l| l.contains("full read:")).collect();
+    assert_eq!(why.len(), 1, "{log}");
+    assert!(why[0].contains(".entries"), "{log}");
 }
 
 fn base64_of(text: &str) -> String {

@@ -31,7 +31,9 @@ pub const SLAPADD: &str = "/usr/sbin/slapadd";
 pub const SUFFIX: &str = "dc=example,dc=org";
 pub const SYNC_DN: &str = "cn=sync,dc=example,dc=org";
 pub const LIMITED_DN: &str = "cn=limited,dc=example,dc=org";
-/// Password of both service accounts.
+/// An account without size or time limits, for sync searches (which cannot be paged).
+pub const REPLICATOR_DN: &str = "cn=replicator,dc=example,dc=org";
+/// Password of the service accounts.
 pub const SYNC_PASSWORD: &str = "S3cret-sync-pw";
 
 /// A running slapd. Dropping it kills the process and removes its directory.
@@ -159,12 +161,12 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// The entries every harness directory has: the suffix and the two service accounts.
+/// The entries every harness directory has: the suffix and the three service accounts.
 fn base_ldif() -> String {
     let mut s = format!(
         "dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n"
     );
-    for dn in [SYNC_DN, LIMITED_DN] {
+    for dn in [SYNC_DN, LIMITED_DN, REPLICATOR_DN] {
         let cn = dn
             .trim_start_matches("cn=")
             .split(',')
@@ -230,6 +232,7 @@ index entryCSN eq
 index entryUUID eq
 limits dn.exact="{SYNC_DN}" size=1000 size.pr=1000 size.prtotal=unlimited
 limits dn.exact="{LIMITED_DN}" size=1000 size.prtotal=1200
+limits dn.exact="{REPLICATOR_DN}" size=unlimited time=unlimited
 access to attrs=userPassword by anonymous auth by * none
 access to * by * read
 overlay memberof
