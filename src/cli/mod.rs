@@ -90,6 +90,9 @@ pub enum Command {
     /// Serve "LDAP sync: preview" and "LDAP sync: apply" in ftrack's Actions menu, for
     /// ftrack administrators (a long-running service; stops on SIGTERM).
     Listen,
+    /// Apply each directory change within seconds: follow the server's changes (syncrepl)
+    /// and apply them as `apply` does (a long-running service; stops on SIGTERM).
+    Watch,
     /// Rule module tools.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -293,6 +296,7 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
             commands::apply::apply(&load_config(cli)?, &options, output)
         }
         Command::Listen => commands::listen::listen(&load_config(cli)?),
+        Command::Watch => commands::watch::watch(&load_config(cli)?),
         Command::Explain(args) => {
             commands::explain::explain(&load_config(cli)?, &args.username, output)
         }

@@ -11,6 +11,7 @@ pub mod output;
 pub mod plan;
 pub mod rules;
 pub mod test;
+pub mod watch;
 
 use crate::config::Config;
 use crate::failure::Failure;

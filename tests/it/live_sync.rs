@@ -10,7 +10,7 @@ use ftrack_emulator::{EmulatorConfig, RunningEmulator};
 use ldap2ftrack::directory::{ldif, Value as LdapValue};
 use serde_json::Value;
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 use support::entry;
 use support::slapd::{Overlays, Slapd, SUFFIX, SYNC_DN, SYNC_PASSWORD};
 
@@ -383,4 +383,97 @@ async fn check_says_which_mode_each_server_gets_and_a_server_without_syncprov_st
         )
         .unwrap();
     }
+}
+
+/// Whether ftrack's user `username` is active, from the emulator's state.
+fn is_active(emu: &RunningEmulator, username: &str) -> Option<bool> {
+    emu.dump().entities.get("User")?.iter().find_map(|u| {
+        (u["username"] == username).then(|| u["is_active"].as_bool().unwrap_or(false))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_applies_a_change_within_seconds_and_stops_on_sigterm() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let slapd = Slapd::start_with(&directory(), Overlays::Syncprov { sessionlog: 100 });
+    let emu = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &slapd, &emu);
+    ok(&run(dir.path(), &["apply", "-q"]));
+    assert_eq!(is_active(&emu, "eve"), Some(true));
+
+    let log = dir.path().join("watch.log");
+    let mut child = support::ldap2ftrack(dir.path())
+        .arg("watch")
+        .env("FTRACK_API_KEY", API_KEY)
+        .env("SYNC_BIND_PASSWORD", SYNC_PASSWORD)
+        .env("LDAP2FTRACK_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let started = Instant::now();
+        while !done() {
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "{what}: not within 15 s: {}",
+                read_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        started.elapsed()
+    };
+    wait_for("watching", &|| read_log().contains("watching the directory"));
+    // Let the first apply (nothing to do) and the persistent search settle.
+    std::thread::sleep(Duration::from_secs(1));
+
+    slapd.modify(&format!(
+        "dn: uid=eve,ou=people,{SUFFIX}\nchangetype: modify\nadd: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n"
+    ));
+    let took = wait_for("eve disabled in ftrack", &|| is_active(&emu, "eve") == Some(false));
+    assert!(took < Duration::from_secs(5), "{took:?}: {}", read_log());
+    slapd.modify(&format!("dn: uid=fay,ou=people,{SUFFIX}\nchangetype: delete\n"));
+    wait_for("fay disabled in ftrack", &|| is_active(&emu, "fay") == Some(false));
+    assert!(read_log().contains("incremental read"), "{}", read_log());
+
+    // The journal holds what the watch applied, as for any apply.
+    let journal = std::fs::read_to_string(dir.path().join("ldap2ftrack-journal.jsonl")).unwrap();
+    assert!(journal.contains("\"eve\"") && journal.contains("\"fay\""), "{journal}");
+
+    // SIGTERM: a clean stop.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "watch did not stop: {}", read_log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}: {}", read_log());
+}
+
+#[test]
+fn watch_refuses_a_directory_that_cannot_report_its_changes() {
+    let slapd = Slapd::start(&directory());
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emu = rt.block_on(emulator());
+    write_config(dir.path(), &slapd, &emu);
+    let out = run(dir.path(), &["watch"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`watch` needs a directory that reports its changes")
+            && err.contains("does not offer syncrepl"),
+        "{err}"
+    );
 }

@@ -183,6 +183,7 @@ fn units_pass_systemd_analyze_verify() {
         .arg(vroot.join(UNIT_DIR).join("ldap2ftrack.service"))
         .arg(vroot.join(UNIT_DIR).join("ldap2ftrack.timer"))
         .arg(vroot.join(UNIT_DIR).join("ldap2ftrack-listen.service"))
+        .arg(vroot.join(UNIT_DIR).join("ldap2ftrack-watch.service"))
         .env("MANPATH", vroot.join("usr/share/man")));
     // Unknown keys and unparsable values are warnings with exit 0: any output is a failure.
     assert!(
@@ -221,6 +222,21 @@ fn the_listen_service_has_the_same_hardening() {
             "Type=exec",
             "Restart=on-failure",
             "ExecStart=/usr/bin/ldap2ftrack --config /etc/ldap2ftrack/sync.toml --log-format json listen",
+        ],
+    );
+}
+
+/// The watch service (issue 24) runs `watch` the same way.
+#[test]
+fn the_watch_service_has_the_same_hardening() {
+    let p = package();
+    assert_hardened(
+        p,
+        "ldap2ftrack-watch.service",
+        &[
+            "Type=exec",
+            "Restart=on-failure",
+            "ExecStart=/usr/bin/ldap2ftrack --config /etc/ldap2ftrack/sync.toml --log-format json watch",
         ],
     );
 }

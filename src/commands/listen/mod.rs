@@ -89,7 +89,7 @@ async fn connect(session: &Session) -> Result<EventHub, Failure> {
 }
 
 /// SIGTERM (systemd stopping the unit) or SIGINT.
-async fn shutdown() {
+pub(crate) async fn shutdown() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

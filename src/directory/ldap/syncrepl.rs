@@ -327,3 +327,82 @@ fn intermediate_value(tag: StructureTag) -> Option<Vec<u8>> {
     }
     (name.as_deref() == Some(sync_control::SYNC_INFO_OID.as_bytes())).then_some(value?)
 }
+
+/// Holds a refreshAndPersist search on the user and the group base (from their cookies, or
+/// from the beginning), asking for no attributes, and sends on `wake` for every message the
+/// server sends: a change, or a sync info. It is a doorbell, not a source: the caller reads
+/// what changed with [`refresh`], the path every run takes. Returns when either search ends
+/// (the server went away, or refused): the caller reconnects.
+pub fn persist<'s>(
+    settings: &'s LdapSettings,
+    env: &dyn Fn(&str) -> Option<String>,
+    cookies: [Option<Vec<u8>>; 2],
+    wake: tokio::sync::mpsc::Sender<()>,
+) -> impl std::future::Future<Output = Result<(), DirectoryError>> + Send + 's {
+    let prepared = super::prepare(settings, env);
+    async move {
+        let reader = Arc::new(prepared?);
+        let [users, groups] = cookies;
+        let users = persist_base(
+            reader.clone(),
+            &settings.user_base_dn,
+            &settings.user_filter,
+            users,
+            wake.clone(),
+        );
+        let groups = persist_base(
+            reader,
+            &settings.group_base_dn,
+            &settings.group_filter,
+            groups,
+            wake,
+        );
+        tokio::select! {
+            r = users => r,
+            r = groups => r,
+        }
+    }
+}
+
+async fn persist_base(
+    reader: Arc<Reader>,
+    base_dn: &str,
+    filter: &str,
+    cookie: Option<Vec<u8>>,
+    wake: tokio::sync::mpsc::Sender<()>,
+) -> Result<(), DirectoryError> {
+    let mut conn = reader.connect().await?;
+    let mut control: RawControl = SyncRequest {
+        mode: RefreshMode::RefreshAndPersist,
+        cookie,
+        reload_hint: false,
+    }
+    .into();
+    control.crit = true;
+    let lost = |e: LdapError| DirectoryError::Incomplete {
+        base_dn: base_dn.to_string(),
+        reason: format!("the persistent sync search ended: {e}"),
+    };
+    // No timeout: a quiet directory sends nothing for hours, and that is not a failure.
+    let attributes = ["1.1".to_string()];
+    let mut stream = conn
+        .ldap
+        .with_controls(vec![control])
+        .streaming_search(base_dn, Scope::Subtree, filter, &attributes)
+        .await
+        .map_err(lost)?;
+    while stream.next().await.map_err(lost)?.is_some() {
+        // A full doorbell already rings; a closed one means the watcher stopped.
+        if let Err(tokio::sync::mpsc::error::TrySendError::Closed(())) = wake.try_send(()) {
+            return Ok(());
+        }
+    }
+    let result = stream.finish().await;
+    Err(DirectoryError::Search {
+        base_dn: base_dn.to_string(),
+        cause: format!(
+            "the persistent sync search ended: {}",
+            describe_result(&result)
+        ),
+    })
+}
