@@ -148,3 +148,85 @@ async fn counting_proxy(url: &str) -> (String, Arc<AtomicU64>) {
     });
     (format!("ldap://127.0.0.1:{port}"), counted)
 }
+
+/// Issue 24's watch figure: `ldap2ftrack watch` running on `n` users, a user disabled in
+/// LDAP (ppolicy lock), and the time until ftrack has them inactive, `trials` times.
+/// Returns the latencies in seconds, in trial order.
+pub async fn watch_latency(binary: &Path, n: usize, trials: usize) -> Vec<f64> {
+    let org = org::generate(n, None);
+    let slapd = tokio::task::block_in_place(|| {
+        Slapd::start_with(&org.ldif, Overlays::Syncprov { sessionlog: 10_000 })
+    });
+    let state = StateDump::from_json(&org.state.to_string()).expect("generated state is valid");
+    let emulator = ftrack_emulator::spawn(EmulatorConfig::new(API_USER, API_KEY).state(state))
+        .await
+        .expect("emulator");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = org::write_config(dir.path(), &slapd.url, &emulator.url(), &org.mappings);
+    let text = std::fs::read_to_string(&config).expect("sync.toml");
+    std::fs::write(&config, text.replace(SYNC_DN, REPLICATOR_DN)).expect("sync.toml");
+    let counted = AtomicU64::new(0);
+    run(binary, dir.path(), &["apply"], &counted);
+    let log = dir.path().join("watch.log");
+    let mut watch = Command::new(binary)
+        .arg("--config")
+        .arg(dir.path().join("sync.toml"))
+        .arg("watch")
+        .env("BENCH_LDAP_PASSWORD", SYNC_PASSWORD)
+        .env("FTRACK_API_KEY", API_KEY)
+        .env("LDAP2FTRACK_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("watch log"))
+        .spawn()
+        .expect("start ldap2ftrack watch");
+    let active = |uid: &str| -> Option<bool> {
+        let query = serde_json::json!([{
+            "action": "query",
+            "expression": format!("select is_active from User where username is \"{uid}\""),
+        }]);
+        let ops = query.as_array().cloned().unwrap_or_default();
+        let result = emulator.call(&ops).ok()?;
+        result.first()?["data"].get(0)?["is_active"].as_bool()
+    };
+    let started = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("watching the directory")
+    {
+        assert!(started.elapsed().as_secs() < 60, "watch did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let mut latencies = Vec::new();
+    let mut index = 1;
+    while latencies.len() < trials {
+        index += 97;
+        let uid = format!("u{:06}", index % n);
+        if active(&uid) != Some(true) {
+            continue;
+        }
+        let started = Instant::now();
+        tokio::task::block_in_place(|| {
+            slapd.modify(&format!(
+                "dn: uid={uid},ou=people,{}\nchangetype: modify\nadd: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n",
+                crate::slapd::SUFFIX
+            ))
+        });
+        while active(&uid) != Some(false) {
+            assert!(
+                started.elapsed().as_secs() < 60,
+                "{uid} was not disabled within a minute: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        latencies.push(started.elapsed().as_secs_f64());
+        eprintln!("{n} users: trial {}: {uid} disabled in ftrack after {:.2} s", latencies.len(), latencies[latencies.len() - 1]);
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    drop(slapd);
+    latencies
+}

@@ -82,6 +82,10 @@ struct Args {
     /// slapd with syncprov (LDAP entries and bytes read, wall).
     #[arg(long)]
     incremental: bool,
+    /// Only issue 24's watch figure: `watch` running, a user disabled in LDAP this many
+    /// times, the time until ftrack has them inactive (median and worst).
+    #[arg(long, value_name = "TRIALS")]
+    watch: Option<usize>,
     /// Record this run's figures as the ones later runs on this machine are held to.
     #[arg(long)]
     record: bool,
@@ -108,6 +112,27 @@ fn main() {
             args.groups,
             args.serve_empty,
         ));
+        return;
+    }
+    if let Some(trials) = args.watch {
+        println!("\n{machine}\n");
+        println!("| users | trials | disabled in ftrack after: median | worst | best |");
+        println!("|---:|---:|---:|---:|---:|");
+        for &n in &args.users {
+            let mut l = rt.block_on(incremental::watch_latency(&binary, n, trials));
+            l.sort_by(f64::total_cmp);
+            let median = if l.len() % 2 == 1 {
+                l[l.len() / 2]
+            } else {
+                (l[l.len() / 2 - 1] + l[l.len() / 2]) / 2.0
+            };
+            println!(
+                "| {n} | {} | {median:.2} s | {:.2} s | {:.2} s |",
+                l.len(),
+                l.last().copied().unwrap_or(0.0),
+                l.first().copied().unwrap_or(0.0)
+            );
+        }
         return;
     }
     if args.incremental {
