@@ -24,8 +24,9 @@ pub struct Read {
     pub entries: u64,
 }
 
-/// Full and incremental no-change plans of `n` users.
-pub async fn no_change(binary: &Path, n: usize, groups: Option<usize>) -> (Read, Read) {
+/// Full and incremental no-change plans of `n` users, then an incremental and a full plan
+/// after one user's mail changed.
+pub async fn no_change(binary: &Path, n: usize, groups: Option<usize>) -> [Read; 4] {
     let org = org::generate(n, groups);
     let slapd = tokio::task::block_in_place(|| {
         Slapd::start_with(&org.ldif, Overlays::Syncprov { sessionlog: 10_000 })
@@ -53,8 +54,16 @@ pub async fn no_change(binary: &Path, n: usize, groups: Option<usize>) -> (Read,
     };
     let full = best(&["plan", "--check", "--full"]);
     let incremental = best(&["plan", "--check"]);
+    tokio::task::block_in_place(|| {
+        slapd.modify(&format!(
+            "dn: uid=u000042,ou=people,{}\nchangetype: modify\nreplace: mail\nmail: changed@studio.example\n",
+            crate::slapd::SUFFIX
+        ))
+    });
+    let one_incremental = best(&["plan"]);
+    let one_full = best(&["plan", "--full"]);
     drop(slapd);
-    (full, incremental)
+    [full, incremental, one_incremental, one_full]
 }
 
 fn run(binary: &Path, dir: &Path, args: &[&str], counted: &AtomicU64) -> Read {
@@ -222,7 +231,11 @@ pub async fn watch_latency(binary: &Path, n: usize, trials: usize) -> Vec<f64> {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         latencies.push(started.elapsed().as_secs_f64());
-        eprintln!("{n} users: trial {}: {uid} disabled in ftrack after {:.2} s", latencies.len(), latencies[latencies.len() - 1]);
+        eprintln!(
+            "{n} users: trial {}: {uid} disabled in ftrack after {:.2} s",
+            latencies.len(),
+            latencies[latencies.len() - 1]
+        );
         std::thread::sleep(std::time::Duration::from_millis(1500));
     }
     let _ = watch.kill();

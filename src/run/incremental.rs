@@ -16,7 +16,7 @@
 
 use crate::config::{Config, DirectorySource, SyncMode};
 use crate::directory::ldap::syncrepl;
-pub use crate::directory::ldap::syncrepl::RefreshError;
+pub use crate::directory::ldap::syncrepl::{Refresh, RefreshError};
 use crate::directory::snapshot::{self, DirectorySnapshot, DirectoryUser};
 use crate::directory::sync_state::{self, SyncState};
 use crate::directory::{self, EntrySet};
@@ -224,35 +224,41 @@ async fn full_paged(
     Ok((entries, None))
 }
 
-/// Refreshes from the stored cookies and works out what changed. `Stale`: read everything.
-pub async fn read_incremental(
+/// Refreshes from the stored cookies: what the server says changed. `Stale`: read
+/// everything.
+pub async fn refresh_from(
     config: &Config,
     user_attributes: &Option<Vec<String>>,
-    mut state: SyncState,
-) -> Result<DirectoryRead, RefreshError> {
+    state: &SyncState,
+) -> Result<[Refresh; 2], RefreshError> {
     let env = |name: &str| std::env::var(name).ok();
     let [users, groups] = state
         .cookies()
         .map_err(|e| RefreshError::Stale(e.to_string()))?;
-    let refreshes = syncrepl::refresh(
+    syncrepl::refresh(
         &config.ldap,
         &env,
         user_attributes.clone(),
         [Some(users), Some(groups)],
     )
-    .await?;
+    .await
+}
+
+/// Whether two refreshes name no entry at all, so the stored entries need not be read.
+pub fn says_nothing(refreshes: &[Refresh; 2]) -> bool {
+    refreshes.iter().all(sync_state::says_nothing)
+}
+
+/// Brings the stored entries forward by the refreshes and works out whom that touches
+/// (blocking: it reads the entries file and assembles the directory twice).
+pub fn bring_forward(
+    state_file: &std::path::Path,
+    mut state: SyncState,
+    refreshes: [Refresh; 2],
+) -> Result<DirectoryRead, RefreshError> {
     let read: u64 = refreshes.iter().map(|r| r.stats.entries).sum();
-    if refreshes.iter().all(sync_state::says_nothing) {
-        // Nothing to compare: the stored entries are not even read.
-        state.advance(refreshes);
-        let total_users = state.user_count;
-        return Ok(DirectoryRead::Unchanged {
-            next: state,
-            total_users,
-        });
-    }
     state
-        .load_entries(&config.sync.state_file)
+        .load_entries(state_file)
         .map_err(|e| RefreshError::Stale(e.to_string()))?;
     let before = state.entries();
     let changed = state.apply(refreshes);
@@ -270,14 +276,9 @@ pub async fn read_incremental(
         });
     }
     let after = state.entries();
-    let (before, after) = tokio::task::spawn_blocking(move || {
-        Ok::<_, directory::DirectoryError>((
-            snapshot::assemble(before)?,
-            snapshot::assemble(after)?,
-        ))
-    })
-    .await
-    .map_err(|e| RefreshError::Stale(format!("assembling the directory failed: {e}")))??;
+    let stale = |e: directory::DirectoryError| RefreshError::Stale(e.to_string());
+    let before = snapshot::assemble(before).map_err(stale)?;
+    let after = snapshot::assemble(after).map_err(stale)?;
     let scope = scope(&before, &after);
     Ok(DirectoryRead::Changed {
         directory: after,

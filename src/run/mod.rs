@@ -121,53 +121,69 @@ pub async fn read_inputs_synced(
     );
     let why_full = match decision {
         Decision::Full { why, syncrepl } => (why, syncrepl),
-        Decision::Incremental(state) => {
+        Decision::Incremental(mut state) => {
             // The directory first: when nothing changed, ftrack need not be read at all.
             let phase = progress::start_counting(progress::LDAP_READ, "entries");
             let started = std::time::Instant::now();
-            let read = incremental::read_incremental(config, &user_attributes, *state).await;
-            let ldap_time = started.elapsed();
+            let refreshed = incremental::refresh_from(config, &user_attributes, &state).await;
             drop(phase);
-            match read {
-                Ok(DirectoryRead::Unchanged { next, total_users }) => {
-                    tracing::info!("incremental read: nothing changed in the directory");
-                    let connection = open_ftrack(config).await?;
-                    return Ok(Inputs {
-                        directory: DirectorySnapshot::default(),
-                        entries: None,
-                        ftrack: FtrackSnapshot::default(),
-                        connection,
-                        timings: vec![("ldap_read", ldap_time)],
-                        directory_users: total_users,
-                        scope: Some(incremental::Scope::default()),
-                        next_sync_state: Some(next),
-                    });
+            let refreshes = match refreshed {
+                Ok(refreshes) => refreshes,
+                Err(incremental::RefreshError::Stale(why)) => {
+                    return read_full_after(config, user_attributes, keep_entries, why).await
+                }
+                Err(incremental::RefreshError::Failed(e)) => {
+                    return Err(Failure::Runtime(e.to_string()))
+                }
+            };
+            if incremental::says_nothing(&refreshes) {
+                tracing::info!("incremental read: nothing changed in the directory");
+                state.advance(refreshes);
+                let connection = open_ftrack(config).await?;
+                return Ok(unchanged_inputs(*state, connection, started.elapsed()));
+            }
+            // Something changed: ftrack is read while the stored entries are brought forward.
+            let state_file = config.sync.state_file.clone();
+            let forward = tokio::task::spawn_blocking(move || {
+                incremental::bring_forward(&state_file, *state, refreshes)
+            });
+            let ftrack_started = std::time::Instant::now();
+            let (forward, ftrack) = tokio::join!(forward, read_ftrack(config));
+            let ldap_time = started.elapsed();
+            let forward = forward
+                .map_err(|e| Failure::Runtime(format!("reading the sync state failed: {e}")))?;
+            match forward {
+                Ok(DirectoryRead::Unchanged { next, .. }) => {
+                    let (connection, _) = ftrack?;
+                    return Ok(unchanged_inputs(next, connection, ldap_time));
                 }
                 Ok(DirectoryRead::Changed {
                     directory,
                     scope,
                     next,
                 }) => {
+                    let (connection, ftrack) = ftrack?;
                     tracing::info!(
                         touched = scope.touched.len(),
                         departed = scope.departed.len(),
                         "incremental read: planning for the users the changes touch"
                     );
-                    let started = std::time::Instant::now();
-                    let (connection, ftrack) = read_ftrack(config).await?;
                     return Ok(Inputs {
                         directory_users: directory.users.len(),
                         directory,
                         entries: None,
                         ftrack,
                         connection,
-                        timings: vec![("ldap_read", ldap_time), ("ftrack_read", started.elapsed())],
+                        timings: vec![
+                            ("ldap_read", ldap_time),
+                            ("ftrack_read", ftrack_started.elapsed()),
+                        ],
                         scope: Some(scope),
                         next_sync_state: Some(next),
                     });
                 }
                 Err(incremental::RefreshError::Stale(why)) => {
-                    (format!("{why}; the stored sync state is not used"), true)
+                    return read_full_after(config, user_attributes, keep_entries, why).await
                 }
                 Err(incremental::RefreshError::Failed(e)) => {
                     return Err(Failure::Runtime(e.to_string()))
@@ -178,6 +194,36 @@ pub async fn read_inputs_synced(
     let (why, syncrepl) = why_full;
     let entries = incremental::read_full(config, user_attributes, &why, syncrepl);
     read_both(config, entries, keep_entries).await
+}
+
+/// A full read after an incremental one turned out not to be usable.
+async fn read_full_after(
+    config: &Config,
+    user_attributes: Option<Vec<String>>,
+    keep_entries: bool,
+    why: String,
+) -> Result<Inputs, Failure> {
+    let why = format!("{why}; the stored sync state is not used");
+    let entries = incremental::read_full(config, user_attributes, &why, true);
+    read_both(config, entries, keep_entries).await
+}
+
+/// The inputs of a run in which the directory did not change: nothing to plan for.
+fn unchanged_inputs(
+    next: crate::directory::sync_state::SyncState,
+    connection: Connection,
+    ldap_time: std::time::Duration,
+) -> Inputs {
+    Inputs {
+        directory: DirectorySnapshot::default(),
+        entries: None,
+        ftrack: FtrackSnapshot::default(),
+        connection,
+        timings: vec![("ldap_read", ldap_time)],
+        directory_users: next.user_count,
+        scope: Some(incremental::Scope::default()),
+        next_sync_state: Some(next),
+    }
 }
 
 async fn open_ftrack(config: &Config) -> Result<Connection, Failure> {

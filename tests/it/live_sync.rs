@@ -427,22 +427,33 @@ async fn watch_applies_a_change_within_seconds_and_stops_on_sigterm() {
         }
         started.elapsed()
     };
-    wait_for("watching", &|| read_log().contains("watching the directory"));
+    wait_for("watching", &|| {
+        read_log().contains("watching the directory")
+    });
     // Let the first apply (nothing to do) and the persistent search settle.
     std::thread::sleep(Duration::from_secs(1));
 
     slapd.modify(&format!(
         "dn: uid=eve,ou=people,{SUFFIX}\nchangetype: modify\nadd: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n"
     ));
-    let took = wait_for("eve disabled in ftrack", &|| is_active(&emu, "eve") == Some(false));
+    let took = wait_for("eve disabled in ftrack", &|| {
+        is_active(&emu, "eve") == Some(false)
+    });
     assert!(took < Duration::from_secs(5), "{took:?}: {}", read_log());
-    slapd.modify(&format!("dn: uid=fay,ou=people,{SUFFIX}\nchangetype: delete\n"));
-    wait_for("fay disabled in ftrack", &|| is_active(&emu, "fay") == Some(false));
+    slapd.modify(&format!(
+        "dn: uid=fay,ou=people,{SUFFIX}\nchangetype: delete\n"
+    ));
+    wait_for("fay disabled in ftrack", &|| {
+        is_active(&emu, "fay") == Some(false)
+    });
     assert!(read_log().contains("incremental read"), "{}", read_log());
 
     // The journal holds what the watch applied, as for any apply.
     let journal = std::fs::read_to_string(dir.path().join("ldap2ftrack-journal.jsonl")).unwrap();
-    assert!(journal.contains("\"eve\"") && journal.contains("\"fay\""), "{journal}");
+    assert!(
+        journal.contains("\"eve\"") && journal.contains("\"fay\""),
+        "{journal}"
+    );
 
     // SIGTERM: a clean stop.
     let status = Command::new("kill")
@@ -455,7 +466,11 @@ async fn watch_applies_a_change_within_seconds_and_stops_on_sigterm() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "watch did not stop: {}", read_log());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "watch did not stop: {}",
+            read_log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status}: {}", read_log());
