@@ -3,6 +3,7 @@
 //! concurrently, never one query per user.
 
 use super::session::{FtrackError, Session};
+use arcstr::ArcStr;
 use litemap::LiteMap;
 use serde::{Deserialize, Serialize};
 
@@ -48,11 +49,14 @@ pub struct FtrackGroup {
     pub local: bool,
 }
 
+/// A membership. The user and group ids are shared with every other membership of the same
+/// user or group (interned after the read): at 100,000 users there are 325,000 of them, and
+/// a copy of both ids in each was 50 MB of a plan's peak.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FtrackMembership {
     pub id: String,
-    pub user_id: String,
-    pub group_id: String,
+    pub user_id: ArcStr,
+    pub group_id: ArcStr,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -161,7 +165,25 @@ impl FtrackSnapshot {
         for grant in &mut snapshot.user_security_roles {
             grant.project_ids.sort();
         }
+        snapshot.share_membership_ids();
         Ok(snapshot)
+    }
+}
+
+impl FtrackSnapshot {
+    /// Makes every membership hold its user's and group's id as one shared string each.
+    fn share_membership_ids(&mut self) {
+        let mut shared: rustc_hash::FxHashSet<ArcStr> = rustc_hash::FxHashSet::default();
+        let mut intern = |id: &mut ArcStr| match shared.get(id.as_str()) {
+            Some(kept) => *id = kept.clone(),
+            None => {
+                shared.insert(id.clone());
+            }
+        };
+        for m in &mut self.memberships {
+            intern(&mut m.user_id);
+            intern(&mut m.group_id);
+        }
     }
 }
 
