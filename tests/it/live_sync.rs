@@ -393,10 +393,11 @@ fn is_active(emu: &RunningEmulator, username: &str) -> Option<bool> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn watch_applies_a_change_within_seconds_and_stops_on_sigterm() {
+async fn watch_applies_a_change_within_seconds_survives_the_directory_going_away_and_stops_on_sigterm(
+) {
     use std::process::Stdio;
     use std::time::{Duration, Instant};
-    let slapd = Slapd::start_with(&directory(), Overlays::Syncprov { sessionlog: 100 });
+    let mut slapd = Slapd::start_with(&directory(), Overlays::Syncprov { sessionlog: 100 });
     let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), &slapd, &emu);
@@ -453,6 +454,26 @@ async fn watch_applies_a_change_within_seconds_and_stops_on_sigterm() {
     assert!(
         journal.contains("\"eve\"") && journal.contains("\"fay\""),
         "{journal}"
+    );
+
+    // The directory goes away and comes back: the watch retries, reads everything once, and
+    // follows changes again.
+    slapd.stop();
+    wait_for("the apply failing while the directory is down", &|| {
+        read_log().contains("the apply failed")
+    });
+    slapd.restart();
+    slapd.modify(&format!(
+        "dn: uid=ann,ou=people,{SUFFIX}\nchangetype: modify\nadd: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n"
+    ));
+    wait_for("ann disabled after the directory came back", &|| {
+        is_active(&emu, "ann") == Some(false)
+    });
+    let log_text = read_log();
+    let after_failure = &log_text[log_text.find("the apply failed").unwrap()..];
+    assert!(
+        after_failure.contains("full read: --full was given"),
+        "{log_text}"
     );
 
     // SIGTERM: a clean stop.

@@ -162,6 +162,57 @@ fn free_port() -> u16 {
 }
 
 /// The entries every harness directory has: the suffix and the three service accounts.
+/// Starts slapd from `dir`'s slapd.conf on the two URLs and waits until both accept
+/// connections; `None` when a port was taken (slapd exits saying so).
+fn launch(dir: &Path, url: &str, ldaps_url: &str) -> Option<Child> {
+    let port = |u: &str| -> u16 {
+        u.rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port in URL")
+    };
+    let (port, tls_port) = (port(url), port(ldaps_url));
+    let log = std::fs::File::create(dir.join("slapd.log")).expect("slapd.log");
+    let mut child = Command::new(SLAPD)
+        .arg("-f")
+        .arg(dir.join("slapd.conf"))
+        .arg("-h")
+        .arg(format!("{url}/ {ldaps_url}/"))
+        .arg("-d")
+        .arg("0")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log handle"))
+        .stderr(log)
+        .spawn()
+        .expect("start slapd");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().expect("slapd status") {
+            let log = std::fs::read_to_string(dir.join("slapd.log")).unwrap_or_default();
+            if log.contains("Address already in use") {
+                return None; // port race: the caller tries again
+            }
+            panic!("slapd exited with {status}: {log}");
+        }
+        let up = |p: u16| {
+            TcpStream::connect_timeout(&([127, 0, 0, 1], p).into(), Duration::from_millis(100))
+                .is_ok()
+        };
+        if up(port) && up(tls_port) {
+            return Some(child);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "slapd did not accept connections within 10 s: {}",
+                std::fs::read_to_string(dir.join("slapd.log")).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn base_ldif() -> String {
     let mut s = format!(
         "dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n"
@@ -297,58 +348,38 @@ impl Slapd {
             }
             let url = format!("ldap://127.0.0.1:{port}");
             let ldaps_url = format!("ldaps://127.0.0.1:{tls_port}");
-            let log = std::fs::File::create(dir.path().join("slapd.log")).expect("slapd.log");
-            let mut child = Command::new(SLAPD)
-                .arg("-f")
-                .arg(&conf)
-                .arg("-h")
-                .arg(format!("{url}/ {ldaps_url}/"))
-                .arg("-d")
-                .arg("0")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log handle"))
-                .stderr(log)
-                .spawn()
-                .expect("start slapd");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if let Some(status) = child.try_wait().expect("slapd status") {
-                    let log =
-                        std::fs::read_to_string(dir.path().join("slapd.log")).unwrap_or_default();
-                    if log.contains("Address already in use") {
-                        break; // port race: try other ports
-                    }
-                    panic!("slapd exited with {status}: {log}");
-                }
-                let up = |p: u16| {
-                    TcpStream::connect_timeout(
-                        &([127, 0, 0, 1], p).into(),
-                        Duration::from_millis(100),
-                    )
-                    .is_ok()
+            if let Some(child) = launch(dir.path(), &url, &ldaps_url) {
+                return Slapd {
+                    url,
+                    ldaps_url,
+                    ca_file: certs.ca.clone(),
+                    start_time: started.elapsed(),
+                    _dir: dir,
+                    child,
                 };
-                if up(port) && up(tls_port) {
-                    return Slapd {
-                        url,
-                        ldaps_url,
-                        ca_file: certs.ca.clone(),
-                        start_time: started.elapsed(),
-                        _dir: dir,
-                        child,
-                    };
-                }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "slapd did not accept connections within 10 s: {}",
-                        std::fs::read_to_string(dir.path().join("slapd.log")).unwrap_or_default()
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(10));
             }
         }
         panic!("could not find free ports for slapd");
+    }
+
+    /// Stops the server and starts it again on the same ports with the same database (a
+    /// directory that went away and came back).
+    #[allow(dead_code)] // the scale bench includes this file and does not call it
+    pub fn restart(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            // The old process's ports may take a moment to be free again.
+            if let Some(child) = launch(self._dir.path(), &self.url, &self.ldaps_url) {
+                self.child = child;
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "slapd did not come back on its ports"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Applies LDIF change records as the directory's admin (`ldapmodify`); panics with
