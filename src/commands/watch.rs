@@ -42,7 +42,7 @@ pub fn watch(config: &Config) -> Result<(), Failure> {
     let reads_member_of = pipeline.reads_member_of(&config.ldap);
     let rt = run::runtime()?;
     let capability = rt.block_on(incremental::capability(config, reads_member_of));
-    if capability.mode == "full" {
+    if capability.mode == incremental::ReadMode::Full {
         return Err(Failure::Usage(format!(
             "`watch` needs a directory that reports its changes (syncrepl), and runs here read everything: {}; schedule `ldap2ftrack apply` instead",
             capability.why

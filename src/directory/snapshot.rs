@@ -40,6 +40,22 @@ pub struct DirectoryUser {
     pub groups: Vec<GroupId>,
 }
 
+impl DirectoryUser {
+    /// The anchor stored on the user's ftrack user ([`anchor`]).
+    pub fn anchor(&self) -> String {
+        anchor(self.stable_id.as_deref(), &self.entry.dn)
+    }
+}
+
+/// The anchor ldap2ftrack stores on an entry's ftrack user (`ldap2ftrack.anchor`): its
+/// stable id, or `dn:` and its lower-cased DN when the directory has none.
+pub fn anchor(stable_id: Option<&str>, dn: &str) -> String {
+    match stable_id {
+        Some(id) => id.to_string(),
+        None => format!("dn:{}", dn.to_lowercase()),
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct DirectoryGroup {
     /// The group entry, without its member values (they are resolved into ids).

@@ -258,18 +258,17 @@ impl SyncState {
 
     /// Keeps the cookies of two refreshes that changed nothing (see [`says_nothing`]),
     /// without reading the entries.
-    pub fn advance(&mut self, [users, groups]: [Refresh; 2]) {
+    pub fn advance(&mut self, refreshes: &[Refresh; 2]) {
         let b64 = base64::engine::general_purpose::STANDARD;
-        self.user_cookie = b64.encode(&users.cookie);
-        self.group_cookie = b64.encode(&groups.cookie);
+        self.user_cookie = b64.encode(&refreshes[0].cookie);
+        self.group_cookie = b64.encode(&refreshes[1].cookie);
     }
 
     /// Brings the entries forward by what the two refreshes said, and keeps their cookies.
     /// The entries must have been read ([`SyncState::load_entries`]).
-    pub fn apply(&mut self, [users, groups]: [Refresh; 2]) -> Changed {
-        let b64 = base64::engine::general_purpose::STANDARD;
-        self.user_cookie = b64.encode(&users.cookie);
-        self.group_cookie = b64.encode(&groups.cookie);
+    pub fn apply(&mut self, refreshes: [Refresh; 2]) -> Changed {
+        self.advance(&refreshes);
+        let [users, groups] = refreshes;
         let changed = Changed {
             users: apply_refresh(&mut self.users, users),
             groups: apply_refresh(&mut self.groups, groups),
@@ -281,13 +280,13 @@ impl SyncState {
     }
 }
 
-/// True when a refresh names no entry at all: nothing was sent, deleted, or listed present
-/// (a present phase must be compared with the entries to know what went).
-pub fn says_nothing(refresh: &Refresh) -> bool {
-    refresh.changed.is_empty()
-        && refresh.deleted.is_empty()
-        && refresh.present.is_empty()
-        && !refresh.present_phase
+/// True when the refreshes name no entry at all: nothing was sent, deleted, or listed
+/// present (a present phase must be compared with the entries to know what went), so the
+/// stored entries need not be read.
+pub fn says_nothing(refreshes: &[Refresh; 2]) -> bool {
+    refreshes.iter().all(|r| {
+        r.changed.is_empty() && r.deleted.is_empty() && r.present.is_empty() && !r.present_phase
+    })
 }
 
 /// A fresh id for an entries file.

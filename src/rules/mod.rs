@@ -54,10 +54,7 @@ impl RuleEntry {
     /// The anchor stored on the entry's ftrack user: its stable id, or its DN when the
     /// directory has none.
     pub fn anchor(&self) -> String {
-        match &self.stable_id {
-            Some(id) => id.clone(),
-            None => format!("dn:{}", self.dn.to_lowercase()),
-        }
+        crate::directory::snapshot::anchor(self.stable_id.as_deref(), &self.dn)
     }
 
     pub fn first(&self, name: &str) -> Option<&str> {

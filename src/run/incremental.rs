@@ -18,7 +18,7 @@ use crate::config::{Config, DirectorySource, SyncMode};
 use crate::directory::ldap::syncrepl;
 pub use crate::directory::ldap::syncrepl::{Refresh, RefreshError};
 use crate::directory::snapshot::{self, DirectorySnapshot, DirectoryUser};
-use crate::directory::sync_state::{self, SyncState};
+use crate::directory::sync_state::SyncState;
 use crate::directory::{self, EntrySet};
 use crate::failure::Failure;
 use crate::ftrack::FtrackSnapshot;
@@ -49,14 +49,6 @@ pub struct Scope {
     pub departed: FxHashSet<String>,
 }
 
-/// The anchor the planner matches ftrack users by (`RuleEntry::anchor`).
-pub fn anchor(user: &DirectoryUser) -> String {
-    match &user.stable_id {
-        Some(id) => id.clone(),
-        None => format!("dn:{}", user.entry.dn.to_lowercase()),
-    }
-}
-
 /// What the stored state is bound to: the configuration file, the rule modules' pins and
 /// the attributes asked for. Any change means the stored entries may not be what this
 /// configuration would read or decide.
@@ -81,8 +73,12 @@ fn now() -> u64 {
 pub enum Decision {
     /// Refresh from the stored state.
     Incremental(Box<SyncState>),
-    /// Read everything, for this reason; `syncrepl`: the server may hand over a state.
-    Full { why: String, syncrepl: bool },
+    /// Read everything, for this reason. `next_fingerprint`: the server may hand over a
+    /// state, to be bound to this fingerprint; `None`: runs here stay full.
+    Full {
+        why: String,
+        next_fingerprint: Option<String>,
+    },
 }
 
 /// Decides between an incremental and a full read: `[sync] mode`, the source, `--full`, and
@@ -98,30 +94,30 @@ pub fn decide(
         DirectorySource::Server { .. } => {
             return Decision::Full {
                 why: "[sync] mode = \"full\"".into(),
-                syncrepl: false,
+                next_fingerprint: None,
             }
         }
         DirectorySource::LdifFile(_) => {
             return Decision::Full {
                 why: "the directory is an LDIF file".into(),
-                syncrepl: false,
+                next_fingerprint: None,
             }
         }
-    };
-    let full = |why: String| Decision::Full {
-        why,
-        syncrepl: true,
     };
     if reads_member_of {
         return Decision::Full {
             why: "a rule stage reads memberOf (or every attribute), and syncrepl does not report changes of memberOf".into(),
-            syncrepl: false,
+            next_fingerprint: None,
         };
     }
+    let fingerprint = fingerprint(config, user_attributes);
+    let full = |why: String| Decision::Full {
+        why,
+        next_fingerprint: Some(fingerprint.clone()),
+    };
     if force_full {
         return full("--full was given".into());
     }
-    let fingerprint = fingerprint(config, user_attributes);
     match SyncState::load(&config.sync.state_file, url, &fingerprint) {
         Err(why) => full(why.to_string()),
         Ok(state) if now().saturating_sub(state.full_at) >= config.sync.full_every.as_secs() => {
@@ -137,16 +133,36 @@ pub fn decide(
 /// How runs with this configuration will read the directory, and why: for `check`.
 #[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
 pub struct Capability {
-    /// `incremental (syncrepl)` or `full`.
-    pub mode: &'static str,
+    pub mode: ReadMode,
     pub why: String,
+}
+
+/// Whether runs read only what changed.
+#[derive(Debug, Clone, Copy, serde::Serialize, PartialEq, Eq)]
+pub enum ReadMode {
+    #[serde(rename = "incremental (syncrepl)")]
+    Incremental,
+    #[serde(rename = "full")]
+    Full,
+}
+
+impl std::fmt::Display for ReadMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ReadMode::Incremental => "incremental (syncrepl)",
+            ReadMode::Full => "full",
+        })
+    }
 }
 
 /// Asks the server what it offers (its root DSE) and says which mode runs will use.
 pub async fn capability(config: &Config, reads_member_of: bool) -> Capability {
-    let full = |why: String| Capability { mode: "full", why };
+    let full = |why: String| Capability {
+        mode: ReadMode::Full,
+        why,
+    };
     if let Decision::Full {
-        syncrepl: false,
+        next_fingerprint: None,
         why,
     } = decide(config, &None, reads_member_of, true)
     {
@@ -155,7 +171,7 @@ pub async fn capability(config: &Config, reads_member_of: bool) -> Capability {
     let env = |name: &str| std::env::var(name).ok();
     match syncrepl::offers_syncrepl(&config.ldap, &env).await {
         Ok(true) => Capability {
-            mode: "incremental (syncrepl)",
+            mode: ReadMode::Incremental,
             why: format!(
                 "the server offers the sync control; a full read after each change of configuration or module, when the state is missing or refused, on --full, and every {}",
                 humantime::format_duration(config.sync.full_every)
@@ -170,16 +186,17 @@ pub async fn capability(config: &Config, reads_member_of: bool) -> Capability {
 }
 
 /// Reads everything: with a sync search from no cookie when the server offers syncrepl (so
-/// the next run can be incremental), else with the paged read.
+/// the next run can be incremental, from a state bound to `next_fingerprint`), else with
+/// the paged read.
 pub async fn read_full(
     config: &Config,
     user_attributes: Option<Vec<String>>,
     why: &str,
-    syncrepl: bool,
+    next_fingerprint: Option<String>,
 ) -> Result<(EntrySet, Option<SyncState>), Failure> {
     let env = |name: &str| std::env::var(name).ok();
-    let url = match (&config.ldap.source, syncrepl) {
-        (DirectorySource::Server { url, .. }, true) => url.clone(),
+    let (url, fingerprint) = match (&config.ldap.source, next_fingerprint) {
+        (DirectorySource::Server { url, .. }, Some(fingerprint)) => (url.clone(), fingerprint),
         _ => return full_paged(config, user_attributes).await,
     };
     // A server that cannot answer for its root DSE is read the usual way; if it is down,
@@ -198,7 +215,6 @@ pub async fn read_full(
         return full_paged(config, user_attributes).await;
     }
     tracing::info!("full read: {why}");
-    let fingerprint = fingerprint(config, &user_attributes);
     match syncrepl::refresh(&config.ldap, &env, user_attributes.clone(), [None, None]).await {
         Ok(refreshes) => {
             let state = SyncState::from_full(&url, &fingerprint, now(), refreshes);
@@ -242,11 +258,6 @@ pub async fn refresh_from(
         [Some(users), Some(groups)],
     )
     .await
-}
-
-/// Whether two refreshes name no entry at all, so the stored entries need not be read.
-pub fn says_nothing(refreshes: &[Refresh; 2]) -> bool {
-    refreshes.iter().all(sync_state::says_nothing)
 }
 
 /// Brings the stored entries forward by the refreshes and works out whom that touches
@@ -308,7 +319,7 @@ fn inputs_of(directory: &DirectorySnapshot) -> FxHashMap<String, (&DirectoryUser
                     )
                 })
                 .collect();
-            (anchor(u), (u, groups))
+            (u.anchor(), (u, groups))
         })
         .collect()
 }
@@ -347,7 +358,8 @@ pub fn narrow(
 ) -> Result<Option<(DirectorySnapshot, FtrackSnapshot, Evaluation)>, Failure> {
     let directory = &inputs.directory;
     let mut anchors: FxHashSet<String> = scope.touched.union(&scope.departed).cloned().collect();
-    let in_directory: FxHashSet<String> = directory.users.iter().map(anchor).collect();
+    let in_directory: FxHashSet<String> =
+        directory.users.iter().map(DirectoryUser::anchor).collect();
     for _ in 0..8 {
         if anchors.len() * 2 > directory.users.len().max(1) {
             return Ok(None);
@@ -356,7 +368,7 @@ pub fn narrow(
             users: directory
                 .users
                 .iter()
-                .filter(|u| anchors.contains(&anchor(u)))
+                .filter(|u| anchors.contains(&u.anchor()))
                 .cloned()
                 .collect(),
             groups: directory.groups.clone(),

@@ -120,8 +120,12 @@ pub async fn read_inputs_synced(
         full || keep_entries,
     );
     let why_full = match decision {
-        Decision::Full { why, syncrepl } => (why, syncrepl),
+        Decision::Full {
+            why,
+            next_fingerprint,
+        } => (why, next_fingerprint),
         Decision::Incremental(mut state) => {
+            let fingerprint = state.fingerprint.clone();
             // The directory first: when nothing changed, ftrack need not be read at all.
             let phase = progress::start_counting(progress::LDAP_READ, "entries");
             let started = std::time::Instant::now();
@@ -130,15 +134,23 @@ pub async fn read_inputs_synced(
             let refreshes = match refreshed {
                 Ok(refreshes) => refreshes,
                 Err(incremental::RefreshError::Stale(why)) => {
-                    return read_full_after(config, user_attributes, keep_entries, why).await
+                    let why = format!("{why}; the stored sync state is not used");
+                    return read_full(
+                        config,
+                        user_attributes,
+                        keep_entries,
+                        why,
+                        Some(fingerprint),
+                    )
+                    .await;
                 }
                 Err(incremental::RefreshError::Failed(e)) => {
                     return Err(Failure::Runtime(e.to_string()))
                 }
             };
-            if incremental::says_nothing(&refreshes) {
+            if crate::directory::sync_state::says_nothing(&refreshes) {
                 tracing::info!("incremental read: nothing changed in the directory");
-                state.advance(refreshes);
+                state.advance(&refreshes);
                 let connection = open_ftrack(config).await?;
                 return Ok(unchanged_inputs(*state, connection, started.elapsed()));
             }
@@ -183,7 +195,15 @@ pub async fn read_inputs_synced(
                     });
                 }
                 Err(incremental::RefreshError::Stale(why)) => {
-                    return read_full_after(config, user_attributes, keep_entries, why).await
+                    let why = format!("{why}; the stored sync state is not used");
+                    return read_full(
+                        config,
+                        user_attributes,
+                        keep_entries,
+                        why,
+                        Some(fingerprint),
+                    )
+                    .await;
                 }
                 Err(incremental::RefreshError::Failed(e)) => {
                     return Err(Failure::Runtime(e.to_string()))
@@ -191,20 +211,19 @@ pub async fn read_inputs_synced(
             }
         }
     };
-    let (why, syncrepl) = why_full;
-    let entries = incremental::read_full(config, user_attributes, &why, syncrepl);
-    read_both(config, entries, keep_entries).await
+    let (why, next_fingerprint) = why_full;
+    read_full(config, user_attributes, keep_entries, why, next_fingerprint).await
 }
 
-/// A full read after an incremental one turned out not to be usable.
-async fn read_full_after(
+/// Both sides, the directory read whole ([`incremental::read_full`]) for the reason `why`.
+async fn read_full(
     config: &Config,
     user_attributes: Option<Vec<String>>,
     keep_entries: bool,
     why: String,
+    next_fingerprint: Option<String>,
 ) -> Result<Inputs, Failure> {
-    let why = format!("{why}; the stored sync state is not used");
-    let entries = incremental::read_full(config, user_attributes, &why, true);
+    let entries = incremental::read_full(config, user_attributes, &why, next_fingerprint);
     read_both(config, entries, keep_entries).await
 }
 

@@ -6,7 +6,7 @@
 
 use crate::support;
 
-use ftrack_emulator::{EmulatorConfig, RunningEmulator};
+use ftrack_emulator::RunningEmulator;
 use ldap2ftrack::directory::{ldif, Value as LdapValue};
 use serde_json::Value;
 use std::path::Path;
@@ -59,13 +59,7 @@ fn directory() -> String {
 }
 
 async fn emulator() -> RunningEmulator {
-    let state = ftrack_emulator::StateDump::from_json(
-        r#"{"SecurityRole": [{"id": "10000000-0000-4000-8000-000000000001", "name": "Artist"}]}"#,
-    )
-    .unwrap();
-    ftrack_emulator::spawn(EmulatorConfig::new(API_USER, API_KEY).state(state))
-        .await
-        .unwrap()
+    support::emulator_with_artist_role(API_USER, API_KEY).await
 }
 
 fn write_config(dir: &Path, slapd: &Slapd, emulator: &RunningEmulator) {
@@ -345,7 +339,6 @@ fn base64_of(text: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn check_says_which_mode_each_server_gets_and_a_server_without_syncprov_stays_full() {
-    let emu = emulator().await;
     for (overlays, mode, why) in [
         (
             Overlays::Syncprov { sessionlog: 0 },
@@ -359,6 +352,7 @@ async fn check_says_which_mode_each_server_gets_and_a_server_without_syncprov_st
         ),
     ] {
         let slapd = Slapd::start_with(&directory(), overlays);
+        let emu = emulator().await;
         let dir = tempfile::tempdir().unwrap();
         write_config(dir.path(), &slapd, &emu);
         let out = run(dir.path(), &["check"]);
@@ -374,14 +368,6 @@ async fn check_says_which_mode_each_server_gets_and_a_server_without_syncprov_st
             }
             None => assert!(state.is_file(), "{log}"),
         }
-        emu.reset();
-        emu.load(
-            ftrack_emulator::StateDump::from_json(
-                r#"{"SecurityRole": [{"id": "10000000-0000-4000-8000-000000000001", "name": "Artist"}]}"#,
-            )
-            .unwrap(),
-        )
-        .unwrap();
     }
 }
 

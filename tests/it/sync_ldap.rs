@@ -5,7 +5,7 @@
 
 use crate::support;
 
-use ftrack_emulator::{EmulatorConfig, RunningEmulator};
+use ftrack_emulator::RunningEmulator;
 use ldap2ftrack::directory::{ldif, Value as LdapValue};
 use serde_json::Value;
 use std::path::Path;
@@ -79,13 +79,7 @@ api_user = "{API_USER}"
 }
 
 async fn emulator() -> RunningEmulator {
-    let state = ftrack_emulator::StateDump::from_json(
-        r#"{"SecurityRole": [{"id": "10000000-0000-4000-8000-000000000001", "name": "Artist"}]}"#,
-    )
-    .unwrap();
-    ftrack_emulator::spawn(EmulatorConfig::new(API_USER, API_KEY).state(state))
-        .await
-        .unwrap()
+    support::emulator_with_artist_role(API_USER, API_KEY).await
 }
 
 fn run(dir: &Path, args: &[&str], password: &str) -> Output {

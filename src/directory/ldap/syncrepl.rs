@@ -167,13 +167,7 @@ impl Conn {
         attributes: &[String],
         cookie: Option<Vec<u8>>,
     ) -> Result<(Refresh, Option<Vec<u8>>), RefreshError> {
-        let mut control: RawControl = SyncRequest {
-            mode: RefreshMode::RefreshOnly,
-            cookie,
-            reload_hint: false,
-        }
-        .into();
-        control.crit = true;
+        let control = sync_request(RefreshMode::RefreshOnly, cookie);
         let reader = self.reader.clone();
         let lost = |e: LdapError, what: &str| match e {
             LdapError::Timeout { .. } => reader.timeout_error(format!("sync search of {base_dn}")),
@@ -312,6 +306,19 @@ impl Conn {
     }
 }
 
+/// The sync request control, always critical: a server without syncprov otherwise answers
+/// with a plain search, no cookie and no error.
+fn sync_request(mode: RefreshMode, cookie: Option<Vec<u8>>) -> RawControl {
+    let mut control: RawControl = SyncRequest {
+        mode,
+        cookie,
+        reload_hint: false,
+    }
+    .into();
+    control.crit = true;
+    control
+}
+
 /// The responseValue of an IntermediateResponse (`[APPLICATION 25] SEQUENCE { responseName
 /// [0] OPTIONAL, responseValue [1] OPTIONAL }`), when it is the sync info message.
 fn intermediate_value(tag: StructureTag) -> Option<Vec<u8>> {
@@ -372,13 +379,7 @@ async fn persist_base(
     wake: tokio::sync::mpsc::Sender<()>,
 ) -> Result<(), DirectoryError> {
     let mut conn = reader.connect().await?;
-    let mut control: RawControl = SyncRequest {
-        mode: RefreshMode::RefreshAndPersist,
-        cookie,
-        reload_hint: false,
-    }
-    .into();
-    control.crit = true;
+    let control = sync_request(RefreshMode::RefreshAndPersist, cookie);
     let lost = |e: LdapError| DirectoryError::Incomplete {
         base_dn: base_dn.to_string(),
         reason: format!("the persistent sync search ended: {e}"),

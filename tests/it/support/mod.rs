@@ -66,3 +66,18 @@ pub fn ldif_line(name: &str, value: &str) -> String {
         }
     }
 }
+
+/// An emulator whose only security role is the PROJECT role `Artist` (the role the LDAP
+/// tests' group mappings grant).
+pub async fn emulator_with_artist_role(
+    api_user: &str,
+    api_key: &str,
+) -> ftrack_emulator::RunningEmulator {
+    let state = ftrack_emulator::StateDump::from_json(
+        r#"{"SecurityRole": [{"id": "10000000-0000-4000-8000-000000000001", "name": "Artist"}]}"#,
+    )
+    .expect("the role state is valid");
+    ftrack_emulator::spawn(ftrack_emulator::EmulatorConfig::new(api_user, api_key).state(state))
+        .await
+        .expect("emulator")
+}
