@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine (Debian + rustup) to the last assertion.
 #
-# Installs what the tests need, idempotently: OpenLDAP's slapd and ldap-utils, dpkg, systemd,
-# man-db and docker-registry (apt), the wasm32-wasip2 Rust target, cargo-deb (cargo install, into ~/.cargo),
+# Installs what the tests need, idempotently: OpenLDAP's slapd and ldap-utils, Samba's AD DC,
+# dpkg, systemd, man-db and docker-registry (apt), the wasm32-wasip2 Rust target, cargo-deb (cargo install, into ~/.cargo),
 # and a Python venv (.venv) with the official ftrack-python-api client and pytest. Then runs
-# every test in the workspace. Run it as root or with sudo available for the apt step.
+# every test in the workspace. Run it as root: the apt step needs it (or sudo), and so does
+# the Samba domain controller, whose LDAP port is 389.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -29,6 +30,13 @@ command -v man >/dev/null 2>&1 || missing+=(man-db)
 # tests/it/rules_registry.rs publishes and fetches rule modules through a real OCI registry (the
 # CNCF distribution registry), started on a free loopback port; its packaged service is not used.
 command -v docker-registry >/dev/null 2>&1 || [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
+# tests/it/live_sync_ad.rs runs a real Active Directory domain controller (Samba's, LDAP only,
+# provisioned into target/tmp and started per test on 127.0.0.1:389, which needs root). The
+# AD DC needs the provisioning files and the VFS modules, which are only recommended.
+samba_packages=(samba samba-dsdb-modules samba-ad-provision samba-vfs-modules winbind)
+for package in "${samba_packages[@]}"; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]} (apt)"
   sudo=""
@@ -37,6 +45,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   # The packaged slapd service is not used: the tests start their own slapd on a free port.
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The packaged Samba services are not used either; the AD DC one would want port 389.
+  if [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now samba-ad-dc >/dev/null 2>&1 || true
+  fi
 fi
 
 # --- Rust -------------------------------------------------------------------------------

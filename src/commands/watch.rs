@@ -1,8 +1,9 @@
 //! `ldap2ftrack watch`: a long-running service that applies each directory change within
 //! seconds, so a leaver loses ftrack when they leave, not at the next scheduled run.
 //!
-//! It holds a refreshAndPersist search on the server (`syncrepl::persist`) as a doorbell
-//! only: when it rings, the service waits for the burst to settle and runs `apply` — the same
+//! It holds a refreshAndPersist search on the server (`syncrepl::persist`), or on Active
+//! Directory reads the DC's highestCommittedUSN every two seconds (`usn::poll`), as a
+//! doorbell only: when it rings, the service waits for the burst to settle and runs `apply` — the same
 //! plan → guard → apply path as a scheduled run, incremental from the stored sync state,
 //! under the same run lock, with the journal, metrics and sync event of any run. Nothing
 //! the persistent search carries is trusted as content, so what reaches ftrack is what the
@@ -16,7 +17,7 @@
 use super::apply::{apply_counted, ApplyOptions};
 use super::output::OutputFormat;
 use crate::config::{Config, DirectorySource};
-use crate::directory::ldap::syncrepl;
+use crate::directory::ldap::{syncrepl, usn};
 use crate::failure::Failure;
 use crate::run::{self, incremental};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -29,6 +30,9 @@ const BURST_MAX: Duration = Duration::from_secs(2);
 /// An apply at least this often, rung or not.
 const IDLE_APPLY: Duration = Duration::from_secs(60);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// How often a domain controller's highestCommittedUSN is read (AD has no change push that
+/// a plain account may hold).
+const USN_POLL: Duration = Duration::from_secs(2);
 
 /// Runs the service until SIGTERM or SIGINT.
 pub fn watch(config: &Config) -> Result<(), Failure> {
@@ -44,7 +48,7 @@ pub fn watch(config: &Config) -> Result<(), Failure> {
     let capability = rt.block_on(incremental::capability(config, reads_member_of));
     if capability.mode == incremental::ReadMode::Full {
         return Err(Failure::Usage(format!(
-            "`watch` needs a directory that reports its changes (syncrepl), and runs here read everything: {}; schedule `ldap2ftrack apply` instead",
+            "`watch` needs a directory that reports its changes (syncrepl, or Active Directory's USNs), and runs here read everything: {}; schedule `ldap2ftrack apply` instead",
             capability.why
         )));
     }
@@ -52,7 +56,8 @@ pub fn watch(config: &Config) -> Result<(), Failure> {
     run::serve_many_runs();
     let (ring, rings) = std::sync::mpsc::sync_channel::<()>(1);
     let doorbell_config = config.clone();
-    rt.spawn(async move { doorbell(&doorbell_config, needed, reads_member_of, ring).await });
+    let mode = capability.mode;
+    rt.spawn(async move { doorbell(&doorbell_config, mode, needed, reads_member_of, ring).await });
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stopping = stop.clone();
     rt.spawn(async move {
@@ -133,9 +138,11 @@ fn sleep_unless_stopped(total: Duration, stopped: &dyn Fn() -> bool) {
 }
 
 /// Keeps a persistent sync search open, from the stored state's cookies, ringing on every
-/// message; re-opened with backoff when it ends.
+/// message (syncrepl); or reads the DC's highestCommittedUSN every [`USN_POLL`], ringing
+/// when it moves (Active Directory). Re-opened with backoff when it ends.
 async fn doorbell(
     config: &Config,
+    mode: incremental::ReadMode,
     needed: Option<Vec<String>>,
     reads_member_of: bool,
     ring: std::sync::mpsc::SyncSender<()>,
@@ -160,7 +167,12 @@ async fn doorbell(
             incremental::Decision::Full { .. } => [None, None],
         };
         let opened = Instant::now();
-        let ended = syncrepl::persist(&config.ldap, &env, cookies, wake.clone()).await;
+        let ended = match mode {
+            incremental::ReadMode::Usn => {
+                usn::poll(&config.ldap, &env, USN_POLL, wake.clone()).await
+            }
+            _ => syncrepl::persist(&config.ldap, &env, cookies, wake.clone()).await,
+        };
         if let Err(e) = ended {
             tracing::warn!("{e}; opening it again in {} s", backoff.as_secs());
         }

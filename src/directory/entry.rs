@@ -40,6 +40,7 @@ impl Value {
 const BINARY_ATTRIBUTES: &[&str] = &[
     "objectguid",
     "objectsid",
+    "invocationid",
     "jpegphoto",
     "thumbnailphoto",
     "usercertificate",

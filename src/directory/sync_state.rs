@@ -15,6 +15,7 @@
 //! into place, the entries first; the state names the entries by a random id, so a crash
 //! between the two renames leaves a pair that does not match, which is read as no state.
 
+use super::ldap::change_source::ChangeSource;
 use super::ldap::syncrepl::Refresh;
 use super::{Entry, EntrySet};
 use base64::Engine;
@@ -35,6 +36,9 @@ pub struct SyncState {
     pub user_count: usize,
     /// The LDAP URL the cookies belong to.
     pub server: String,
+    /// How the server reports changes (what the cookies are).
+    #[serde(default)]
+    pub source: ChangeSource,
     /// What the configuration and rule modules were when the state was taken.
     pub fingerprint: String,
     /// When the last full read was (seconds since the epoch).
@@ -85,6 +89,7 @@ struct Header<'a> {
     entries_id: &'a str,
     user_count: usize,
     server: &'a str,
+    source: ChangeSource,
     fingerprint: &'a str,
     full_at: u64,
     user_cookie: &'a str,
@@ -133,6 +138,7 @@ impl SyncState {
     /// A state from a complete read (refreshes from no cookie).
     pub fn from_full(
         server: &str,
+        source: ChangeSource,
         fingerprint: &str,
         now: u64,
         [users, groups]: [Refresh; 2],
@@ -145,6 +151,7 @@ impl SyncState {
             entries_id: String::new(),
             user_count: users.len(),
             server: server.to_string(),
+            source,
             fingerprint: fingerprint.to_string(),
             full_at: now,
             user_cookie,
@@ -229,6 +236,7 @@ impl SyncState {
             entries_id: &entries_id,
             user_count,
             server: &self.server,
+            source: self.source,
             fingerprint: &self.fingerprint,
             full_at: self.full_at,
             user_cookie: &self.user_cookie,
@@ -269,10 +277,23 @@ impl SyncState {
     pub fn apply(&mut self, refreshes: [Refresh; 2]) -> Changed {
         self.advance(&refreshes);
         let [users, groups] = refreshes;
+        // AD shows a group's members by their current DN without touching the group when a
+        // member is renamed or deleted (see `ldap::usn`): the stored groups follow.
+        let (moved, sent_groups) = match self.source {
+            ChangeSource::Usn => {
+                let mut moved = moves(&self.users, &users);
+                moved.extend(moves(&self.groups, &groups));
+                let sent: BTreeSet<String> =
+                    groups.changed.iter().map(|(id, _)| id.clone()).collect();
+                (moved, sent)
+            }
+            ChangeSource::Syncrepl => Default::default(),
+        };
         let changed = Changed {
             users: apply_refresh(&mut self.users, users),
             groups: apply_refresh(&mut self.groups, groups),
         };
+        follow_moves(&mut self.groups, &sent_groups, &moved);
         if !changed.is_empty() {
             self.entries = Held::Changed;
         }
@@ -287,6 +308,58 @@ pub fn says_nothing(refreshes: &[Refresh; 2]) -> bool {
     refreshes.iter().all(|r| {
         r.changed.is_empty() && r.deleted.is_empty() && r.present.is_empty() && !r.present_phase
     })
+}
+
+/// The DNs a refresh moves (renamed, `Some(new)`) or removes (deleted, `None`), by their
+/// lower-cased old DN.
+fn moves(entries: &BTreeMap<String, Entry>, refresh: &Refresh) -> BTreeMap<String, Option<String>> {
+    let mut moved = BTreeMap::new();
+    for (id, entry) in &refresh.changed {
+        if let Some(old) = entries.get(id) {
+            if !old.dn.eq_ignore_ascii_case(&entry.dn) {
+                moved.insert(old.dn.to_lowercase(), Some(entry.dn.clone()));
+            }
+        }
+    }
+    for id in &refresh.deleted {
+        if let Some(old) = entries.get(id) {
+            moved.insert(old.dn.to_lowercase(), None);
+        }
+    }
+    moved
+}
+
+/// Rewrites the `member` values of the groups the server did not send (it sent the others
+/// as they are now) for moved and removed DNs.
+fn follow_moves(
+    groups: &mut BTreeMap<String, Entry>,
+    sent: &BTreeSet<String>,
+    moved: &BTreeMap<String, Option<String>>,
+) {
+    if moved.is_empty() {
+        return;
+    }
+    for (_, group) in groups.iter_mut().filter(|(id, _)| !sent.contains(*id)) {
+        for attribute in group
+            .attributes
+            .iter_mut()
+            .filter(|a| a.name.eq_ignore_ascii_case("member"))
+        {
+            attribute.values.retain_mut(|value| {
+                let Some(dn) = value.as_text() else {
+                    return true;
+                };
+                match moved.get(&dn.to_lowercase()) {
+                    None => true,
+                    Some(None) => false,
+                    Some(Some(new)) => {
+                        *value = super::Value::Text(new.clone());
+                        true
+                    }
+                }
+            });
+        }
+    }
 }
 
 /// A fresh id for an entries file.
@@ -371,6 +444,7 @@ mod tests {
             user_count: users.len(),
             entries: Held::Read,
             server: "ldap://x".into(),
+            source: ChangeSource::Syncrepl,
             fingerprint: "f".into(),
             full_at: 0,
             user_cookie: String::new(),
@@ -431,6 +505,46 @@ mod tests {
         ]);
         assert_eq!(changed.users, ["c"].map(String::from).into());
         assert_eq!(s.users.keys().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn on_active_directory_the_groups_follow_a_renamed_or_deleted_member() {
+        let group = |members: &[&str]| {
+            let mut g = entry("CN=artists", "g@x");
+            for m in members {
+                g.push("member", Value::Text(m.to_string()));
+            }
+            g
+        };
+        for (source, follows) in [(ChangeSource::Usn, true), (ChangeSource::Syncrepl, false)] {
+            let mut s = state(&[
+                ("a", entry("CN=Ann,OU=P", "a@x")),
+                ("b", entry("CN=Bob,OU=P", "b@x")),
+            ]);
+            s.source = source;
+            s.groups.insert(
+                "g".into(),
+                group(&["CN=Ann,OU=P", "cn=bob,ou=p", "CN=Cy,OU=P"]),
+            );
+            s.groups.insert("h".into(), group(&["CN=Ann,OU=P"]));
+            s.apply([
+                refresh(vec![("a", entry("CN=Anna,OU=P", "a@x"))], &["b"], None),
+                // h was sent as it is now: left as sent.
+                refresh(vec![("h", group(&["CN=Ann,OU=P"]))], &[], None),
+            ]);
+            let members = |id: &str| {
+                s.groups[id]
+                    .texts("member")
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            };
+            if follows {
+                assert_eq!(members("g"), ["CN=Anna,OU=P", "CN=Cy,OU=P"]);
+            } else {
+                assert_eq!(members("g"), ["CN=Ann,OU=P", "cn=bob,ou=p", "CN=Cy,OU=P"]);
+            }
+            assert_eq!(members("h"), ["CN=Ann,OU=P"]);
+        }
     }
 
     #[test]

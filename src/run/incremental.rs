@@ -1,12 +1,13 @@
-//! Reading only what changed in the directory, when the server can say (syncrepl), and
-//! narrowing the run to the users it touches; a full read whenever that is not certain.
+//! Reading only what changed in the directory, when the server can say (syncrepl, or an
+//! Active Directory DC's update sequence numbers), and narrowing the run to the users it touches; a full read whenever that is not certain.
 //!
 //! The decision, in order: `[sync] mode = "full"`, an LDIF source, or `--full` read
 //! everything; so does a missing, unreadable, foreign (another server, configuration or rule
 //! module) or old (`[sync] full_every`) state, and a server that refuses the stored position
 //! or answers doubtfully. Each of those is one log line saying why. A full read on a server
-//! that offers syncrepl is itself a sync search from no cookie, so it yields the next state;
-//! on one that does not, it is the usual paged read, and runs stay full.
+//! that offers syncrepl is itself a sync search from no cookie; on a domain controller it is
+//! the paged read with the DC's position taken first; either yields the next state. On a
+//! server that reports no changes it is the usual paged read, and runs stay full.
 //!
 //! An incremental run brings the stored entries forward by the refresh, assembles the
 //! directory before and after, and names the users whose inputs to the rules differ (their
@@ -15,8 +16,9 @@
 //! theirs (`scope`); see ARCHITECTURE.md for why that plan equals a full run's.
 
 use crate::config::{Config, DirectorySource, SyncMode};
-use crate::directory::ldap::syncrepl;
+use crate::directory::ldap::change_source::{self, ChangeSource};
 pub use crate::directory::ldap::syncrepl::{Refresh, RefreshError};
+use crate::directory::ldap::{syncrepl, usn};
 use crate::directory::snapshot::{self, DirectorySnapshot, DirectoryUser};
 use crate::directory::sync_state::SyncState;
 use crate::directory::{self, EntrySet};
@@ -106,7 +108,7 @@ pub fn decide(
     };
     if reads_member_of {
         return Decision::Full {
-            why: "a rule stage reads memberOf (or every attribute), and syncrepl does not report changes of memberOf".into(),
+            why: "a rule stage reads memberOf (or every attribute), and neither syncrepl nor Active Directory's USNs report changes of memberOf".into(),
             next_fingerprint: None,
         };
     }
@@ -137,11 +139,13 @@ pub struct Capability {
     pub why: String,
 }
 
-/// Whether runs read only what changed.
+/// Whether runs read only what changed, and how.
 #[derive(Debug, Clone, Copy, serde::Serialize, PartialEq, Eq)]
 pub enum ReadMode {
     #[serde(rename = "incremental (syncrepl)")]
-    Incremental,
+    Syncrepl,
+    #[serde(rename = "incremental (usn)")]
+    Usn,
     #[serde(rename = "full")]
     Full,
 }
@@ -149,7 +153,8 @@ pub enum ReadMode {
 impl std::fmt::Display for ReadMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            ReadMode::Incremental => "incremental (syncrepl)",
+            ReadMode::Syncrepl => "incremental (syncrepl)",
+            ReadMode::Usn => "incremental (usn)",
             ReadMode::Full => "full",
         })
     }
@@ -169,25 +174,32 @@ pub async fn capability(config: &Config, reads_member_of: bool) -> Capability {
         return full(why);
     }
     let env = |name: &str| std::env::var(name).ok();
-    match syncrepl::offers_syncrepl(&config.ldap, &env).await {
-        Ok(true) => Capability {
-            mode: ReadMode::Incremental,
+    let safety_net = format!(
+        "a full read after each change of configuration or module, when the state is missing or refused, on --full, and every {}",
+        humantime::format_duration(config.sync.full_every)
+    );
+    match change_source::detect(&config.ldap, &env).await {
+        Ok(Some(ChangeSource::Syncrepl)) => Capability {
+            mode: ReadMode::Syncrepl,
+            why: format!("the server offers the sync control; {safety_net}"),
+        },
+        Ok(Some(ChangeSource::Usn)) => Capability {
+            mode: ReadMode::Usn,
             why: format!(
-                "the server offers the sync control; a full read after each change of configuration or module, when the state is missing or refused, on --full, and every {}",
-                humantime::format_duration(config.sync.full_every)
+                "an Active Directory domain controller: changes are the objects whose uSNChanged is above the stored highestCommittedUSN of this DC (another DC or a restored one means a full read); deletes are seen when the bind account may read deleted objects (Domain Admins), else at the next full read; {safety_net}"
             ),
         },
-        Ok(false) => full(format!(
-            "the server does not offer syncrepl (its root DSE does not list the sync control {}; OpenLDAP: the syncprov overlay)",
-            crate::directory::ldap::syncrepl::SYNC_REQUEST_OID
+        Ok(None) => full(format!(
+            "the server reports no changes: it does not offer syncrepl (its root DSE does not list the sync control {}; OpenLDAP: the syncprov overlay) and is not an Active Directory domain controller (no highestCommittedUSN)",
+            syncrepl::SYNC_REQUEST_OID
         )),
         Err(e) => full(format!("the server's root DSE could not be read: {e}")),
     }
 }
 
-/// Reads everything: with a sync search from no cookie when the server offers syncrepl (so
-/// the next run can be incremental, from a state bound to `next_fingerprint`), else with
-/// the paged read.
+/// Reads everything: with a sync search from no cookie when the server offers syncrepl, or
+/// the DC's position and a paged read on Active Directory (so the next run can be
+/// incremental, from a state bound to `next_fingerprint`), else with the paged read.
 pub async fn read_full(
     config: &Config,
     user_attributes: Option<Vec<String>>,
@@ -201,23 +213,29 @@ pub async fn read_full(
     };
     // A server that cannot answer for its root DSE is read the usual way; if it is down,
     // that read says so.
-    let offered = match syncrepl::offers_syncrepl(&config.ldap, &env).await {
-        Ok(offered) => offered,
+    let source = match change_source::detect(&config.ldap, &env).await {
+        Ok(Some(source)) => source,
+        Ok(None) => {
+            tracing::info!(
+                "full read: the server does not offer syncrepl (no syncprov overlay) and is not an Active Directory domain controller; every run reads everything"
+            );
+            return full_paged(config, user_attributes).await;
+        }
         Err(e) => {
             tracing::debug!("the root DSE could not be read ({e}); reading with a paged search");
-            false
+            return full_paged(config, user_attributes).await;
         }
     };
-    if !offered {
-        tracing::info!(
-            "full read: the server does not offer syncrepl (no syncprov overlay); every run reads everything"
-        );
-        return full_paged(config, user_attributes).await;
-    }
     tracing::info!("full read: {why}");
-    match syncrepl::refresh(&config.ldap, &env, user_attributes.clone(), [None, None]).await {
+    let read = match source {
+        ChangeSource::Syncrepl => {
+            syncrepl::refresh(&config.ldap, &env, user_attributes.clone(), [None, None]).await
+        }
+        ChangeSource::Usn => usn::read_full(&config.ldap, &env, user_attributes.clone()).await,
+    };
+    match read {
         Ok(refreshes) => {
-            let state = SyncState::from_full(&url, &fingerprint, now(), refreshes);
+            let state = SyncState::from_full(&url, source, &fingerprint, now(), refreshes);
             let entries = state.entries();
             Ok((entries, Some(state)))
         }
@@ -251,13 +269,13 @@ pub async fn refresh_from(
     let [users, groups] = state
         .cookies()
         .map_err(|e| RefreshError::Stale(e.to_string()))?;
-    syncrepl::refresh(
-        &config.ldap,
-        &env,
-        user_attributes.clone(),
-        [Some(users), Some(groups)],
-    )
-    .await
+    let attributes = user_attributes.clone();
+    match state.source {
+        ChangeSource::Syncrepl => {
+            syncrepl::refresh(&config.ldap, &env, attributes, [Some(users), Some(groups)]).await
+        }
+        ChangeSource::Usn => usn::refresh(&config.ldap, &env, attributes, [users, groups]).await,
+    }
 }
 
 /// Brings the stored entries forward by the refreshes and works out whom that touches

@@ -58,7 +58,7 @@ fn directory() -> String {
     ldif::write(&entries)
 }
 
-async fn emulator() -> RunningEmulator {
+pub(crate) async fn emulator() -> RunningEmulator {
     support::emulator_with_artist_role(API_USER, API_KEY).await
 }
 
@@ -91,7 +91,7 @@ action = "disable"
     .unwrap();
 }
 
-fn run(dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn run(dir: &Path, args: &[&str]) -> Output {
     support::run(
         dir,
         args,
@@ -103,14 +103,14 @@ fn run(dir: &Path, args: &[&str]) -> Output {
     )
 }
 
-fn ok(out: &Output) -> String {
+pub(crate) fn ok(out: &Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "{err}");
     err
 }
 
 /// `plan --output json` (`--full` when asked): its operations, and what it logged.
-fn plan(dir: &Path, full: bool) -> (Value, String) {
+pub(crate) fn plan(dir: &Path, full: bool) -> (Value, String) {
     let mut args = vec!["plan", "--output", "json"];
     if full {
         args.push("--full");
@@ -121,7 +121,7 @@ fn plan(dir: &Path, full: bool) -> (Value, String) {
     (v["operations"].clone(), log)
 }
 
-fn kinds(ops: &Value) -> Vec<(String, String)> {
+pub(crate) fn kinds(ops: &Value) -> Vec<(String, String)> {
     support::plan_ops(&serde_json::json!({ "operations": ops }))
         .iter()
         .map(|o| o.pair())
@@ -131,8 +131,14 @@ fn kinds(ops: &Value) -> Vec<(String, String)> {
 /// Makes `change` in LDAP, then checks that the incremental plan is the full plan, that it
 /// was incremental, and that it is `expected`; applies it incrementally and checks that a
 /// full plan is then empty.
-fn step(dir: &Path, slapd: &Slapd, what: &str, change: &str, expected: &[(&str, &str)]) {
-    slapd.modify(change);
+pub(crate) fn step(
+    dir: &Path,
+    modify: &dyn Fn(&str),
+    what: &str,
+    change: &str,
+    expected: &[(&str, &str)],
+) {
+    modify(change);
     let (incremental, log) = plan(dir, false);
     assert!(
         log.contains("incremental read") && !log.contains("full read"),
@@ -169,6 +175,7 @@ async fn every_kind_of_change_reaches_ftrack_incrementally_as_a_full_run_would_p
         let emu = emulator().await;
         let dir = tempfile::tempdir().unwrap();
         write_config(dir.path(), &slapd, &emu);
+        let modify = |change: &str| slapd.modify(change);
 
         let log = ok(&run(dir.path(), &["apply", "-q"]));
         assert!(
@@ -192,7 +199,7 @@ async fn every_kind_of_change_reaches_ftrack_incrementally_as_a_full_run_would_p
         let groups = format!("ou=groups,{SUFFIX}");
         step(
             dir.path(),
-            &slapd,
+            &modify,
             "add",
             &format!(
                 "dn: uid=gus,{people}\nchangetype: add\nobjectClass: inetOrgPerson\nuid: gus\ncn: Person gus\nsn: gus\ngivenName: Person\nmail: gus@example.org\n\n\
@@ -206,14 +213,14 @@ async fn every_kind_of_change_reaches_ftrack_incrementally_as_a_full_run_would_p
         );
         step(
             dir.path(),
-            &slapd,
+            &modify,
             "modify",
             &format!("dn: uid=bob,{people}\nchangetype: modify\nreplace: mail\nmail: robert@example.org\n"),
             &[("update_user", "bob")],
         );
         step(
             dir.path(),
-            &slapd,
+            &modify,
             "rename",
             &format!(
                 "dn: uid=cat,{people}\nchangetype: modrdn\nnewrdn: uid=kit\ndeleteoldrdn: 1\n\n\
@@ -224,7 +231,7 @@ async fn every_kind_of_change_reaches_ftrack_incrementally_as_a_full_run_would_p
         );
         step(
             dir.path(),
-            &slapd,
+            &modify,
             "disable",
             &format!(
                 "dn: uid=eve,{people}\nchangetype: modify\nadd: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n"
@@ -233,7 +240,7 @@ async fn every_kind_of_change_reaches_ftrack_incrementally_as_a_full_run_would_p
         );
         step(
             dir.path(),
-            &slapd,
+            &modify,
             "group change",
             &format!(
                 "dn: cn=leads,{groups}\nchangetype: modify\nadd: member\nmember: uid=fay,{people}\n\n\
@@ -249,7 +256,7 @@ async fn every_kind_of_change_reaches_ftrack_incrementally_as_a_full_run_would_p
         );
         step(
             dir.path(),
-            &slapd,
+            &modify,
             "delete",
             &format!("dn: uid=dan,{people}\nchangetype: delete\n"),
             // Disabled, as [deprovision] says; what they held stays for their return.
@@ -347,7 +354,7 @@ async fn check_says_which_mode_each_server_gets_and_a_server_without_syncprov_st
         ),
         (
             Overlays::Usual,
-            "sync     full: the server does not offer syncrepl",
+            "sync     full: the server reports no changes: it does not offer syncrepl",
             Some("the server does not offer syncrepl"),
         ),
     ] {
@@ -372,7 +379,7 @@ async fn check_says_which_mode_each_server_gets_and_a_server_without_syncprov_st
 }
 
 /// Whether ftrack's user `username` is active, from the emulator's state.
-fn is_active(emu: &RunningEmulator, username: &str) -> Option<bool> {
+pub(crate) fn is_active(emu: &RunningEmulator, username: &str) -> Option<bool> {
     emu.dump().entities.get("User")?.iter().find_map(|u| {
         (u["username"] == username).then(|| u["is_active"].as_bool().unwrap_or(false))
     })

@@ -15,6 +15,7 @@ mod ftrack_session;
 mod hostile_input;
 mod listen;
 mod live_sync;
+mod live_sync_ad;
 mod package;
 mod rule_fixtures;
 mod rules_build;

@@ -31,12 +31,14 @@
 //! `search.rs` runs one search and accepts it only when it is complete, `decode.rs` turns the
 //! server's BER into entries without panicking, and `range.rs` completes AD range slices.
 
+pub mod change_source;
 mod connect;
 mod decode;
 mod range;
 mod search;
 mod sync_control;
 pub mod syncrepl;
+pub mod usn;
 
 use super::{DirectoryError, Entry, EntrySet, ReadStats};
 use crate::config::LdapSettings;
@@ -110,7 +112,7 @@ pub fn read_entries_requesting<'s>(
 ) -> impl std::future::Future<Output = Result<EntrySet, DirectoryError>> + Send + 's {
     let prepared = prepare(settings, env);
     let user_attributes = requested_user_attributes(settings, user_attributes.as_deref());
-    async move { read_prepared(settings, prepared?, user_attributes).await }
+    async move { read_prepared(settings, Arc::new(prepared?), user_attributes).await }
 }
 
 /// The attribute list a user search sends: `user_attributes` when given, else
@@ -138,27 +140,47 @@ pub fn requested_user_attributes(
     requested
 }
 
+/// The user attributes a read of changes asks for: as [`requested_user_attributes`], but
+/// not `memberOf`, whose changes neither syncrepl nor USNs report (runs whose rules read it
+/// stay full).
+fn change_user_attributes(settings: &LdapSettings, named: Option<Vec<String>>) -> Vec<String> {
+    requested_user_attributes(settings, named.as_deref())
+        .into_iter()
+        .filter(|a| !a.eq_ignore_ascii_case("memberOf"))
+        .collect()
+}
+
 async fn read_prepared(
     settings: &LdapSettings,
-    reader: Reader,
+    reader: Arc<Reader>,
     user_attributes: Vec<String>,
+) -> Result<EntrySet, DirectoryError> {
+    let filters = [settings.user_filter.clone(), settings.group_filter.clone()];
+    read_both(settings, reader, user_attributes, filters).await
+}
+
+/// Users and groups under their bases, each with its filter (`[users, groups]`).
+async fn read_both(
+    settings: &LdapSettings,
+    reader: Arc<Reader>,
+    user_attributes: Vec<String>,
+    [user_filter, group_filter]: [String; 2],
 ) -> Result<EntrySet, DirectoryError> {
     tracing::debug!(attributes = ?user_attributes, "user attributes requested");
     let group_attributes: Vec<String> = GROUP_ATTRIBUTES.iter().map(|a| a.to_string()).collect();
 
     // Two connections, each read on its own task so that decoding the users and the groups
     // runs on both cores. A task that fails stops the other (the handles abort on drop).
-    let reader = Arc::new(reader);
     let users = AbortOnDrop(tokio::spawn(read_base(
         reader.clone(),
         settings.user_base_dn.clone(),
-        settings.user_filter.clone(),
+        user_filter,
         user_attributes,
     )));
     let groups = AbortOnDrop(tokio::spawn(read_base(
         reader.clone(),
         settings.group_base_dn.clone(),
-        settings.group_filter.clone(),
+        group_filter,
         group_attributes,
     )));
     let ((users, user_stats), (groups, group_stats)) =
@@ -186,7 +208,7 @@ async fn read_base(
     let mut conn = reader.connect().await?;
     let mut stats = ReadStats::default();
     let mut entries = conn
-        .paged_search(&base_dn, &filter, &attributes, &mut stats)
+        .paged_search(&base_dn, &filter, &attributes, &[], &mut stats)
         .await?;
     // AD slices any large multi-valued attribute: a group's member, a user's memberOf.
     for entry in &mut entries {
@@ -218,12 +240,14 @@ impl<T> AbortOnDrop<Result<T, DirectoryError>> {
 }
 
 impl Conn {
-    /// A subtree search of `base_dn`, page by page, until the server returns an empty cookie.
+    /// A subtree search of `base_dn`, page by page, until the server returns an empty cookie;
+    /// `extra` controls go with every page.
     async fn paged_search(
         &mut self,
         base_dn: &str,
         filter: &str,
         attributes: &[String],
+        extra: &[RawControl],
         stats: &mut ReadStats,
     ) -> Result<Vec<Entry>, DirectoryError> {
         let mut entries = Vec::new();
@@ -235,6 +259,8 @@ impl Conn {
             }
             .into();
             control.crit = true;
+            let mut controls = vec![control];
+            controls.extend_from_slice(extra);
             let before = entries.len();
             let result = self
                 .search(
@@ -242,7 +268,7 @@ impl Conn {
                     Scope::Subtree,
                     filter,
                     attributes,
-                    vec![control],
+                    controls,
                     &mut entries,
                 )
                 .await?;

@@ -60,13 +60,7 @@ pub fn refresh<'s>(
     cookies: [Option<Vec<u8>>; 2],
 ) -> impl std::future::Future<Output = Result<[Refresh; 2], RefreshError>> + Send + 's {
     let prepared = super::prepare(settings, env);
-    // Not memberOf: syncrepl does not report its changes (the caller reads incrementally
-    // only when no rule reads it).
-    let user_attributes: Vec<String> =
-        super::requested_user_attributes(settings, user_attributes.as_deref())
-            .into_iter()
-            .filter(|a| !a.eq_ignore_ascii_case("memberOf"))
-            .collect();
+    let user_attributes = super::change_user_attributes(settings, user_attributes);
     async move { refresh_prepared(settings, Arc::new(prepared?), user_attributes, cookies).await }
 }
 
@@ -97,36 +91,6 @@ async fn refresh_prepared(
     );
     let (users, groups) = tokio::try_join!(users, groups)?;
     Ok([users, groups])
-}
-
-/// Whether the server offers the sync request control, from its root DSE.
-pub fn offers_syncrepl(
-    settings: &LdapSettings,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> impl std::future::Future<Output = Result<bool, DirectoryError>> + Send {
-    let prepared = super::prepare(settings, env);
-    async move { root_dse_offers_syncrepl(Arc::new(prepared?)).await }
-}
-
-async fn root_dse_offers_syncrepl(reader: Arc<Reader>) -> Result<bool, DirectoryError> {
-    let mut conn = reader.connect().await?;
-    let mut entries = Vec::new();
-    let attributes = ["supportedControl".to_string()];
-    conn.search(
-        "",
-        Scope::Base,
-        "(objectClass=*)",
-        &attributes,
-        Vec::new(),
-        &mut entries,
-    )
-    .await?;
-    conn.close().await;
-    Ok(entries.iter().any(|e| {
-        e.values("supportedControl")
-            .iter()
-            .any(|v| v.as_text().map(str::trim) == Some(sync_control::SYNC_REQUEST_OID))
-    }))
 }
 
 async fn refresh_base(

@@ -11,6 +11,8 @@
 //!
 //! * [`slapd`]: a real OpenLDAP slapd (mdb, memberof, ppolicy, StartTLS and ldaps with a CA the
 //!   harness generates, a size-limited sync account), loaded with `slapadd`.
+//! * [`samba`]: a real Active Directory domain controller (Samba), provisioned once and
+//!   started per test from a copy, on 127.0.0.1:389 (one at a time).
 //! * [`registry`]: a real OCI registry (Debian's `docker-registry`) on a free loopback port,
 //!   with its storage in a temporary directory.
 //! * [`fake_ad`]: a small in-process LDAP server that answers like Active Directory (paged
@@ -24,6 +26,7 @@ pub mod fake_ad;
 pub mod http;
 pub mod plan;
 pub mod registry;
+pub mod samba;
 pub mod slapd;
 pub mod tls;
 
@@ -80,4 +83,22 @@ pub async fn emulator_with_artist_role(
     ftrack_emulator::spawn(ftrack_emulator::EmulatorConfig::new(api_user, api_key).state(state))
         .await
         .expect("emulator")
+}
+
+/// Writes a secret file readable by its owner only (0600), as the product asks of them.
+pub fn private_file(path: &std::path::Path, contents: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, contents).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// A child process killed (and reaped) when this goes out of scope, a failed assertion
+/// included.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
