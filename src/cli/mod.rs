@@ -90,8 +90,9 @@ pub enum Command {
     /// Serve "LDAP sync: preview" and "LDAP sync: apply" in ftrack's Actions menu, for
     /// ftrack administrators (a long-running service; stops on SIGTERM).
     Listen,
-    /// Apply each directory change within seconds: follow the server's changes (syncrepl)
-    /// and apply them as `apply` does (a long-running service; stops on SIGTERM).
+    /// Apply each directory change within seconds: follow the server's changes (syncrepl,
+    /// or AD's USNs) and apply them as `apply` does (a long-running service; stops on
+    /// SIGTERM).
     Watch,
     /// Rule module tools.
     #[command(subcommand)]
