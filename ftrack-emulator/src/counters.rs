@@ -15,6 +15,9 @@ pub struct Counters {
     pub operations: BTreeMap<String, u64>,
     /// `query` operations by the entity type they query (e.g. `"User"`).
     pub queries: BTreeMap<String, u64>,
+    /// Rows the queries returned, by entity type: what a client read.
+    #[serde(default)]
+    pub rows: BTreeMap<String, u64>,
 }
 
 impl Counters {
@@ -28,6 +31,13 @@ impl Counters {
     }
     pub(crate) fn count_operation(&mut self, action: &str) {
         *self.operations.entry(action.to_string()).or_default() += 1;
+    }
+    /// Rows returned by queries on this entity type.
+    pub fn rows_of(&self, entity_type: &str) -> u64 {
+        self.rows.get(entity_type).copied().unwrap_or(0)
+    }
+    pub(crate) fn count_rows(&mut self, entity_type: &str, rows: u64) {
+        *self.rows.entry(entity_type.to_string()).or_default() += rows;
     }
     pub(crate) fn count_query(&mut self, entity_type: &str) {
         *self.queries.entry(entity_type.to_string()).or_default() += 1;

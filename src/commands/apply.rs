@@ -159,7 +159,7 @@ fn apply_steps(
     let mut pipeline = run::prepare(config)?;
     let inputs = reached.inputs.insert(rt.block_on(run::read_inputs_synced(
         config,
-        &pipeline,
+        &mut pipeline,
         false,
         // A saved or confirmed plan is bound to all of ftrack as read.
         args.full || saved.is_some() || args.bound_to.is_some(),

@@ -44,7 +44,7 @@ fn plan_locked(
     let full = args.full || args.out.is_some();
     let inputs = rt.block_on(run::read_inputs_synced(
         config,
-        &pipeline,
+        &mut pipeline,
         args.snapshot.is_some(),
         full,
     ))?;

@@ -1,6 +1,7 @@
 //! What ftrack holds now: users (with ldap2ftrack's metadata), groups, memberships, security
 //! roles and their grants, projects — read with one paged query per entity type, all
-//! concurrently, never one query per user.
+//! concurrently, never one query per user. An incremental run reads the memberships and
+//! grants of the users it plans for only, a few hundred users a query.
 
 use super::session::{FtrackError, Session};
 use arcstr::ArcStr;
@@ -103,38 +104,44 @@ pub(crate) struct RoleProjectRow {
     pub project_id: String,
 }
 
+/// Users whose memberships and grants one query asks for (`user_id in (…)`).
+const IDS_PER_QUERY: usize = 200;
+
 impl FtrackSnapshot {
     /// Reads everything with a handful of concurrent paged queries.
     pub async fn read(session: &Session) -> Result<FtrackSnapshot, FtrackError> {
+        let (mut snapshot, (memberships, grants)) =
+            tokio::try_join!(Self::read_people(session), read_links(session, None))?;
+        snapshot.memberships = memberships;
+        snapshot.user_security_roles = grants;
+        snapshot.share_membership_ids();
+        Ok(snapshot)
+    }
+
+    /// Everything but the memberships and role grants: users (with ldap2ftrack's
+    /// metadata), groups, roles and projects. An incremental run reads this whole (a
+    /// username is matched against every user) and the links only for the users it plans
+    /// for ([`FtrackSnapshot::read_links`]).
+    pub async fn read_people(session: &Session) -> Result<FtrackSnapshot, FtrackError> {
         let metadata_query = format!(
             "select parent_id, key, value from Metadata where key like \"{METADATA_PREFIX}%\" order by parent_id"
         );
-        let (users, groups, memberships, roles, grants, scopes, projects, metadata) = tokio::try_join!(
+        let (users, groups, roles, projects, metadata) = tokio::try_join!(
             rows::<FtrackUser>(
                 session,
                 "select id, username, email, first_name, last_name, is_active from User order by id"
             ),
             rows::<FtrackGroup>(session, "select id, name, parent_id, local from Group order by id"),
-            rows::<FtrackMembership>(session, "select id, user_id, group_id from Membership order by id"),
             rows::<FtrackSecurityRole>(session, "select id, name, type from SecurityRole order by id"),
-            rows::<FtrackUserSecurityRole>(
-                session,
-                "select id, user_id, security_role_id, is_all_open_projects from UserSecurityRole order by id"
-            ),
-            rows::<RoleProjectRow>(
-                session,
-                "select id, user_security_role_id, project_id from UserSecurityRoleProject order by id"
-            ),
             rows::<FtrackProject>(session, "select id, name, status from Project order by id"),
             rows::<MetadataRow>(session, &metadata_query),
         )?;
         let mut snapshot = FtrackSnapshot {
             users,
             groups,
-            memberships,
             security_roles: roles,
-            user_security_roles: grants,
             projects,
+            ..FtrackSnapshot::default()
         };
         let user_index: std::collections::HashMap<String, usize> = snapshot
             .users
@@ -149,25 +156,109 @@ impl FtrackSnapshot {
                     .insert(row.key, row.value.unwrap_or_default());
             }
         }
-        let grant_index: std::collections::HashMap<String, usize> = snapshot
-            .user_security_roles
-            .iter()
-            .enumerate()
-            .map(|(i, g)| (g.id.clone(), i))
-            .collect();
-        for scope in scopes {
-            if let Some(&i) = grant_index.get(&scope.user_security_role_id) {
-                snapshot.user_security_roles[i]
-                    .project_ids
-                    .push(scope.project_id);
-            }
-        }
-        for grant in &mut snapshot.user_security_roles {
-            grant.project_ids.sort();
-        }
-        snapshot.share_membership_ids();
         Ok(snapshot)
     }
+
+    /// Fills in the memberships and role grants of a snapshot read by
+    /// [`FtrackSnapshot::read_people`]: of its users only (narrowed; `IDS_PER_QUERY` users a
+    /// query), or everyone's.
+    pub async fn read_links(
+        &mut self,
+        session: &Session,
+        of_these_users_only: bool,
+    ) -> Result<(), FtrackError> {
+        let ids: Vec<&str> = self.users.iter().map(|u| u.id.as_str()).collect();
+        let only = of_these_users_only.then_some(ids.as_slice());
+        let (memberships, grants) = read_links(session, only).await?;
+        self.memberships = memberships;
+        self.user_security_roles = grants;
+        self.share_membership_ids();
+        Ok(())
+    }
+}
+
+/// Memberships and role grants (with their project scopes, sorted): everyone's, or those of
+/// `user_ids`.
+async fn read_links(
+    session: &Session,
+    user_ids: Option<&[&str]>,
+) -> Result<(Vec<FtrackMembership>, Vec<FtrackUserSecurityRole>), FtrackError> {
+    const MEMBERSHIPS: &str = "select id, user_id, group_id from Membership";
+    const GRANTS: &str =
+        "select id, user_id, security_role_id, is_all_open_projects from UserSecurityRole";
+    const SCOPES: &str =
+        "select id, user_security_role_id, project_id from UserSecurityRoleProject";
+    let (memberships, mut grants, scopes) = match user_ids {
+        None => tokio::try_join!(
+            rows::<FtrackMembership>(session, format!("{MEMBERSHIPS} order by id")),
+            rows::<FtrackUserSecurityRole>(session, format!("{GRANTS} order by id")),
+            rows::<RoleProjectRow>(session, format!("{SCOPES} order by id")),
+        )?,
+        Some(ids) => {
+            let (mut memberships, mut grants, mut scopes) = (Vec::new(), Vec::new(), Vec::new());
+            for chunk in ids.chunks(IDS_PER_QUERY) {
+                let users = id_list(chunk)?;
+                let (m, g) = tokio::try_join!(
+                    rows::<FtrackMembership>(
+                        session,
+                        format!("{MEMBERSHIPS} where user_id in ({users}) order by id")
+                    ),
+                    rows::<FtrackUserSecurityRole>(
+                        session,
+                        format!("{GRANTS} where user_id in ({users}) order by id")
+                    ),
+                )?;
+                let grant_ids: Vec<&str> = g.iter().map(|g| g.id.as_str()).collect();
+                for grant_chunk in grant_ids.chunks(IDS_PER_QUERY) {
+                    let list = id_list(grant_chunk)?;
+                    scopes.extend(
+                        rows::<RoleProjectRow>(
+                            session,
+                            format!("{SCOPES} where user_security_role_id in ({list}) order by id"),
+                        )
+                        .await?,
+                    );
+                }
+                memberships.extend(m);
+                grants.extend(g);
+            }
+            (memberships, grants, scopes)
+        }
+    };
+    let grant_index: std::collections::HashMap<String, usize> = grants
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.id.clone(), i))
+        .collect();
+    for scope in scopes {
+        if let Some(&i) = grant_index.get(&scope.user_security_role_id) {
+            grants[i].project_ids.push(scope.project_id);
+        }
+    }
+    for grant in &mut grants {
+        grant.project_ids.sort();
+    }
+    Ok((memberships, grants))
+}
+
+/// Ids as a query's `in (…)` list. The query language has no escapes, so an id (the
+/// server's own) with a quote in it is refused rather than spliced in.
+fn id_list(ids: &[&str]) -> Result<String, FtrackError> {
+    let mut list = String::with_capacity(ids.len() * 40);
+    for (i, id) in ids.iter().enumerate() {
+        if id.contains(['"', '\\']) || id.is_empty() {
+            return Err(FtrackError::Protocol(format!(
+                "ftrack returned an id that cannot be queried by ({id:?})"
+            )));
+        }
+        if i > 0 {
+            list.push_str(", ");
+        }
+        list.push('"');
+        list.push_str(id);
+        list.push('"');
+    }
+    Ok(list)
 }
 
 impl FtrackSnapshot {
@@ -189,7 +280,7 @@ impl FtrackSnapshot {
 
 async fn rows<T: serde::de::DeserializeOwned>(
     session: &Session,
-    expression: &str,
+    expression: impl AsRef<str>,
 ) -> Result<Vec<T>, FtrackError> {
-    session.query_all_as(expression).await
+    session.query_all_as(expression.as_ref()).await
 }

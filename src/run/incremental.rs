@@ -25,7 +25,6 @@ use crate::directory::{self, EntrySet};
 use crate::failure::Failure;
 use crate::ftrack::FtrackSnapshot;
 use crate::plan::diff::ANCHOR_KEY;
-use crate::rules::pipeline::Evaluation;
 use rustc_hash::{FxHashMap, FxHashSet};
 use sha2::{Digest, Sha256};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -363,18 +362,19 @@ pub fn scope(before: &DirectorySnapshot, after: &DirectorySnapshot) -> Scope {
     scope
 }
 
-/// The directory and ftrack narrowed to the users an incremental run plans for, and their
-/// evaluation; `None` when narrowing would not pay (most users touched).
+/// The directory and ftrack narrowed to the users an incremental run plans for; `None`
+/// when narrowing would not pay (most users touched). `ftrack` may lack the memberships and
+/// grants (read for the narrowed users afterwards, [`FtrackSnapshot::read_links`]).
 ///
 /// The narrowing grows until it is closed: an ftrack user found by a touched user's
 /// username belongs to another directory user (the username moved), so that user is
 /// evaluated too — as a full run would, which sees both claim the name.
 pub fn narrow(
-    inputs: &super::Inputs,
+    directory: &DirectorySnapshot,
+    ftrack: &FtrackSnapshot,
     scope: &Scope,
     pipeline: &mut crate::rules::pipeline::Pipeline,
-) -> Result<Option<(DirectorySnapshot, FtrackSnapshot, Evaluation)>, Failure> {
-    let directory = &inputs.directory;
+) -> Result<Option<(DirectorySnapshot, FtrackSnapshot)>, Failure> {
     let mut anchors: FxHashSet<String> = scope.touched.union(&scope.departed).cloned().collect();
     let in_directory: FxHashSet<String> =
         directory.users.iter().map(DirectoryUser::anchor).collect();
@@ -401,8 +401,8 @@ pub fn narrow(
             .iter()
             .map(|u| u.fields.username.trim().to_lowercase())
             .collect();
-        let ftrack = narrow_ftrack(&inputs.ftrack, &anchors, &usernames);
-        let more: Vec<String> = ftrack
+        let narrowed_ftrack = narrow_ftrack(ftrack, &anchors, &usernames);
+        let more: Vec<String> = narrowed_ftrack
             .users
             .iter()
             .filter_map(|u| u.metadata.get(ANCHOR_KEY))
@@ -410,7 +410,7 @@ pub fn narrow(
             .cloned()
             .collect();
         if more.is_empty() {
-            return Ok(Some((narrowed, ftrack, evaluation)));
+            return Ok(Some((narrowed, narrowed_ftrack)));
         }
         anchors.extend(more);
     }

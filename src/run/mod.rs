@@ -37,8 +37,6 @@ pub struct Inputs {
     pub timings: Vec<(&'static str, std::time::Duration)>,
     /// Users in the directory (all of them, also when an incremental run plans for few).
     pub directory_users: usize,
-    /// An incremental run: plan only for these users. `None`: for everyone.
-    pub scope: Option<incremental::Scope>,
     /// The directory's sync state to keep once an apply of this run's plan succeeded.
     pub next_sync_state: Option<crate::directory::sync_state::SyncState>,
 }
@@ -106,11 +104,11 @@ pub async fn read_inputs(
 /// allows it ([`incremental`]), full otherwise or with `full`.
 pub async fn read_inputs_synced(
     config: &Config,
-    pipeline: &Pipeline,
+    pipeline: &mut Pipeline,
     keep_entries: bool,
     full: bool,
 ) -> Result<Inputs, Failure> {
-    use incremental::{Decision, DirectoryRead};
+    use incremental::Decision;
     let user_attributes = pipeline.user_attributes(&config.ldap).needed;
     let reads_member_of = pipeline.reads_member_of(&config.ldap);
     let decision = incremental::decide(
@@ -119,100 +117,118 @@ pub async fn read_inputs_synced(
         reads_member_of,
         full || keep_entries,
     );
-    let why_full = match decision {
+    let (why, next_fingerprint) = match decision {
         Decision::Full {
             why,
             next_fingerprint,
         } => (why, next_fingerprint),
-        Decision::Incremental(mut state) => {
+        Decision::Incremental(state) => {
             let fingerprint = state.fingerprint.clone();
-            // The directory first: when nothing changed, ftrack need not be read at all.
-            let phase = progress::start_counting(progress::LDAP_READ, "entries");
-            let started = std::time::Instant::now();
-            let refreshed = incremental::refresh_from(config, &user_attributes, &state).await;
-            drop(phase);
-            let refreshes = match refreshed {
-                Ok(refreshes) => refreshes,
-                Err(incremental::RefreshError::Stale(why)) => {
-                    let why = format!("{why}; the stored sync state is not used");
-                    return read_full(
-                        config,
-                        user_attributes,
-                        keep_entries,
-                        why,
-                        Some(fingerprint),
-                    )
-                    .await;
-                }
-                Err(incremental::RefreshError::Failed(e)) => {
-                    return Err(Failure::Runtime(e.to_string()))
-                }
-            };
-            if crate::directory::sync_state::says_nothing(&refreshes) {
-                tracing::info!("incremental read: nothing changed in the directory");
-                state.advance(&refreshes);
-                let connection = open_ftrack(config).await?;
-                return Ok(unchanged_inputs(*state, connection, started.elapsed()));
-            }
-            // Something changed: ftrack is read while the stored entries are brought forward.
-            let state_file = config.sync.state_file.clone();
-            let forward = tokio::task::spawn_blocking(move || {
-                incremental::bring_forward(&state_file, *state, refreshes)
-            });
-            let ftrack_started = std::time::Instant::now();
-            let (forward, ftrack) = tokio::join!(forward, read_ftrack(config));
-            let ldap_time = started.elapsed();
-            let forward = forward
-                .map_err(|e| Failure::Runtime(format!("reading the sync state failed: {e}")))?;
-            match forward {
-                Ok(DirectoryRead::Unchanged { next, .. }) => {
-                    let (connection, _) = ftrack?;
-                    return Ok(unchanged_inputs(next, connection, ldap_time));
-                }
-                Ok(DirectoryRead::Changed {
-                    directory,
-                    scope,
-                    next,
-                }) => {
-                    let (connection, ftrack) = ftrack?;
-                    tracing::info!(
-                        touched = scope.touched.len(),
-                        departed = scope.departed.len(),
-                        "incremental read: planning for the users the changes touch"
-                    );
-                    return Ok(Inputs {
-                        directory_users: directory.users.len(),
-                        directory,
-                        entries: None,
-                        ftrack,
-                        connection,
-                        timings: vec![
-                            ("ldap_read", ldap_time),
-                            ("ftrack_read", ftrack_started.elapsed()),
-                        ],
-                        scope: Some(scope),
-                        next_sync_state: Some(next),
-                    });
-                }
-                Err(incremental::RefreshError::Stale(why)) => {
-                    let why = format!("{why}; the stored sync state is not used");
-                    return read_full(
-                        config,
-                        user_attributes,
-                        keep_entries,
-                        why,
-                        Some(fingerprint),
-                    )
-                    .await;
-                }
-                Err(incremental::RefreshError::Failed(e)) => {
-                    return Err(Failure::Runtime(e.to_string()))
-                }
+            match read_changes(config, pipeline, &user_attributes, *state).await? {
+                Ok(inputs) => return Ok(inputs),
+                Err(why) => (
+                    format!("{why}; the stored sync state is not used"),
+                    Some(fingerprint),
+                ),
             }
         }
     };
-    let (why, next_fingerprint) = why_full;
     read_full(config, user_attributes, keep_entries, why, next_fingerprint).await
+}
+
+/// An incremental run's inputs: what changed in the directory since `state`, and ftrack for
+/// the users it touches; `Ok(Err(why))`: the state cannot be used, read everything.
+async fn read_changes(
+    config: &Config,
+    pipeline: &mut Pipeline,
+    user_attributes: &Option<Vec<String>>,
+    mut state: crate::directory::sync_state::SyncState,
+) -> Result<Result<Inputs, String>, Failure> {
+    use incremental::DirectoryRead;
+    // The directory first: when nothing changed, ftrack need not be read at all.
+    let phase = progress::start_counting(progress::LDAP_READ, "entries");
+    let started = std::time::Instant::now();
+    let refreshes = incremental::refresh_from(config, user_attributes, &state).await;
+    drop(phase);
+    let refreshes = match refreshes {
+        Ok(refreshes) => refreshes,
+        Err(e) => return Ok(Err(stale_why(e)?)),
+    };
+    if crate::directory::sync_state::says_nothing(&refreshes) {
+        tracing::info!("incremental read: nothing changed in the directory");
+        state.advance(&refreshes);
+        let connection = open_ftrack(config).await?;
+        return Ok(Ok(unchanged_inputs(state, connection, started.elapsed())));
+    }
+    // Something changed: ftrack's users, groups, roles and projects are read while
+    // the stored entries are brought forward; memberships and grants once it is
+    // known whose are needed.
+    let state_file = config.sync.state_file.clone();
+    let forward = tokio::task::spawn_blocking(move || {
+        incremental::bring_forward(&state_file, state, refreshes)
+    });
+    let ftrack_started = std::time::Instant::now();
+    let people = async {
+        let connection = open_ftrack(config).await?;
+        let people = FtrackSnapshot::read_people(&connection.session)
+            .await
+            .map_err(|e| Failure::Runtime(format!("reading ftrack failed: {e}")))?;
+        Ok::<_, Failure>((connection, people))
+    };
+    let (forward, ftrack) = tokio::join!(forward, people);
+    let ldap_time = started.elapsed();
+    let forward =
+        forward.map_err(|e| Failure::Runtime(format!("reading the sync state failed: {e}")))?;
+    match forward {
+        Ok(DirectoryRead::Unchanged { next, .. }) => {
+            let (connection, _) = ftrack?;
+            Ok(Ok(unchanged_inputs(next, connection, ldap_time)))
+        }
+        Ok(DirectoryRead::Changed {
+            directory,
+            scope,
+            next,
+        }) => {
+            let (connection, people) = ftrack?;
+            tracing::info!(
+                touched = scope.touched.len(),
+                departed = scope.departed.len(),
+                "incremental read: planning for the users the changes touch"
+            );
+            let narrowed = tokio::task::block_in_place(|| {
+                incremental::narrow(&directory, &people, &scope, pipeline)
+            })?;
+            let (directory, mut ftrack, only_theirs) = match narrowed {
+                Some((narrowed, ftrack)) => (narrowed, ftrack, true),
+                None => (directory, people, false),
+            };
+            ftrack
+                .read_links(&connection.session, only_theirs)
+                .await
+                .map_err(|e| Failure::Runtime(format!("reading ftrack failed: {e}")))?;
+            Ok(Ok(Inputs {
+                directory_users: next.user_count,
+                directory,
+                entries: None,
+                ftrack,
+                connection,
+                timings: vec![
+                    ("ldap_read", ldap_time),
+                    ("ftrack_read", ftrack_started.elapsed()),
+                ],
+                next_sync_state: Some(next),
+            }))
+        }
+        Err(e) => Ok(Err(stale_why(e)?)),
+    }
+}
+
+/// Why a refused sync state is not used, or the failure that ends the run.
+fn stale_why(e: incremental::RefreshError) -> Result<String, Failure> {
+    match e {
+        incremental::RefreshError::Stale(why) => Ok(why),
+        incremental::RefreshError::Failed(e) => Err(Failure::Runtime(e.to_string())),
+    }
 }
 
 /// Both sides, the directory read whole ([`incremental::read_full`]) for the reason `why`.
@@ -240,7 +256,6 @@ fn unchanged_inputs(
         connection,
         timings: vec![("ldap_read", ldap_time)],
         directory_users: next.user_count,
-        scope: Some(incremental::Scope::default()),
         next_sync_state: Some(next),
     }
 }
@@ -325,7 +340,6 @@ async fn read_both(
             ("assemble", assemble_time),
             ("ftrack_read", ftrack_time),
         ],
-        scope: None,
         next_sync_state: next,
     })
 }
@@ -375,27 +389,10 @@ pub fn plan_on(
     today: String,
 ) -> Result<Planned, Failure> {
     let started = std::time::Instant::now();
-    let narrowed = match &inputs.scope {
-        Some(scope) => incremental::narrow(inputs, scope, pipeline)?,
-        None => None,
-    };
-    let (directory, ftrack, evaluation) = match narrowed {
-        Some((directory, ftrack, evaluation)) => (
-            std::borrow::Cow::Owned(directory),
-            std::borrow::Cow::Owned(ftrack),
-            evaluation,
-        ),
-        None => {
-            let evaluation = pipeline
-                .evaluate(&inputs.directory)
-                .map_err(|e| Failure::Runtime(e.to_string()))?;
-            (
-                std::borrow::Cow::Borrowed(&inputs.directory),
-                std::borrow::Cow::Borrowed(&inputs.ftrack),
-                evaluation,
-            )
-        }
-    };
+    // An incremental run's inputs are already narrowed to the users it plans for.
+    let evaluation = pipeline
+        .evaluate(&inputs.directory)
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
     for s in &evaluation.skipped {
         tracing::warn!(dn = %s.dn, "skipped: {}", s.reason);
     }
@@ -404,7 +401,7 @@ pub fn plan_on(
     let started = std::time::Instant::now();
     let settings = PlanSettings::from_config(config, &api_user, today);
     let phase = progress::start(progress::DIFF, None);
-    let matching = diff::Matching::new(&evaluation, &ftrack, &settings);
+    let matching = diff::Matching::new(&evaluation, &inputs.ftrack, &settings);
     // The deprovision hook is part of the rules; the diff gets its verdicts as data.
     let verdicts = pipeline
         .verdicts(
@@ -412,7 +409,7 @@ pub fn plan_on(
             settings.deprovision_action,
         )
         .map_err(|e| Failure::Runtime(e.to_string()))?;
-    let plan = diff::diff(&matching, &directory, &settings, &verdicts, pipeline);
+    let plan = diff::diff(&matching, &inputs.directory, &settings, &verdicts, pipeline);
     drop(matching);
     drop(phase);
     Ok(Planned {

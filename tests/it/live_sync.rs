@@ -197,6 +197,25 @@ async fn every_kind_of_change_reaches_ftrack_incrementally_as_a_full_run_would_p
 
         let people = format!("ou=people,{SUFFIX}");
         let groups = format!("ou=groups,{SUFFIX}");
+
+        // One user changed: ftrack's users are read whole (a username is matched against
+        // all of them), memberships and grants only the changed user's.
+        slapd.modify(&format!(
+            "dn: uid=ann,{people}\nchangetype: modify\nreplace: mail\nmail: ann@studio.example.org\n"
+        ));
+        emu.reset_counters();
+        let (ops, _) = plan(dir.path(), false);
+        assert_eq!(kinds(&ops), support::pairs(&[("update_user", "ann")]));
+        let narrowed = emu.counters();
+        emu.reset_counters();
+        plan(dir.path(), true);
+        let whole = emu.counters();
+        assert_eq!(narrowed.rows_of("Membership"), 1, "ann's one membership");
+        assert_eq!(narrowed.rows_of("UserSecurityRole"), 1, "ann's one grant");
+        assert!(whole.rows_of("Membership") >= 5, "{whole:?}");
+        assert_eq!(narrowed.rows_of("User"), whole.rows_of("User"));
+        ok(&run(dir.path(), &["apply", "-q"]));
+
         step(
             dir.path(),
             &modify,

@@ -63,10 +63,14 @@ impl Engine {
             "query_schemas" => Ok(wire_schemas()),
             "query" => {
                 let expr = str_field(op, "expression")?;
-                if let Ok(q) = parse(expr) {
-                    counters.count_query(&q.entity);
+                let entity = parse(expr).ok().map(|q| q.entity);
+                if let Some(entity) = &entity {
+                    counters.count_query(entity);
                 }
                 let page = execute(&self.store, &mut self.cache, expr)?;
+                if let Some(entity) = &entity {
+                    counters.count_rows(entity, page.data.len() as u64);
+                }
                 Ok(json!({
                     "action": "query",
                     "data": page.data,
