@@ -1,6 +1,8 @@
 //! Incremental runs against a real slapd with the syncprov overlay: each kind of change
 //! (add, modify, rename, disable, group change, delete) reaches ftrack through a run that
-//! reads only what changed, and the plan it makes equals a full run's on the same data. A
+//! reads only what changed, and the plan it makes equals a full run's on the same data.
+//! `watch` applies a change within seconds and survives the directory and ftrack going
+//! away and coming back. A
 //! stored state that is corrupt, foreign or refused falls back to a full read, saying why
 //! in one line, and disables nobody on its account.
 
@@ -487,6 +489,25 @@ async fn watch_applies_a_change_within_seconds_survives_the_directory_going_away
         after_failure.contains("full read: --full was given"),
         "{log_text}"
     );
+
+    // ftrack goes away (every request answered with HTTP 500) while a change waits: the
+    // apply retries, nothing lands meanwhile, and the change lands once ftrack is back.
+    emu.set_faults(ftrack_emulator::Faults {
+        fail_after_requests: Some(0),
+        ..ftrack_emulator::Faults::none()
+    });
+    slapd.modify(&format!(
+        "dn: uid=bob,ou=people,{SUFFIX}\nchangetype: modify\nadd: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n"
+    ));
+    wait_for("a retry while ftrack is down", &|| {
+        read_log().contains("ftrack request failed")
+    });
+    assert_eq!(is_active(&emu, "bob"), Some(true), "nothing lands while ftrack is down");
+    std::thread::sleep(Duration::from_secs(2));
+    emu.set_faults(ftrack_emulator::Faults::none());
+    wait_for("bob disabled after ftrack came back", &|| {
+        is_active(&emu, "bob") == Some(false)
+    });
 
     // SIGTERM: a clean stop.
     let status = Command::new("kill")

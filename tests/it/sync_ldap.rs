@@ -168,6 +168,58 @@ async fn sync_from_slapd_over_starttls_converges_and_follows_changes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_server_answering_with_a_malformed_sync_control_is_read_in_full_and_disables_nobody() {
+    let emu = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let users: Vec<AdObject> = (0..5)
+        .map(|i| {
+            AdObject::new(format!("CN=User {i},{}", fake_ad::USERS_BASE))
+                .text("objectClass", "user")
+                .text("uid", &format!("user{i}"))
+        })
+        .collect();
+    let ad = FakeAd::start(users, Vec::new(), Fault::MalformedSyncControl).await;
+    let ldap = format!(
+        "[ldap]\nurl = \"{}\"\nbind_dn = \"{}\"\nbind_password_env = \"SYNC_BIND_PASSWORD\"\nuser_base_dn = \"{}\"\ngroup_base_dn = \"{}\"\nuser_filter = \"(objectClass=user)\"\ngroup_filter = \"(objectClass=group)\"\ntimeout_s = 5",
+        ad.url,
+        fake_ad::BIND_DN,
+        fake_ad::USERS_BASE,
+        fake_ad::GROUPS_BASE
+    );
+    write_config(dir.path(), &ldap, &emu);
+    // Each run's sync search is refused for the malformed control: one warning, a paged
+    // read of everything, no state kept; the second run plans nothing (nobody disabled).
+    for expected_creates in [5, 0] {
+        let out = run(
+            dir.path(),
+            &["apply", "--output", "json"],
+            fake_ad::BIND_PASSWORD,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        let warnings: Vec<&str> = err.lines().filter(|l| l.contains("malformed")).collect();
+        assert_eq!(warnings.len(), 1, "{err}");
+        assert!(
+            warnings[0].contains("sync state")
+                && warnings[0].contains("reading everything with a paged search"),
+            "{err}"
+        );
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            summary["summary"]["create_user"].as_u64().unwrap_or(0),
+            expected_creates,
+            "{summary}"
+        );
+        assert_eq!(
+            summary["summary"]["disable_user"].as_u64().unwrap_or(0),
+            0,
+            "{summary}"
+        );
+        assert!(!dir.path().join("ldap2ftrack-sync-state.json").exists());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_ldap_server_gone_before_or_during_the_read_changes_nothing() {
     let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();

@@ -40,7 +40,14 @@ pub enum Fault {
     NoPagingControl,
     /// The connection closes after a few user entries.
     DropConnection,
+    /// The root DSE offers syncrepl, and a sync search answers with an entry whose sync
+    /// state control is malformed (its entryUUID is missing).
+    MalformedSyncControl,
 }
+
+/// OIDs of the sync request and sync state controls (RFC 4533).
+const SYNC_REQUEST_OID: &str = "1.3.6.1.4.1.4203.1.9.1.1";
+const SYNC_STATE_OID: &str = "1.3.6.1.4.1.4203.1.9.1.2";
 
 /// One directory object: DN and attributes (values as bytes).
 #[derive(Debug, Clone)]
@@ -199,8 +206,55 @@ async fn serve(socket: tokio::net::TcpStream, state: &State) {
                     ctrl: vec![],
                 }]
             }
+            LdapOp::SearchRequest(req)
+                if req.scope == LdapSearchScope::Base && req.base.is_empty() =>
+            {
+                let mut controls = vec![b"1.2.840.113556.1.4.319".to_vec()];
+                if state.fault == Fault::MalformedSyncControl {
+                    controls.push(SYNC_REQUEST_OID.as_bytes().to_vec());
+                }
+                let root = AdObject::new("").with("supportedControl", controls);
+                vec![
+                    entry(id, "", plain_attributes(&root)),
+                    LdapMsg {
+                        msgid: id,
+                        op: LdapOp::SearchResultDone(result(LdapResultCode::Success, "")),
+                        ctrl: vec![],
+                    },
+                ]
+            }
             LdapOp::SearchRequest(req) if req.scope == LdapSearchScope::Base => {
                 range_search(id, &req.base, &req.attrs, state)
+            }
+            LdapOp::SearchRequest(req)
+                if state.fault == Fault::MalformedSyncControl
+                    && msg
+                        .ctrl
+                        .iter()
+                        .any(|c| matches!(c, LdapControl::SyncRequest { .. })) =>
+            {
+                let first = state
+                    .users
+                    .first()
+                    .map(|o| (o.dn.clone(), plain_attributes(o)));
+                let mut out = Vec::new();
+                if let Some((dn, attributes)) = first {
+                    let mut e = entry(id, &dn, attributes);
+                    e.ctrl = vec![LdapControl::Unknown {
+                        oid: SYNC_STATE_OID.to_string(),
+                        criticality: false,
+                        // SEQUENCE { state add } without the entryUUID the RFC requires.
+                        value: Some(vec![0x30, 0x03, 0x0a, 0x01, 0x01]),
+                    }];
+                    out.push(e);
+                }
+                let _ = req;
+                out.push(LdapMsg {
+                    msgid: id,
+                    op: LdapOp::SearchResultDone(result(LdapResultCode::Success, "")),
+                    ctrl: vec![],
+                });
+                out
             }
             LdapOp::SearchRequest(req) => {
                 let page = msg.ctrl.iter().find_map(|c| match c {
