@@ -105,6 +105,15 @@ pub fn decide(
             }
         }
     };
+    if let Some(key) = filter_reading_member_of(&config.ldap.user_filter, &config.ldap.group_filter)
+    {
+        return Decision::Full {
+            why: format!(
+                "ldap.{key} tests memberOf, and neither syncrepl nor Active Directory's USNs report a user whose memberOf changed, so who matches could change unseen"
+            ),
+            next_fingerprint: None,
+        };
+    }
     if reads_member_of {
         return Decision::Full {
             why: "a rule stage reads memberOf (or every attribute), and neither syncrepl nor Active Directory's USNs report changes of memberOf".into(),
@@ -128,6 +137,26 @@ pub fn decide(
             ))
         }
         Ok(state) => Decision::Incremental(Box::new(state)),
+    }
+}
+
+/// The filter setting that tests `memberOf` (a back-link: changing a group changes it on
+/// the member without marking the member changed), if one does.
+fn filter_reading_member_of(user_filter: &str, group_filter: &str) -> Option<&'static str> {
+    let tests_member_of = |filter: &str| match crate::ldap_syntax::filter::Filter::parse(filter) {
+        Ok(parsed) => parsed
+            .attributes()
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case("memberOf")),
+        // Validated with the configuration; unparsable here means: do not trust it.
+        Err(_) => true,
+    };
+    if tests_member_of(user_filter) {
+        Some("user_filter")
+    } else if tests_member_of(group_filter) {
+        Some("group_filter")
+    } else {
+        None
     }
 }
 
@@ -453,5 +482,33 @@ fn narrow_ftrack(
         security_roles: ftrack.security_roles.clone(),
         projects: ftrack.projects.clone(),
         users,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_filter_testing_member_of_keeps_runs_full() {
+        let staff =
+            "(&(objectClass=user)(memberOf:1.2.840.113556.1.4.1941:=CN=Staff,DC=ad,DC=test))";
+        let group = "(objectClass=group)";
+        assert_eq!(filter_reading_member_of(staff, group), Some("user_filter"));
+        let negated = "(&(objectClass=user)(!(MEMBEROF;binary=CN=x)))";
+        assert_eq!(
+            filter_reading_member_of(negated, group),
+            Some("user_filter")
+        );
+        let nested = "(|(memberOf=CN=Groups,DC=x)(cn=a))";
+        assert_eq!(
+            filter_reading_member_of("(objectClass=user)", nested),
+            Some("group_filter")
+        );
+        assert_eq!(filter_reading_member_of("(objectClass=user)", group), None);
+        assert_eq!(
+            filter_reading_member_of("(cn=(", group),
+            Some("user_filter")
+        );
     }
 }

@@ -502,7 +502,11 @@ async fn watch_applies_a_change_within_seconds_survives_the_directory_going_away
     wait_for("a retry while ftrack is down", &|| {
         read_log().contains("ftrack request failed")
     });
-    assert_eq!(is_active(&emu, "bob"), Some(true), "nothing lands while ftrack is down");
+    assert_eq!(
+        is_active(&emu, "bob"),
+        Some(true),
+        "nothing lands while ftrack is down"
+    );
     std::thread::sleep(Duration::from_secs(2));
     emu.set_faults(ftrack_emulator::Faults::none());
     wait_for("bob disabled after ftrack came back", &|| {
