@@ -15,8 +15,7 @@
 //! into place, the entries first; the state names the entries by a random id, so a crash
 //! between the two renames leaves a pair that does not match, which is read as no state.
 
-use super::ldap::change_source::ChangeSource;
-use super::ldap::syncrepl::Refresh;
+use super::ldap::change_source::{ChangeSource, Refresh};
 use super::{Entry, EntrySet};
 use base64::Engine;
 use serde::{Deserialize, Serialize};

@@ -17,7 +17,7 @@
 
 use crate::config::{Config, DirectorySource, SyncMode};
 use crate::directory::ldap::change_source::{self, ChangeSource};
-pub use crate::directory::ldap::syncrepl::{Refresh, RefreshError};
+pub use crate::directory::ldap::change_source::{Refresh, RefreshError};
 use crate::directory::ldap::{syncrepl, usn};
 use crate::directory::snapshot::{self, DirectorySnapshot, DirectoryUser};
 use crate::directory::sync_state::SyncState;

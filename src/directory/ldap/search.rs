@@ -85,6 +85,24 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// The server's root DSE with these attributes (an empty entry when it sends none).
+    pub(super) async fn root_dse(&mut self, attributes: &[&str]) -> Result<Entry, DirectoryError> {
+        let mut entries = Vec::new();
+        let attributes: Vec<String> = attributes.iter().map(|a| a.to_string()).collect();
+        self.search(
+            "",
+            Scope::Base,
+            "(objectClass=*)",
+            &attributes,
+            Vec::new(),
+            &mut entries,
+        )
+        .await?;
+        Ok(entries.into_iter().next().unwrap_or_default())
+    }
+}
+
 /// Turns a SearchResultDone into success, or the error that says why the read is incomplete.
 fn check_result(
     base_dn: &str,

@@ -11,44 +11,18 @@
 //! (`e-syncRefreshRequired`), a cookie from a newer database, or a reload the server chose
 //! on its own (no cookie back) is [`RefreshError::Stale`]: the caller reads everything.
 
+pub use super::change_source::{Refresh, RefreshError};
 use super::connect::{Conn, Reader};
 use super::decode::parse_entry;
 use super::search::describe_result;
 pub use super::sync_control::SYNC_REQUEST_OID;
 use super::sync_control::{self, EntryState, SyncInfo, SYNC_DONE_OID, SYNC_STATE_OID};
 use crate::config::LdapSettings;
-use crate::directory::{DirectoryError, Entry, ReadStats};
+use crate::directory::DirectoryError;
 use ldap3::asn1::{StructureTag, TagClass};
 use ldap3::controls::{RawControl, RefreshMode, SyncRequest};
 use ldap3::{LdapError, Scope};
 use std::sync::Arc;
-
-/// What one base's refresh returned.
-#[derive(Debug, Default)]
-pub struct Refresh {
-    /// Entries sent with their content (added, changed, renamed), by entryUUID text.
-    pub changed: Vec<(String, Entry)>,
-    /// entryUUIDs the server named as gone (a delete phase).
-    pub deleted: Vec<String>,
-    /// entryUUIDs the server named as still there, unchanged (a present phase).
-    pub present: Vec<String>,
-    /// A present phase: whatever was neither sent nor named present is gone. Otherwise a
-    /// delete phase: what was not mentioned is unchanged.
-    pub present_phase: bool,
-    /// The cookie to start from next time.
-    pub cookie: Vec<u8>,
-    pub stats: ReadStats,
-}
-
-/// Why a refresh cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum RefreshError {
-    /// The stored position is no good (or the answer was doubtful): read everything.
-    #[error("{0}")]
-    Stale(String),
-    #[error(transparent)]
-    Failed(#[from] DirectoryError),
-}
 
 /// Refreshes the user and the group base from their cookies (`None`: from the beginning,
 /// the whole content) on two connections, concurrently. `user_attributes` as the caller

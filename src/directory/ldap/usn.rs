@@ -25,8 +25,8 @@
 //!   object written in between has a USN above H', so this window sees it as it matched, or
 //!   not at all — never as gone while it is there.
 
-use super::connect::{Conn, Reader};
-use super::syncrepl::{Refresh, RefreshError};
+use super::change_source::{Refresh, RefreshError};
+use super::connect::Reader;
 use crate::config::LdapSettings;
 use crate::directory::snapshot::guid_string;
 use crate::directory::{DirectoryError, Entry, ReadStats, Value};
@@ -184,7 +184,7 @@ pub fn poll<'s>(
         let mut conn = reader.connect().await?;
         let mut last = None;
         loop {
-            let root = root_dse(&mut conn).await?;
+            let root = conn.root_dse(&ROOT_DSE).await?;
             let usn = root.first_text("highestCommittedUSN").map(str::to_string);
             if last.is_none() || usn != last {
                 if let Err(tokio::sync::mpsc::error::TrySendError::Closed(())) = wake.try_send(()) {
@@ -198,25 +198,13 @@ pub fn poll<'s>(
     }
 }
 
-async fn root_dse(conn: &mut Conn) -> Result<Entry, DirectoryError> {
-    let mut entries = Vec::new();
-    let attributes = ["highestCommittedUSN", "dsServiceName", "namingContexts"].map(String::from);
-    conn.search(
-        "",
-        Scope::Base,
-        "(objectClass=*)",
-        &attributes,
-        Vec::new(),
-        &mut entries,
-    )
-    .await?;
-    Ok(entries.into_iter().next().unwrap_or_default())
-}
+/// What this module reads of the root DSE.
+const ROOT_DSE: [&str; 3] = ["highestCommittedUSN", "dsServiceName", "namingContexts"];
 
 /// The DC's position now, and its naming contexts.
 async fn read_position(reader: &Arc<Reader>) -> Result<(Position, Vec<String>), RefreshError> {
     let mut conn = reader.connect().await?;
-    let root = root_dse(&mut conn).await?;
+    let root = conn.root_dse(&ROOT_DSE).await?;
     let not_a_dc = || {
         RefreshError::Stale(
             "the server's root DSE has no highestCommittedUSN or dsServiceName, so it is not an Active Directory domain controller".into(),
