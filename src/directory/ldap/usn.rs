@@ -152,15 +152,24 @@ pub fn refresh<'s>(
         // First what matches, then what changed at all (see the module comment).
         let matched = super::read_both(settings, reader.clone(), user_attributes, filters).await?;
         let mut stats = matched.stats;
-        let gone_from = |base: &str, from: &Position| {
-            let context = naming_context(base, &contexts);
-            let reader = reader.clone();
-            let window = window(from);
-            async move { changed_objects(&reader, context?, &window).await }
+        let user_search = (
+            naming_context(&settings.user_base_dn, &contexts)?,
+            window(&users_from),
+        );
+        let group_search = (
+            naming_context(&settings.group_base_dn, &contexts)?,
+            window(&groups_from),
+        );
+        let users_changed = changed_objects(&reader, &user_search.0, &user_search.1).await?;
+        stats.entries += users_changed.len() as u64;
+        // Users and groups usually live in one domain, searched once.
+        let groups_changed = if group_search == user_search {
+            users_changed.clone()
+        } else {
+            let found = changed_objects(&reader, &group_search.0, &group_search.1).await?;
+            stats.entries += found.len() as u64;
+            found
         };
-        let users_changed = gone_from(&settings.user_base_dn, &users_from).await?;
-        let groups_changed = gone_from(&settings.group_base_dn, &groups_from).await?;
-        stats.entries += (users_changed.len() + groups_changed.len()) as u64;
         let mut users = keyed(matched.users, cookie.clone(), stats)?;
         let mut groups = keyed(matched.groups, cookie, ReadStats::default())?;
         users.deleted = gone(&users, users_changed);
@@ -256,7 +265,7 @@ async fn read_position(reader: &Arc<Reader>) -> Result<(Position, Vec<String>), 
 /// when the account may see them.
 async fn changed_objects(
     reader: &Arc<Reader>,
-    context: String,
+    context: &str,
     window: &str,
 ) -> Result<HashSet<String>, DirectoryError> {
     let mut conn = reader.connect().await?;
@@ -268,7 +277,7 @@ async fn changed_objects(
     let mut stats = ReadStats::default();
     let found = conn
         .paged_search(
-            &context,
+            context,
             &format!("(&{window})"),
             &["objectGUID".to_string()],
             &[control(SHOW_DELETED_OID), control(DOMAIN_SCOPE_OID)],
