@@ -11,7 +11,27 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     disable_transparent_huge_pages();
+    #[cfg(not(feature = "system-alloc"))]
+    return_freed_memory_soon();
     ldap2ftrack::cli::main()
+}
+
+/// mimalloc 3 keeps freed pages for a second before giving them back (version 2 kept them
+/// 10 ms). A run frees the read's buffers and pages of rows while it builds what it keeps,
+/// so a second is most of a run: at 100,000 users the peak was 57 MB higher (BENCHMARKS.md,
+/// issue 21). 10 ms, as before, gives that back for a few percent of wall time.
+#[cfg(not(feature = "system-alloc"))]
+fn return_freed_memory_soon() {
+    /// `mi_option_purge_delay` in mimalloc's `include/mimalloc.h` (the same index in v2 and
+    /// v3); the Rust bindings do not name it.
+    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // An operator's MIMALLOC_PURGE_DELAY wins (mimalloc reads it itself).
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
+    // SAFETY: sets one integer option, which mimalloc reads whenever it purges; called
+    // before any thread starts.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 10) };
 }
 
 /// A run allocates and frees hundreds of megabytes of small objects once and exits; with

@@ -284,3 +284,19 @@ async fn rows<T: serde::de::DeserializeOwned>(
 ) -> Result<Vec<T>, FtrackError> {
     session.query_all_as(expression.as_ref()).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_quoted_and_an_id_that_would_break_the_query_is_refused() {
+        assert_eq!(id_list(&["a-1", "b-2"]).unwrap(), "\"a-1\", \"b-2\"");
+        for bad in ["a\" or id is \"b", "a\\", ""] {
+            assert!(
+                matches!(id_list(&["ok", bad]), Err(FtrackError::Protocol(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}

@@ -495,7 +495,7 @@ pub fn rule_entry(directory: &DirectorySnapshot, user: &DirectoryUser) -> RuleEn
                     .iter()
                     .filter_map(|v| v.as_text().map(str::to_string))
                     .collect();
-                (a.name.clone(), values)
+                (a.name.to_string(), values)
             }
         })
         .collect();

@@ -195,6 +195,7 @@ async fn read_changes(
                 departed = scope.departed.len(),
                 "incremental read: planning for the users the changes touch"
             );
+            let directory_users = directory.users.len();
             let narrowed = tokio::task::block_in_place(|| {
                 incremental::narrow(&directory, &people, &scope, pipeline)
             })?;
@@ -207,7 +208,7 @@ async fn read_changes(
                 .await
                 .map_err(|e| Failure::Runtime(format!("reading ftrack failed: {e}")))?;
             Ok(Ok(Inputs {
-                directory_users: next.user_count,
+                directory_users,
                 directory,
                 entries: None,
                 ftrack,

@@ -69,20 +69,23 @@ pub(super) fn parse_entry(tag: StructureTag) -> Option<Entry> {
                 }
             });
         }
-        merge_attribute(&mut attributes, name, values);
+        merge_attribute(&mut attributes, &name, values);
     }
     Some(Entry { dn, attributes })
 }
 
 /// Adds `values` to the attribute called `name` (any case), or appends it as a new one: a
 /// server may send an attribute twice, and a range slice merges into its plain attribute.
-pub(super) fn merge_attribute(attributes: &mut Vec<Attribute>, name: String, values: Vec<Value>) {
+pub(super) fn merge_attribute(attributes: &mut Vec<Attribute>, name: &str, values: Vec<Value>) {
     match attributes
         .iter_mut()
-        .find(|a| a.name.eq_ignore_ascii_case(&name))
+        .find(|a| a.name.eq_ignore_ascii_case(name))
     {
         Some(existing) => existing.values.extend(values),
-        None => attributes.push(Attribute { name, values }),
+        None => attributes.push(Attribute {
+            name: crate::directory::entry::attribute_name(name),
+            values,
+        }),
     }
 }
 

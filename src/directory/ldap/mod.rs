@@ -30,6 +30,9 @@
 //! is one job per file: `connect.rs` opens a bound connection (TCP, TLS, bind),
 //! `search.rs` runs one search and accepts it only when it is complete, `decode.rs` turns the
 //! server's BER into entries without panicking, and `range.rs` completes AD range slices.
+//! Reading only what changed has its own files: `change_source.rs` tells from the root DSE
+//! how a server reports changes, `syncrepl.rs` (with `sync_control.rs`, its decoder) reads
+//! them by RFC 4533, and `usn.rs` from an Active Directory DC's update sequence numbers.
 
 pub mod change_source;
 mod connect;

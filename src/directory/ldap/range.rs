@@ -115,7 +115,7 @@ impl Conn {
                 values.extend(more);
                 current = range;
             }
-            merge_attribute(&mut entry.attributes, base, values);
+            merge_attribute(&mut entry.attributes, &base, values);
         }
         Ok(())
     }
