@@ -159,19 +159,15 @@ async fn doorbell(
     let env = |name: &str| std::env::var(name).ok();
     let mut backoff = Duration::from_secs(1);
     loop {
-        let cookies = match incremental::decide(config, &needed, reads_member_of, false) {
-            incremental::Decision::Incremental(state) => match state.cookies() {
-                Ok([users, groups]) => [Some(users), Some(groups)],
-                Err(_) => [None, None],
-            },
-            incremental::Decision::Full { .. } => [None, None],
-        };
         let opened = Instant::now();
         let ended = match mode {
             incremental::ReadMode::Usn => {
                 usn::poll(&config.ldap, &env, USN_POLL, wake.clone()).await
             }
-            _ => syncrepl::persist(&config.ldap, &env, cookies, wake.clone()).await,
+            _ => {
+                let cookies = stored_cookies(config, &needed, reads_member_of);
+                syncrepl::persist(&config.ldap, &env, cookies, wake.clone()).await
+            }
         };
         if let Err(e) = ended {
             tracing::warn!("{e}; opening it again in {} s", backoff.as_secs());
@@ -183,5 +179,21 @@ async fn doorbell(
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// The stored sync state's cookies, for a persistent search to start from (`None`: from the
+/// beginning, when there is no usable state).
+fn stored_cookies(
+    config: &Config,
+    needed: &Option<Vec<String>>,
+    reads_member_of: bool,
+) -> [Option<Vec<u8>>; 2] {
+    match incremental::decide(config, needed, reads_member_of, false) {
+        incremental::Decision::Incremental(state) => match state.cookies() {
+            Ok([users, groups]) => [Some(users), Some(groups)],
+            Err(_) => [None, None],
+        },
+        incremental::Decision::Full { .. } => [None, None],
     }
 }

@@ -1,7 +1,7 @@
 //! The directory as of a sync position, kept between runs: the cookies a server gave for
 //! the user and the group search, and the entries they stand for.
 //!
-//! An incremental read only says what changed (and, for a delete, only an entryUUID), so the
+//! An incremental read only says what changed (and, for a delete, only a stable id: entryUUID, or objectGUID on AD), so the
 //! run needs the rest of the directory as it was to know who a deleted entry was, which
 //! users a changed group touches, and what the rules see for an untouched user. The state is
 //! bound to the server it came from and to a fingerprint of the configuration and rule
@@ -45,7 +45,7 @@ pub struct SyncState {
     /// The user and the group search's cookies, base64.
     pub user_cookie: String,
     pub group_cookie: String,
-    /// The entries, by entryUUID: kept in the entries file, read only when needed
+    /// The entries, by stable id (entryUUID, or objectGUID on AD): kept in the entries file, read only when needed
     /// ([`SyncState::load_entries`]).
     #[serde(skip)]
     pub users: BTreeMap<String, Entry>,
@@ -120,7 +120,7 @@ impl std::fmt::Display for Unusable {
     }
 }
 
-/// What a refresh changed, by entryUUID.
+/// What a refresh changed, by stable id.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Changed {
     pub users: BTreeSet<String>,
@@ -397,7 +397,7 @@ fn write_whole(path: &Path, value: &impl Serialize) -> Result<(), String> {
     Ok(())
 }
 
-/// Applies one search's refresh to its entries; returns the entryUUIDs that changed
+/// Applies one search's refresh to its entries; returns the ids that changed
 /// (added, modified, renamed or gone).
 fn apply_refresh(entries: &mut BTreeMap<String, Entry>, refresh: Refresh) -> BTreeSet<String> {
     let mut changed = BTreeSet::new();

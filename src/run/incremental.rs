@@ -109,7 +109,7 @@ pub fn decide(
     {
         return Decision::Full {
             why: format!(
-                "ldap.{key} tests memberOf, and neither syncrepl nor Active Directory's USNs report a user whose memberOf changed, so who matches could change unseen"
+                "ldap.{key} tests memberOf, and neither syncrepl nor Active Directory's USNs report a user whose memberOf changed, so who matches could change unseen; to read incrementally, select users by group with [group_mappings] (or a rule module) instead of in the filter"
             ),
             next_fingerprint: None,
         };

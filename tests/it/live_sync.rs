@@ -406,10 +406,58 @@ pub(crate) fn is_active(emu: &RunningEmulator, username: &str) -> Option<bool> {
     })
 }
 
+/// `ldap2ftrack watch` running in `dir` with `env` (and the API key), logging at info to
+/// `watch.log`; killed when dropped. Started once it says it is watching.
+pub(crate) struct Watching {
+    pub child: support::KillOnDrop,
+    log: std::path::PathBuf,
+}
+
+impl Watching {
+    pub(crate) fn start(dir: &Path, env: &[(&str, &str)]) -> Watching {
+        let log = dir.join("watch.log");
+        let child = support::ldap2ftrack(dir)
+            .arg("watch")
+            .env("FTRACK_API_KEY", API_KEY)
+            .env("LDAP2FTRACK_LOG", "info")
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let watching = Watching {
+            child: support::KillOnDrop(child),
+            log,
+        };
+        watching.wait_for("watching", &|| {
+            watching.log().contains("watching the directory")
+        });
+        watching
+    }
+
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until `done` (at most 15 s, then fails with the log); how long it took.
+    pub(crate) fn wait_for(&self, what: &str, done: &dyn Fn() -> bool) -> std::time::Duration {
+        let started = std::time::Instant::now();
+        while !done() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(15),
+                "{what}: not within 15 s: {}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        started.elapsed()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn watch_applies_a_change_within_seconds_survives_the_directory_going_away_and_stops_on_sigterm(
 ) {
-    use std::process::Stdio;
     use std::time::{Duration, Instant};
     let mut slapd = Slapd::start_with(&directory(), Overlays::Syncprov { sessionlog: 100 });
     let emu = emulator().await;
@@ -418,50 +466,32 @@ async fn watch_applies_a_change_within_seconds_survives_the_directory_going_away
     ok(&run(dir.path(), &["apply", "-q"]));
     assert_eq!(is_active(&emu, "eve"), Some(true));
 
-    let log = dir.path().join("watch.log");
-    let mut child = support::ldap2ftrack(dir.path())
-        .arg("watch")
-        .env("FTRACK_API_KEY", API_KEY)
-        .env("SYNC_BIND_PASSWORD", SYNC_PASSWORD)
-        .env("LDAP2FTRACK_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
-        let started = Instant::now();
-        while !done() {
-            assert!(
-                started.elapsed() < Duration::from_secs(15),
-                "{what}: not within 15 s: {}",
-                read_log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        started.elapsed()
-    };
-    wait_for("watching", &|| {
-        read_log().contains("watching the directory")
-    });
+    let mut watching = Watching::start(dir.path(), &[("SYNC_BIND_PASSWORD", SYNC_PASSWORD)]);
     // Let the first apply (nothing to do) and the persistent search settle.
     std::thread::sleep(Duration::from_secs(1));
 
     slapd.modify(&format!(
         "dn: uid=eve,ou=people,{SUFFIX}\nchangetype: modify\nadd: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n"
     ));
-    let took = wait_for("eve disabled in ftrack", &|| {
+    let took = watching.wait_for("eve disabled in ftrack", &|| {
         is_active(&emu, "eve") == Some(false)
     });
-    assert!(took < Duration::from_secs(5), "{took:?}: {}", read_log());
+    assert!(
+        took < Duration::from_secs(5),
+        "{took:?}: {}",
+        watching.log()
+    );
     slapd.modify(&format!(
         "dn: uid=fay,ou=people,{SUFFIX}\nchangetype: delete\n"
     ));
-    wait_for("fay disabled in ftrack", &|| {
+    watching.wait_for("fay disabled in ftrack", &|| {
         is_active(&emu, "fay") == Some(false)
     });
-    assert!(read_log().contains("incremental read"), "{}", read_log());
+    assert!(
+        watching.log().contains("incremental read"),
+        "{}",
+        watching.log()
+    );
 
     // The journal holds what the watch applied, as for any apply.
     let journal = std::fs::read_to_string(dir.path().join("ldap2ftrack-journal.jsonl")).unwrap();
@@ -473,17 +503,17 @@ async fn watch_applies_a_change_within_seconds_survives_the_directory_going_away
     // The directory goes away and comes back: the watch retries, reads everything once, and
     // follows changes again.
     slapd.stop();
-    wait_for("the apply failing while the directory is down", &|| {
-        read_log().contains("the apply failed")
+    watching.wait_for("the apply failing while the directory is down", &|| {
+        watching.log().contains("the apply failed")
     });
     slapd.restart();
     slapd.modify(&format!(
         "dn: uid=ann,ou=people,{SUFFIX}\nchangetype: modify\nadd: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n"
     ));
-    wait_for("ann disabled after the directory came back", &|| {
+    watching.wait_for("ann disabled after the directory came back", &|| {
         is_active(&emu, "ann") == Some(false)
     });
-    let log_text = read_log();
+    let log_text = watching.log();
     let after_failure = &log_text[log_text.find("the apply failed").unwrap()..];
     assert!(
         after_failure.contains("full read: --full was given"),
@@ -499,8 +529,8 @@ async fn watch_applies_a_change_within_seconds_survives_the_directory_going_away
     slapd.modify(&format!(
         "dn: uid=bob,ou=people,{SUFFIX}\nchangetype: modify\nadd: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n"
     ));
-    wait_for("a retry while ftrack is down", &|| {
-        read_log().contains("ftrack request failed")
+    watching.wait_for("a retry while ftrack is down", &|| {
+        watching.log().contains("ftrack request failed")
     });
     assert_eq!(
         is_active(&emu, "bob"),
@@ -509,29 +539,29 @@ async fn watch_applies_a_change_within_seconds_survives_the_directory_going_away
     );
     std::thread::sleep(Duration::from_secs(2));
     emu.set_faults(ftrack_emulator::Faults::none());
-    wait_for("bob disabled after ftrack came back", &|| {
+    watching.wait_for("bob disabled after ftrack came back", &|| {
         is_active(&emu, "bob") == Some(false)
     });
 
     // SIGTERM: a clean stop.
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &watching.child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let started = Instant::now();
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = watching.child.0.try_wait().unwrap() {
             break status;
         }
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "watch did not stop: {}",
-            read_log()
+            watching.log()
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(status.success(), "{status}: {}", read_log());
+    assert!(status.success(), "{status}: {}", watching.log());
 }
 
 #[test]

@@ -4,13 +4,13 @@
 //! DC falls back to a full read; `watch` polls the DC and applies a change within seconds;
 //! an account that cannot see deleted objects leaves deletes to the full read.
 
-use crate::live_sync::{emulator, is_active, kinds, ok, plan, run, step};
+use crate::live_sync::{emulator, is_active, kinds, ok, plan, run, step, Watching};
 use crate::support;
 use crate::support::samba::{SambaDc, ADMIN_DN, ADMIN_PASSWORD, SUFFIX, URL};
 use ftrack_emulator::RunningEmulator;
 use serde_json::Value;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn people() -> String {
     format!("OU=People,{SUFFIX}")
@@ -92,6 +92,16 @@ action = "disable"
     .unwrap();
 }
 
+/// A fresh DC holding [`directory`], an emulator, and a configuration bound as the
+/// Administrator.
+async fn setup() -> (SambaDc, RunningEmulator, tempfile::TempDir) {
+    let dc = SambaDc::start(&directory());
+    let emu = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &emu, ADMIN_DN, ADMIN_PASSWORD);
+    (dc, emu, dir)
+}
+
 fn uac(name: &str, value: u32) -> String {
     format!(
         "dn: CN={name},{}\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: {value}\n",
@@ -102,10 +112,7 @@ fn uac(name: &str, value: u32) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_kind_of_change_reaches_ftrack_incrementally_from_active_directory_as_a_full_run_would_plan_it(
 ) {
-    let dc = SambaDc::start(&directory());
-    let emu = emulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), &emu, ADMIN_DN, ADMIN_PASSWORD);
+    let (dc, emu, dir) = setup().await;
     let modify = |change: &str| dc.modify(change);
 
     let out = run(dir.path(), &["check"]);
@@ -229,10 +236,7 @@ fn edit_positions(state: &str, edit: &dyn Fn(&mut Value)) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_position_from_a_restored_or_another_dc_falls_back_to_a_full_read_and_a_plain_account_leaves_deletes_to_it(
 ) {
-    let dc = SambaDc::start(&directory());
-    let emu = emulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), &emu, ADMIN_DN, ADMIN_PASSWORD);
+    let (dc, emu, dir) = setup().await;
     ok(&run(dir.path(), &["apply", "-q"]));
     let state_file = dir.path().join("ldap2ftrack-sync-state.json");
     let good = std::fs::read_to_string(&state_file).unwrap();
@@ -283,51 +287,29 @@ async fn a_position_from_a_restored_or_another_dc_falls_back_to_a_full_read_and_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn watch_polls_the_domain_controller_and_applies_a_change_within_seconds() {
-    use std::process::Stdio;
-    let dc = SambaDc::start(&directory());
-    let emu = emulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), &emu, ADMIN_DN, ADMIN_PASSWORD);
+    let (dc, emu, dir) = setup().await;
     ok(&run(dir.path(), &["apply", "-q"]));
     assert_eq!(is_active(&emu, "eve"), Some(true));
 
-    let log = dir.path().join("watch.log");
-    let child = support::ldap2ftrack(dir.path())
-        .arg("watch")
-        .env("FTRACK_API_KEY", "live-sync-key")
-        .env("LDAP2FTRACK_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let _stop = support::KillOnDrop(child);
-    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
-        let started = Instant::now();
-        while !done() {
-            assert!(
-                started.elapsed() < Duration::from_secs(15),
-                "{what}: not within 15 s: {}",
-                read_log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        started.elapsed()
-    };
-    wait_for("watching", &|| {
-        read_log().contains("watching the directory")
-    });
+    let watching = Watching::start(dir.path(), &[]);
     std::thread::sleep(Duration::from_secs(1));
 
     dc.modify(&uac("eve", 514));
-    let took = wait_for("eve disabled in ftrack", &|| {
+    let took = watching.wait_for("eve disabled in ftrack", &|| {
         is_active(&emu, "eve") == Some(false)
     });
     dc.modify(&format!("dn: CN=fay,{}\nchangetype: delete\n", people()));
-    wait_for("fay disabled in ftrack", &|| {
+    watching.wait_for("fay disabled in ftrack", &|| {
         is_active(&emu, "fay") == Some(false)
     });
-    assert!(took < Duration::from_secs(5), "{took:?}: {}", read_log());
-    assert!(read_log().contains("incremental read"), "{}", read_log());
+    assert!(
+        took < Duration::from_secs(5),
+        "{took:?}: {}",
+        watching.log()
+    );
+    assert!(
+        watching.log().contains("incremental read"),
+        "{}",
+        watching.log()
+    );
 }

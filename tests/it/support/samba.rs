@@ -8,7 +8,6 @@
 //! exits when the test process dies. Only the LDAP service is started, with simple binds
 //! over plain LDAP allowed (loopback only) and without fsync.
 
-use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -163,22 +162,7 @@ impl SambaDc {
     /// Runs `tool` (ldapadd, ldapmodify, ldapdelete) as the Administrator with `input` on
     /// stdin; panics with its message when the DC refuses.
     pub fn ldap(&self, tool: &str, input: &str) {
-        let mut child = Command::new(tool)
-            .args(["-x", "-H", URL, "-D", ADMIN_DN, "-w", ADMIN_PASSWORD])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{tool} does not run ({e}); apt install ldap-utils"));
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(input.as_bytes()).unwrap();
-        }
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{tool}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        super::slapd::ldap_tool(tool, URL, ADMIN_DN, ADMIN_PASSWORD, input);
     }
 
     /// Adds a user with a password in CN=Users (samba-tool on the DC's database: a password

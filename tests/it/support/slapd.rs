@@ -385,22 +385,12 @@ impl Slapd {
     /// Applies LDIF change records as the directory's admin (`ldapmodify`); panics with
     /// ldapmodify's message when the server refuses them.
     pub fn modify(&self, changes: &str) {
-        let mut child = Command::new("ldapmodify")
-            .args(["-x", "-H", &self.url, "-D", &format!("cn=admin,{SUFFIX}")])
-            .args(["-w", &format!("admin-{SYNC_PASSWORD}")])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("ldapmodify does not run ({e}); apt install ldap-utils"));
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(changes.as_bytes()).unwrap();
-        }
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "ldapmodify: {}",
-            String::from_utf8_lossy(&out.stderr)
+        ldap_tool(
+            "ldapmodify",
+            &self.url,
+            &format!("cn=admin,{SUFFIX}"),
+            &format!("admin-{SYNC_PASSWORD}"),
+            changes,
         );
     }
 
@@ -414,4 +404,25 @@ impl Drop for Slapd {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Runs an ldap-utils tool (`ldapadd`, `ldapmodify`, …) against `url`, bound as `dn`, with
+/// `input` on stdin; panics with the tool's message when the server refuses.
+pub fn ldap_tool(tool: &str, url: &str, dn: &str, password: &str, input: &str) {
+    let mut child = Command::new(tool)
+        .args(["-x", "-H", url, "-D", dn, "-w", password])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{tool} does not run ({e}); apt install ldap-utils"));
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{tool}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
