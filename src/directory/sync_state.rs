@@ -1,12 +1,12 @@
 //! The directory as of a sync position, kept between runs: the cookies a server gave for
 //! the user and the group search, and the entries they stand for.
 //!
-//! An incremental read only says what changed (and, for a delete, only a stable id: entryUUID, or objectGUID on AD), so the
-//! run needs the rest of the directory as it was to know who a deleted entry was, which
-//! users a changed group touches, and what the rules see for an untouched user. The state is
-//! bound to the server it came from and to a fingerprint of the configuration and rule
-//! modules it was taken under: anything else makes it unusable, and the run reads
-//! everything.
+//! An incremental read only says what changed (and, for a delete, only a stable id:
+//! entryUUID, or objectGUID on AD), so the run needs the rest of the directory as it was to
+//! know who a deleted entry was, which users a changed group touches, and what the rules see
+//! for an untouched user. The state is bound to the server it came from and to a
+//! fingerprint of the configuration and rule modules it was taken under: anything else
+//! makes it unusable, and the run reads everything.
 //!
 //! Two files: the state itself (cookies, server, fingerprint: small) and, beside it with
 //! `.entries` appended, the entries it stands for (tens of megabytes at 100,000 users). A
