@@ -27,9 +27,7 @@ impl Planner<'_> {
             )
         };
         let current_id = matched.current.map(|u| u.id.as_str());
-        let current_memberships: &[(&str, &str)] = current_id
-            .and_then(|id| self.index.memberships.get(id))
-            .map_or(&[], Vec::as_slice);
+        let current_memberships = current_id.map_or(&[][..], |id| self.index.memberships_of(id));
         // Only groups that exist can be in `current_memberships`, so only their ids are kept.
         let mut wanted_group_ids: Vec<&str> = Vec::with_capacity(user.access.groups.len());
         for group in &user.access.groups {
@@ -37,7 +35,7 @@ impl Planner<'_> {
                 match self.index.groups_by_name.get(lowercase(group).as_ref()) {
                     Some(&(id, name)) => {
                         wanted_group_ids.push(id);
-                        if current_memberships.iter().any(|(g, _)| *g == id) {
+                        if current_memberships.iter().any(|m| m.group_id == id) {
                             continue;
                         }
                         (self.names.get(id), self.names.get(name))
@@ -63,7 +61,8 @@ impl Planner<'_> {
             op.group_id = Some(group_id);
             self.ops.push(Box::new(op));
         }
-        for &(group_id, membership_id) in current_memberships {
+        for membership in current_memberships {
+            let group_id = membership.group_id.as_str();
             if !self.managed.group_ids.contains(group_id) || wanted_group_ids.contains(&group_id) {
                 continue;
             }
@@ -85,7 +84,7 @@ impl Planner<'_> {
             op.user_id = Some(shared_id);
             op.group = Some(self.names.get(name));
             op.group_id = Some(self.names.get(group_id));
-            op.membership_id = Some(membership_id.into());
+            op.membership_id = Some(membership.id.as_str().into());
             self.ops.push(Box::new(op));
         }
 
@@ -123,14 +122,19 @@ impl Planner<'_> {
                 continue;
             }
             let current = current_id.and_then(|uid| self.index.grants.get(&(uid, role_id)));
-            let (all_now, projects_now): (bool, &[&str]) =
-                current.map_or((false, &[]), |(all, projects)| (*all, projects.as_slice()));
+            let (all_now, projects_now): (bool, &[String]) = current.map_or((false, &[]), |g| {
+                (g.is_all_open_projects, g.project_ids.as_slice())
+            });
             for &scope in scopes {
                 let (has, project_id, scope_text) = match scope {
                     RoleScope::AllOpenProjects => (all_now, None, "all open projects".to_string()),
                     RoleScope::Project(p) => {
                         match self.index.projects_by_name.get(lowercase(p).as_ref()) {
-                            Some(&pid) => (projects_now.contains(&pid), Some(pid), p.clone()),
+                            Some(&pid) => (
+                                projects_now.iter().any(|now| now == pid),
+                                Some(pid),
+                                p.clone(),
+                            ),
                             None => {
                                 self.notes.add(format!("missing project {p} {role_id}"), username, || {
                                 format!(
@@ -169,9 +173,10 @@ impl Planner<'_> {
             return;
         };
         for &role_id in &self.managed.role_ids {
-            let Some((all_now, projects_now)) = self.index.grants.get(&(uid, role_id)) else {
+            let Some(&grant) = self.index.grants.get(&(uid, role_id)) else {
                 continue;
             };
+            let (all_now, projects_now) = (&grant.is_all_open_projects, &grant.project_ids);
             let role_name = self
                 .index
                 .role_names
@@ -204,8 +209,12 @@ impl Planner<'_> {
                 .iter()
                 .map(|pid| {
                     (
-                        *pid,
-                        self.index.project_names.get(pid).copied().unwrap_or(pid),
+                        pid.as_str(),
+                        self.index
+                            .project_names
+                            .get(pid.as_str())
+                            .copied()
+                            .unwrap_or(pid),
                     )
                 })
                 .filter(|(_, name)| {

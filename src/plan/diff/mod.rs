@@ -228,7 +228,7 @@ fn managed_counts(matching: &Matching, managed: &Managed) -> ManagedCounts {
         .grants
         .iter()
         .filter(|((u, r), _)| ids.contains(u) && managed.role_ids.contains(r))
-        .map(|(_, (all, projects))| usize::from(*all) + projects.len())
+        .map(|(_, g)| usize::from(g.is_all_open_projects) + g.project_ids.len())
         .sum();
     ManagedCounts {
         users: managed_users.iter().filter(|u| u.is_active).count(),
