@@ -141,7 +141,7 @@ impl Observed {
                 );
                 let scopes: Vec<RoleProjectRow> = session.query_all_as(&expr).await.ok()?;
                 for scope in scopes {
-                    let key = by_row.get(&scope.user_security_role_id)?;
+                    let key = by_row.get(scope.user_security_role_id.to_string().as_str())?;
                     if let Some((_, projects)) = observed.roles.get_mut(key) {
                         projects.insert(scope.project_id);
                     }

@@ -4,6 +4,7 @@
 mod bundled;
 pub mod hub;
 pub mod query;
+pub mod row_id;
 pub mod session;
 pub mod snapshot;
 

@@ -4,6 +4,7 @@
 //! grants of the users it plans for only, a few hundred users a query.
 
 use super::session::{FtrackError, Session};
+use super::row_id::RowId;
 use arcstr::ArcStr;
 use litemap::LiteMap;
 use serde::{Deserialize, Serialize};
@@ -52,10 +53,10 @@ pub struct FtrackGroup {
 
 /// A membership. The user and group ids are shared with every other membership of the same
 /// user or group (interned after the read): at 100,000 users there are 325,000 of them, and
-/// a copy of both ids in each was 50 MB of a plan's peak.
+/// a copy of both ids in each was 50 MB of a plan's peak. Its own id is a [`RowId`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FtrackMembership {
-    pub id: String,
+    pub id: RowId,
     pub user_id: ArcStr,
     pub group_id: ArcStr,
 }
@@ -70,9 +71,10 @@ pub struct FtrackSecurityRole {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FtrackUserSecurityRole {
-    pub id: String,
-    pub user_id: String,
-    pub security_role_id: String,
+    pub id: RowId,
+    /// Shared like a membership's ids.
+    pub user_id: ArcStr,
+    pub security_role_id: ArcStr,
     #[serde(default)]
     pub is_all_open_projects: bool,
     /// Projects the grant is scoped to (from UserSecurityRoleProject).
@@ -100,7 +102,7 @@ pub(crate) struct MetadataRow {
 /// A `UserSecurityRoleProject` row as queried: one project scope of a user's role.
 #[derive(Deserialize)]
 pub(crate) struct RoleProjectRow {
-    pub user_security_role_id: String,
+    pub user_security_role_id: RowId,
     pub project_id: String,
 }
 
@@ -114,7 +116,7 @@ impl FtrackSnapshot {
             tokio::try_join!(Self::read_people(session), read_links(session, None))?;
         snapshot.memberships = memberships;
         snapshot.user_security_roles = grants;
-        snapshot.share_membership_ids();
+        snapshot.share_link_ids();
         Ok(snapshot)
     }
 
@@ -172,7 +174,7 @@ impl FtrackSnapshot {
         let (memberships, grants) = read_links(session, only).await?;
         self.memberships = memberships;
         self.user_security_roles = grants;
-        self.share_membership_ids();
+        self.share_link_ids();
         Ok(())
     }
 }
@@ -208,7 +210,8 @@ async fn read_links(
                         format!("{GRANTS} where user_id in ({users}) order by id")
                     ),
                 )?;
-                let grant_ids: Vec<&str> = g.iter().map(|g| g.id.as_str()).collect();
+                let grant_ids: Vec<String> = g.iter().map(|g| g.id.to_string()).collect();
+                let grant_ids: Vec<&str> = grant_ids.iter().map(String::as_str).collect();
                 for grant_chunk in grant_ids.chunks(IDS_PER_QUERY) {
                     let list = id_list(grant_chunk);
                     scopes.extend(
@@ -225,7 +228,7 @@ async fn read_links(
             (memberships, grants, scopes)
         }
     };
-    let grant_index: std::collections::HashMap<String, usize> = grants
+    let grant_index: std::collections::HashMap<RowId, usize> = grants
         .iter()
         .enumerate()
         .map(|(i, g)| (g.id.clone(), i))
@@ -248,8 +251,9 @@ fn id_list(ids: &[&str]) -> String {
 }
 
 impl FtrackSnapshot {
-    /// Makes every membership hold its user's and group's id as one shared string each.
-    fn share_membership_ids(&mut self) {
+    /// Makes every membership and grant hold its user's, group's and role's id as one shared
+    /// string each.
+    fn share_link_ids(&mut self) {
         let mut shared: rustc_hash::FxHashSet<ArcStr> = rustc_hash::FxHashSet::default();
         let mut intern = |id: &mut ArcStr| match shared.get(id.as_str()) {
             Some(kept) => *id = kept.clone(),
@@ -260,6 +264,10 @@ impl FtrackSnapshot {
         for m in &mut self.memberships {
             intern(&mut m.user_id);
             intern(&mut m.group_id);
+        }
+        for g in &mut self.user_security_roles {
+            intern(&mut g.user_id);
+            intern(&mut g.security_role_id);
         }
     }
 }

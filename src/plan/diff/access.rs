@@ -84,7 +84,7 @@ impl Planner<'_> {
             op.user_id = Some(shared_id);
             op.group = Some(self.names.get(name));
             op.group_id = Some(self.names.get(group_id));
-            op.membership_id = Some(membership.id.as_str().into());
+            op.membership_id = Some(membership.id.to_string().into());
             self.ops.push(Box::new(op));
         }
 
