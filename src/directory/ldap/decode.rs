@@ -9,6 +9,7 @@
 //! continuation reference.
 
 use crate::directory::entry::is_binary_attribute;
+use crate::directory::entry::Values;
 use crate::directory::{Attribute, Entry, Value};
 use ldap3::asn1::{parse_tag, parse_uint, StructureTag, TagClass, Types, PL};
 
@@ -54,7 +55,7 @@ pub(super) fn parse_entry(tag: StructureTag) -> Option<Entry> {
             Some(_) => return None,
             None => Vec::new(),
         };
-        let mut values = Vec::with_capacity(raw_values.len());
+        let mut values = Values::with_capacity(raw_values.len());
         // What `Value::from_bytes` does, with the attribute's kind looked up once, not per
         // value: a large group has hundreds of thousands of member values.
         let binary = is_binary_attribute(&name);
@@ -76,7 +77,7 @@ pub(super) fn parse_entry(tag: StructureTag) -> Option<Entry> {
 
 /// Adds `values` to the attribute called `name` (any case), or appends it as a new one: a
 /// server may send an attribute twice, and a range slice merges into its plain attribute.
-pub(super) fn merge_attribute(attributes: &mut Vec<Attribute>, name: &str, values: Vec<Value>) {
+pub(super) fn merge_attribute(attributes: &mut Vec<Attribute>, name: &str, values: Values) {
     match attributes
         .iter_mut()
         .find(|a| a.name.eq_ignore_ascii_case(name))
