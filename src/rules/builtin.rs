@@ -6,6 +6,7 @@ use super::{
     Access, GroupRef, ReasonKey, RoleGrant, RoleScope, RuleEntry, RuleError, Stage, UserDecision,
     UserFields,
 };
+use arcstr::ArcStr;
 use crate::config::{AttributeMappings, GroupMapping};
 use crate::ldap_syntax::NormalizedDn;
 use rustc_hash::FxHashMap;
@@ -16,7 +17,7 @@ pub const STAGE_NAME: &str = "mappings";
 pub struct BuiltinStage {
     mappings: AttributeMappings,
     /// Canonical DN or lower-cased cn → (the key as written, its mapping).
-    group_mappings: FxHashMap<String, (String, GroupMapping)>,
+    group_mappings: FxHashMap<String, Mapped>,
     /// Whether any key can equal a group's DN (has a `=`): if none, DN lookups are skipped.
     dn_keys: bool,
     /// The LDAP attributes `[mappings]` names: all this stage reads of an entry (groups
@@ -29,9 +30,9 @@ impl BuiltinStage {
         mappings: &AttributeMappings,
         group_mappings: &BTreeMap<String, GroupMapping>,
     ) -> BuiltinStage {
-        let group_mappings: FxHashMap<String, (String, GroupMapping)> = group_mappings
+        let group_mappings: FxHashMap<String, Mapped> = group_mappings
             .iter()
-            .map(|(key, m)| (lookup_key(key), (key.clone(), m.clone())))
+            .map(|(key, m)| (lookup_key(key), Mapped::new(key, m)))
             .collect();
         let reads = [
             &mappings.username,
@@ -51,7 +52,7 @@ impl BuiltinStage {
         }
     }
 
-    fn mapping_for(&self, group: &GroupRef) -> Option<&(String, GroupMapping)> {
+    fn mapping_for(&self, group: &GroupRef) -> Option<&Mapped> {
         if self.dn_keys {
             if let Some(found) = self.group_mappings.get(group.dn.as_str()) {
                 return Some(found);
@@ -104,7 +105,7 @@ impl BuiltinStage {
                     .groups
                     .iter()
                     .filter_map(|g| {
-                        let (key, m) = self.mapping_for(g)?;
+                        let Mapped { key, mapping: m, .. } = self.mapping_for(g)?;
                         grants(m, other).then(|| {
                             let via = if g.direct { "" } else { ", nested" };
                             format!("[group_mappings] \"{key}\" (member of {}{via})", g.dn)
@@ -133,9 +134,41 @@ fn grants(m: &GroupMapping, what: &ReasonKey) -> bool {
             scope: RoleScope::Project(scope),
         }) => m
             .project_roles
-            .get(scope)
+            .get(scope.as_str())
             .is_some_and(|roles| roles.iter().any(|r| r == role)),
         ReasonKey::Field(_) => false,
+    }
+}
+
+/// A `[group_mappings]` entry, and what it proposes, built once and shared by every user it
+/// maps.
+struct Mapped {
+    /// The key as written.
+    key: String,
+    mapping: GroupMapping,
+    groups: Vec<ArcStr>,
+    grants: Vec<RoleGrant>,
+}
+
+impl Mapped {
+    fn new(key: &str, mapping: &GroupMapping) -> Mapped {
+        let everywhere = mapping.roles.iter().map(|role| RoleGrant {
+            role: role.as_str().into(),
+            scope: RoleScope::AllOpenProjects,
+        });
+        let per_project = mapping.project_roles.iter().flat_map(|(project, roles)| {
+            let project = ArcStr::from(project.as_str());
+            roles.iter().map(move |role| RoleGrant {
+                role: role.as_str().into(),
+                scope: RoleScope::Project(project.clone()),
+            })
+        });
+        Mapped {
+            key: key.to_string(),
+            groups: mapping.groups.iter().map(|g| g.as_str().into()).collect(),
+            grants: everywhere.chain(per_project).collect(),
+            mapping: mapping.clone(),
+        }
     }
 }
 
@@ -205,20 +238,11 @@ impl Stage for BuiltinStage {
         mut proposal: Access,
     ) -> Result<Access, RuleError> {
         for group in &entry.groups {
-            let Some((_, m)) = self.mapping_for(group) else {
+            let Some(mapped) = self.mapping_for(group) else {
                 continue;
             };
-            proposal.groups.extend(m.groups.iter().cloned());
-            proposal.roles.extend(m.roles.iter().map(|role| RoleGrant {
-                role: role.clone(),
-                scope: RoleScope::AllOpenProjects,
-            }));
-            for (project, roles) in &m.project_roles {
-                proposal.roles.extend(roles.iter().map(|role| RoleGrant {
-                    role: role.clone(),
-                    scope: RoleScope::Project(project.clone()),
-                }));
-            }
+            proposal.groups.extend(mapped.groups.iter().cloned());
+            proposal.roles.extend(mapped.grants.iter().cloned());
         }
         Ok(proposal)
     }

@@ -9,6 +9,7 @@ use crate::caseless::lowercase;
 use crate::plan::{Name, Operation, OperationKind};
 use crate::rules::pipeline::{DesiredUser, Reasons};
 use crate::rules::{ReasonKey, RoleGrant, RoleScope};
+use arcstr::ArcStr;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -43,7 +44,7 @@ impl Planner<'_> {
                     None => {
                         let id = self
                             .created_groups
-                            .entry(group.clone())
+                            .entry(group.to_string())
                             .or_insert_with(|| planned_id("group", &group.to_lowercase()))
                             .clone();
                         (self.names.get(&id), self.names.get(group))
@@ -133,7 +134,7 @@ impl Planner<'_> {
                             Some(&pid) => (
                                 projects_now.iter().any(|now| now == pid),
                                 Some(pid),
-                                p.clone(),
+                                p.to_string(),
                             ),
                             None => {
                                 self.notes.add(format!("missing project {p} {role_id}"), username, || {
@@ -258,13 +259,13 @@ fn first_role_proposal(user: &DesiredUser, role_lower: &str) -> ReasonKey {
         .iter()
         .find(|g| lowercase(&g.role) == role_lower);
     ReasonKey::Role(grant.cloned().unwrap_or(RoleGrant {
-        role: role_lower.to_string(),
+        role: role_lower.into(),
         scope: RoleScope::AllOpenProjects,
     }))
 }
 
 /// The role name as the rules wrote it (for the reason lookup when ftrack's case differs).
-fn grant_role_name(user: &DesiredUser, role_lower: &str) -> String {
+fn grant_role_name(user: &DesiredUser, role_lower: &str) -> ArcStr {
     user.access
         .roles
         .iter()

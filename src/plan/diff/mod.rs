@@ -26,6 +26,7 @@ use crate::rules::Verdict;
 use index::Index;
 use matching::Protected;
 use notes::Notes;
+use arcstr::ArcStr;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -174,7 +175,7 @@ impl<'a> Managed<'a> {
         let groups = settings.managed_groups.iter().map(String::as_str).chain(
             users
                 .iter()
-                .flat_map(|u| u.access.groups.iter().map(String::as_str)),
+                .flat_map(|u| u.access.groups.iter().map(ArcStr::as_str)),
         );
         let roles = settings.managed_roles.iter().map(String::as_str).chain(
             users

@@ -4,6 +4,7 @@
 //! characters) before the pipeline sees it, so a malformed answer is an error naming the
 //! module, hook and entry rather than a strange plan.
 
+use arcstr::ArcStr;
 use super::bindings::ldap2ftrack::rules::types as wit;
 use crate::rules::{
     Access, DepartedUser, GroupRef, RoleGrant, RoleScope, RuleEntry, UserDecision, UserFields,
@@ -99,7 +100,7 @@ pub fn decision(d: &UserDecision) -> wit::UserDecisionParam<'_> {
 /// Group names and role grants of an access proposal, to be borrowed by [`access`].
 pub fn access_parts(a: &Access) -> (Vec<&str>, Vec<wit::RoleGrantParam<'_>>) {
     (
-        a.groups.iter().map(String::as_str).collect(),
+        a.groups.iter().map(ArcStr::as_str).collect(),
         a.roles
             .iter()
             .map(|r| wit::RoleGrantParam {
@@ -252,14 +253,14 @@ pub fn decision_back(d: wit::UserDecisionResult) -> Result<UserDecision, String>
 pub fn access_back(a: wit::AccessResult) -> Result<Access, String> {
     let mut out = Access::default();
     for g in a.groups {
-        out.groups.insert(name("group name", g)?);
+        out.groups.insert(name("group name", g)?.into());
     }
     for r in a.roles {
         out.roles.insert(RoleGrant {
-            role: name("security role name", r.role)?,
+            role: name("security role name", r.role)?.into(),
             scope: match r.scope {
                 wit::RoleScopeResult::AllOpenProjects => RoleScope::AllOpenProjects,
-                wit::RoleScopeResult::Project(p) => RoleScope::Project(name("project name", p)?),
+                wit::RoleScopeResult::Project(p) => RoleScope::Project(name("project name", p)?.into()),
             },
         });
     }
