@@ -3,8 +3,8 @@
 //! concurrently, never one query per user. An incremental run reads the memberships and
 //! grants of the users it plans for only, a few hundred users a query.
 
-use super::session::{FtrackError, Session};
 use super::row_id::RowId;
+use super::session::{FtrackError, Session};
 use arcstr::ArcStr;
 use litemap::LiteMap;
 use serde::{Deserialize, Serialize};

@@ -89,11 +89,11 @@ mod tests {
 
     fn access(groups: &[&str], roles: &[&str]) -> Access {
         Access {
-            groups: groups.iter().map(|s| s.to_string()).collect(),
+            groups: groups.iter().map(|&s| s.into()).collect(),
             roles: roles
                 .iter()
                 .map(|r| RoleGrant {
-                    role: r.to_string(),
+                    role: (*r).into(),
                     scope: RoleScope::AllOpenProjects,
                 })
                 .collect(),

@@ -6,9 +6,9 @@ use super::{
     Access, GroupRef, ReasonKey, RoleGrant, RoleScope, RuleEntry, RuleError, Stage, UserDecision,
     UserFields,
 };
-use arcstr::ArcStr;
 use crate::config::{AttributeMappings, GroupMapping};
 use crate::ldap_syntax::NormalizedDn;
+use arcstr::ArcStr;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 
@@ -105,7 +105,9 @@ impl BuiltinStage {
                     .groups
                     .iter()
                     .filter_map(|g| {
-                        let Mapped { key, mapping: m, .. } = self.mapping_for(g)?;
+                        let Mapped {
+                            key, mapping: m, ..
+                        } = self.mapping_for(g)?;
                         grants(m, other).then(|| {
                             let via = if g.direct { "" } else { ", nested" };
                             format!("[group_mappings] \"{key}\" (member of {}{via})", g.dn)

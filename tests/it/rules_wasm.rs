@@ -150,7 +150,7 @@ fn studio_basics_maps_normalises_and_validates() {
         skip
     );
     let access = Access {
-        groups: ["Animation".to_string()].into(),
+        groups: [arcstr::literal!("Animation")].into(),
         roles: Default::default(),
     };
     assert_eq!(
@@ -539,14 +539,14 @@ projects = ["spring_commercial", "winter_promo"]
 fn ad_roles_maps_groups_and_project_scoped_roles() {
     let mut stage = load("ad-roles", roles_config());
     let previous = Access {
-        groups: ["Everyone".to_string()].into(),
+        groups: [arcstr::literal!("Everyone")].into(),
         roles: Default::default(),
     };
     let got = stage
         .map_groups(&entry("ada"), &UserFields::default(), previous)
         .unwrap();
     assert_eq!(
-        got.groups.iter().map(String::as_str).collect::<Vec<_>>(),
+        got.groups.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         ["Animation", "Everyone", "Leads"]
     );
     let role = |r: &str, s: RoleScope| RoleGrant {

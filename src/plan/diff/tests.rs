@@ -44,9 +44,9 @@ fn desired(uid: &str, roles: &[(&str, Option<&str>)]) -> DesiredUser {
             roles: roles
                 .iter()
                 .map(|(role, project)| RoleGrant {
-                    role: role.to_string(),
+                    role: (*role).into(),
                     scope: match project {
-                        Some(p) => RoleScope::Project(p.to_string()),
+                        Some(p) => RoleScope::Project((*p).into()),
                         None => RoleScope::AllOpenProjects,
                     },
                 })
@@ -71,8 +71,8 @@ fn ftrack_user(uid: &str) -> FtrackUser {
 
 fn grant(uid: &str, role: &str, all: bool, projects: &[&str]) -> FtrackUserSecurityRole {
     FtrackUserSecurityRole {
-        id: format!("usr-{uid}-{role}"),
-        user_id: format!("u-{uid}"),
+        id: format!("usr-{uid}-{role}").as_str().into(),
+        user_id: format!("u-{uid}").into(),
         security_role_id: role.into(),
         is_all_open_projects: all,
         project_ids: projects.iter().map(|p| p.to_string()).collect(),

@@ -4,12 +4,12 @@
 //! characters) before the pipeline sees it, so a malformed answer is an error naming the
 //! module, hook and entry rather than a strange plan.
 
-use arcstr::ArcStr;
 use super::bindings::ldap2ftrack::rules::types as wit;
 use crate::rules::{
     Access, DepartedUser, GroupRef, RoleGrant, RoleScope, RuleEntry, UserDecision, UserFields,
     Verdict,
 };
+use arcstr::ArcStr;
 
 /// The entry as the module sees it (only the attributes and groups it said it reads),
 /// borrowed from the host's entry: lowering copies the strings into the module's memory
@@ -260,7 +260,9 @@ pub fn access_back(a: wit::AccessResult) -> Result<Access, String> {
             role: name("security role name", r.role)?.into(),
             scope: match r.scope {
                 wit::RoleScopeResult::AllOpenProjects => RoleScope::AllOpenProjects,
-                wit::RoleScopeResult::Project(p) => RoleScope::Project(name("project name", p)?.into()),
+                wit::RoleScopeResult::Project(p) => {
+                    RoleScope::Project(name("project name", p)?.into())
+                }
             },
         });
     }
