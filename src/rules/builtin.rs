@@ -16,7 +16,7 @@ pub const STAGE_NAME: &str = "mappings";
 
 pub struct BuiltinStage {
     mappings: AttributeMappings,
-    /// Canonical DN or lower-cased cn → (the key as written, its mapping).
+    /// Canonical DN or lower-cased cn → the mapping.
     group_mappings: FxHashMap<String, Mapped>,
     /// Whether any key can equal a group's DN (has a `=`): if none, DN lookups are skipped.
     dn_keys: bool,

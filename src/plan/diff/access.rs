@@ -177,7 +177,7 @@ impl Planner<'_> {
             let Some(&grant) = self.index.grants.get(&(uid, role_id)) else {
                 continue;
             };
-            let (all_now, projects_now) = (&grant.is_all_open_projects, &grant.project_ids);
+            let (all_now, projects_now) = (grant.is_all_open_projects, &grant.project_ids);
             let role_name = self
                 .index
                 .role_names
@@ -205,7 +205,7 @@ impl Planner<'_> {
                 self.ops.push(revoke(None, None));
                 continue;
             };
-            let revoke_all_open = *all_now && !scopes.contains(&RoleScope::AllOpenProjects);
+            let revoke_all_open = all_now && !scopes.contains(&RoleScope::AllOpenProjects);
             let unwanted: Vec<(&str, &str)> = projects_now
                 .iter()
                 .map(|pid| {
@@ -224,7 +224,7 @@ impl Planner<'_> {
                         .any(|s| matches!(s, RoleScope::Project(p) if p.eq_ignore_ascii_case(name)))
                 })
                 .collect();
-            let keeps_a_scope = (*all_now && !revoke_all_open)
+            let keeps_a_scope = (all_now && !revoke_all_open)
                 || unwanted.len() < projects_now.len()
                 || granting.contains(&role_id);
             if !keeps_a_scope {

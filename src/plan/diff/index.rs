@@ -25,7 +25,7 @@ pub(super) struct Index<'a> {
     /// One vector and a range per user, not a vector per user: at 100,000 users those were
     /// 17 MB.
     memberships: Vec<&'a FtrackMembership>,
-    membership_runs: FxHashMap<&'a str, (u32, u32)>,
+    membership_runs: FxHashMap<&'a str, std::ops::Range<usize>>,
     /// (user id, role id) → the grant
     pub(super) grants: FxHashMap<(&'a str, &'a str), &'a FtrackUserSecurityRole>,
 }
@@ -35,19 +35,10 @@ impl<'a> Index<'a> {
         let mut memberships: Vec<&FtrackMembership> = f.memberships.iter().collect();
         memberships.sort_by(|a, b| a.user_id.cmp(&b.user_id));
         let mut membership_runs = FxHashMap::default();
-        for (start, run) in
-            memberships
-                .chunk_by(|a, b| a.user_id == b.user_id)
-                .scan(0, |start, run| {
-                    let this = *start;
-                    *start += run.len();
-                    Some((this, run))
-                })
-        {
-            membership_runs.insert(
-                run[0].user_id.as_str(),
-                (start as u32, (start + run.len()) as u32),
-            );
+        let mut start = 0;
+        for run in memberships.chunk_by(|a, b| a.user_id == b.user_id) {
+            membership_runs.insert(run[0].user_id.as_str(), start..start + run.len());
+            start += run.len();
         }
         Index {
             users_by_anchor: f
@@ -111,7 +102,7 @@ impl<'a> Index<'a> {
     pub(super) fn memberships_of(&self, user_id: &str) -> &[&'a FtrackMembership] {
         self.membership_runs
             .get(user_id)
-            .and_then(|&(start, end)| self.memberships.get(start as usize..end as usize))
+            .and_then(|run| self.memberships.get(run.clone()))
             .unwrap_or(&[])
     }
 }
