@@ -84,7 +84,8 @@ pub fn recorded() -> BTreeMap<String, f64> {
 }
 
 /// Records `figures` for this machine (keeping other machines' and other sizes' figures).
-pub fn record(figures: &BTreeMap<String, f64>, commit: &str) {
+/// `memory_only` figures keep the commit of the other figures and name their own.
+pub fn record(figures: &BTreeMap<String, f64>, commit: &str, memory_only: bool) {
     let mut all = read();
     let key = machine_key();
     let mut merged = recorded();
@@ -93,7 +94,15 @@ pub fn record(figures: &BTreeMap<String, f64>, commit: &str) {
             .iter()
             .map(|(k, v)| (k.clone(), (v * 1000.0).round() / 1000.0)),
     );
-    all[&key] = json!({"commit": commit, "figures": merged});
+    let mut entry = all.get(&key).cloned().unwrap_or_else(|| json!({}));
+    let commit_key = if memory_only {
+        "memory_commit"
+    } else {
+        "commit"
+    };
+    entry[commit_key] = json!(commit);
+    entry["figures"] = json!(merged);
+    all[&key] = entry;
     let text = serde_json::to_string_pretty(&all).expect("figures are JSON");
     std::fs::write(path(), text + "\n").expect("write benches/scale/recorded.json");
     eprintln!("recorded {} figures in {}", figures.len(), path().display());

@@ -163,6 +163,21 @@ pub fn assemble(set: EntrySet) -> Result<DirectorySnapshot, DirectoryError> {
         .enumerate()
         .map(|(i, (dn, _))| (dn.as_str(), i as GroupId))
         .collect();
+    // A member value is nearly always written exactly as the member's own entry DN, so the
+    // DNs as the server sent them are looked up first: no canonical form to build for most
+    // of a million values. A group that is also a selected user is left to the canonical
+    // lookup, which finds users first.
+    let user_by_sent_dn: FxHashMap<&str, usize> = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.entry.dn.as_str(), i))
+        .collect();
+    let group_by_sent_dn: FxHashMap<&str, GroupId> = raw_groups
+        .iter()
+        .enumerate()
+        .filter(|(_, (dn, _))| !user_by_dn.contains_key(dn.as_str()))
+        .map(|(i, (_, entry))| (entry.dn.as_str(), i as GroupId))
+        .collect();
     // Only built when some group lists members by uid.
     let mut user_by_uid: Option<HashMap<String, usize>> = None;
 
@@ -179,6 +194,14 @@ pub fn assemble(set: EntrySet) -> Result<DirectorySnapshot, DirectoryError> {
                     continue;
                 };
                 let written = strip_unique_member_uid(text);
+                if let Some(&u) = user_by_sent_dn.get(written) {
+                    direct[u].push(gid);
+                    continue;
+                }
+                if let Some(&g) = group_by_sent_dn.get(written) {
+                    subgroups[gid as usize].push(g);
+                    continue;
+                }
                 let parsed;
                 let member: &str = if dn::simple_canonical_into(written, &mut simple) {
                     &simple
@@ -226,8 +249,7 @@ pub fn assemble(set: EntrySet) -> Result<DirectorySnapshot, DirectoryError> {
             }
         }
     }
-    drop(user_by_dn);
-    drop(group_by_dn);
+    drop((user_by_dn, group_by_dn, user_by_sent_dn, group_by_sent_dn));
 
     let ancestors = ancestors_of_every_group(&subgroups);
     for (user, mut groups) in users.iter_mut().zip(direct) {
@@ -450,6 +472,56 @@ mod tests {
         assert_eq!(s.skipped.invalid_dn, 1);
         assert_eq!(s.skipped.missing_uid, 1);
         assert!(s.groups.iter().all(|g| g.entry.values("member").is_empty()));
+    }
+
+    #[test]
+    fn members_match_as_sent_or_by_canonical_dn_and_users_come_first() {
+        // `both` is selected as a user and as a group, spelled differently; the two spellings
+        // of `dup` are one user, kept once.
+        let users = vec![
+            entry("uid=a, ou=p,dc=x", &[("uid", "a")]),
+            entry("CN=both,OU=g,DC=x", &[("uid", "both")]),
+            entry("uid=dup,ou=p,dc=x", &[("uid", "dup")]),
+            entry("UID=dup,OU=p,DC=x", &[("uid", "dup")]),
+        ];
+        let groups = vec![
+            entry(
+                "cn=g,ou=g,dc=x",
+                &[
+                    ("cn", "g"),
+                    // as sent, then in another spelling: one membership
+                    ("member", "uid=a, ou=p,dc=x"),
+                    ("member", "UID=A,OU=P,DC=X"),
+                    // both spellings of the deduplicated user
+                    ("member", "uid=dup,ou=p,dc=x"),
+                    ("member", "UID=dup,OU=p,DC=x"),
+                    ("member", "cn=both,ou=g,dc=x"),
+                    ("member", "cn=sub,ou=g,dc=x"),
+                ],
+            ),
+            entry("cn=both,ou=g,dc=x", &[("cn", "both")]),
+            entry("CN=sub,OU=g,DC=x", &[("cn", "sub")]),
+        ];
+        let s = assemble(EntrySet {
+            users,
+            groups,
+            ..EntrySet::default()
+        })
+        .unwrap();
+        let user = |uid: &str| {
+            s.users
+                .iter()
+                .find(|u| u.entry.first_text("uid") == Some(uid))
+                .unwrap()
+        };
+        assert_eq!(s.users.len(), 3);
+        assert_eq!(names(&s, &user("a").direct_groups), vec!["g"]);
+        assert_eq!(names(&s, &user("dup").direct_groups), vec!["g"]);
+        assert_eq!(names(&s, &user("both").direct_groups), vec!["g"]);
+        let g = s.groups.iter().find(|g| g.name == "g").unwrap();
+        assert_eq!(g.subgroups.len(), 1, "only sub: both is a user first");
+        assert_eq!(s.group(g.subgroups[0]).name, "sub");
+        assert_eq!(s.skipped.unknown_dn + s.skipped.invalid_dn, 0);
     }
 
     #[test]
