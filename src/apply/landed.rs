@@ -6,7 +6,7 @@
 //! ftrack now shows the effect of every call in the batch: then the work is done, whoever
 //! did it, and apply goes on. Anything unknown, or any read that fails, answers no.
 
-use crate::ftrack::query::quote;
+use crate::ftrack::query::in_list;
 use crate::ftrack::snapshot::{MetadataRow, RoleProjectRow};
 use crate::ftrack::Session;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -56,11 +56,6 @@ fn metadata_key(call: &Value) -> (String, String) {
     )
 }
 
-fn id_list<'a>(ids: impl IntoIterator<Item = &'a String>) -> String {
-    let quoted: Vec<String> = ids.into_iter().map(|id| quote(id)).collect();
-    quoted.join(", ")
-}
-
 impl Observed {
     async fn read(session: &Session, wire: &[Value]) -> Option<Observed> {
         let mut by_type: BTreeMap<String, FxHashSet<String>> = BTreeMap::new();
@@ -90,7 +85,7 @@ impl Observed {
         for (entity_type, ids) in by_type {
             let expr = format!(
                 "select id from {entity_type} where id in ({})",
-                id_list(&ids)
+                in_list(&ids)
             );
             for row in session.query_all(&expr).await.ok()? {
                 observed
@@ -101,7 +96,7 @@ impl Observed {
         if !users.is_empty() {
             let expr = format!(
                 "select id, username, email, first_name, last_name, is_active from User where id in ({})",
-                id_list(&users)
+                in_list(&users)
             );
             for row in session.query_all(&expr).await.ok()? {
                 observed.users.insert(row["id"].as_str()?.to_string(), row);
@@ -110,7 +105,7 @@ impl Observed {
         if !metadata_parents.is_empty() {
             let expr = format!(
                 "select parent_id, key, value from Metadata where parent_id in ({})",
-                id_list(&metadata_parents)
+                in_list(&metadata_parents)
             );
             let rows: Vec<MetadataRow> = session.query_all_as(&expr).await.ok()?;
             for row in rows {
@@ -122,7 +117,7 @@ impl Observed {
         if !role_users.is_empty() {
             let expr = format!(
                 "select id, user_id, security_role_id, is_all_open_projects from UserSecurityRole where user_id in ({})",
-                id_list(&role_users)
+                in_list(&role_users)
             );
             let rows: Vec<RoleRow> = session.query_all_as(&expr).await.ok()?;
             let mut by_row: FxHashMap<String, (String, String)> = FxHashMap::default();
@@ -137,7 +132,7 @@ impl Observed {
             if !by_row.is_empty() {
                 let expr = format!(
                     "select user_security_role_id, project_id from UserSecurityRoleProject where user_security_role_id in ({})",
-                    id_list(by_row.keys())
+                    in_list(by_row.keys())
                 );
                 let scopes: Vec<RoleProjectRow> = session.query_all_as(&expr).await.ok()?;
                 for scope in scopes {

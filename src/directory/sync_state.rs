@@ -45,8 +45,8 @@ pub struct SyncState {
     /// The user and the group search's cookies, base64.
     pub user_cookie: String,
     pub group_cookie: String,
-    /// The entries, by stable id (entryUUID, or objectGUID on AD): kept in the entries file, read only when needed
-    /// ([`SyncState::load_entries`]).
+    /// The entries, by stable id (entryUUID, or objectGUID on AD): kept in the entries file,
+    /// read only when needed ([`SyncState::load_entries`]).
     #[serde(skip)]
     pub users: BTreeMap<String, Entry>,
     #[serde(skip)]

@@ -35,9 +35,24 @@ pub fn equals(attribute: &str, value: &str) -> String {
     format!("{attribute} is {}", quote(value))
 }
 
+/// Values as the list of an `in (…)` condition, each [`quote`]d.
+pub fn in_list<S: AsRef<str>>(values: impl IntoIterator<Item = S>) -> String {
+    let quoted: Vec<String> = values.into_iter().map(|v| quote(v.as_ref())).collect();
+    quoted.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_in_list_quotes_each_value_as_any_query_value() {
+        assert_eq!(in_list(["a-1", "b-2"]), "\"a-1\", \"b-2\"");
+        assert_eq!(
+            in_list(["ok", "a\" or id is \"b"]),
+            "\"ok\", 'a\" or id is \"b'"
+        );
+    }
 
     #[test]
     fn values_stay_values() {

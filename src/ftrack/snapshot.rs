@@ -3,6 +3,7 @@
 //! concurrently, never one query per user. An incremental run reads the memberships and
 //! grants of the users it plans for only, a few hundred users a query.
 
+use super::query::in_list;
 use super::row_id::RowId;
 use super::session::{FtrackError, Session};
 use arcstr::ArcStr;
@@ -199,7 +200,7 @@ async fn read_links(
         Some(ids) => {
             let (mut memberships, mut grants, mut scopes) = (Vec::new(), Vec::new(), Vec::new());
             for chunk in ids.chunks(IDS_PER_QUERY) {
-                let users = id_list(chunk);
+                let users = in_list(chunk);
                 let (m, g) = tokio::try_join!(
                     rows::<FtrackMembership>(
                         session,
@@ -211,9 +212,8 @@ async fn read_links(
                     ),
                 )?;
                 let grant_ids: Vec<String> = g.iter().map(|g| g.id.to_string()).collect();
-                let grant_ids: Vec<&str> = grant_ids.iter().map(String::as_str).collect();
                 for grant_chunk in grant_ids.chunks(IDS_PER_QUERY) {
-                    let list = id_list(grant_chunk);
+                    let list = in_list(grant_chunk);
                     scopes.extend(
                         rows::<RoleProjectRow>(
                             session,
@@ -244,12 +244,6 @@ async fn read_links(
     Ok((memberships, grants))
 }
 
-/// Ids as a query's `in (…)` list, each quoted as any value put into a query is.
-fn id_list(ids: &[&str]) -> String {
-    let quoted: Vec<String> = ids.iter().map(|id| super::query::quote(id)).collect();
-    quoted.join(", ")
-}
-
 impl FtrackSnapshot {
     /// Makes every membership and grant hold its user's, group's and role's id as one shared
     /// string each.
@@ -277,18 +271,4 @@ async fn rows<T: serde::de::DeserializeOwned>(
     expression: impl AsRef<str>,
 ) -> Result<Vec<T>, FtrackError> {
     session.query_all_as(expression.as_ref()).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_quoted_as_any_query_value() {
-        assert_eq!(id_list(&["a-1", "b-2"]), "\"a-1\", \"b-2\"");
-        assert_eq!(
-            id_list(&["ok", "a\" or id is \"b"]),
-            "\"ok\", 'a\" or id is \"b'"
-        );
-    }
 }

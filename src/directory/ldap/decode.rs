@@ -8,8 +8,7 @@
 //! the caller fails the read. Also here: the paged-results cookie and the URLs of a
 //! continuation reference.
 
-use crate::directory::entry::is_binary_attribute;
-use crate::directory::entry::Values;
+use crate::directory::entry::{attribute_name, is_binary_attribute, Values};
 use crate::directory::{Attribute, Entry, Value};
 use ldap3::asn1::{parse_tag, parse_uint, StructureTag, TagClass, Types, PL};
 
@@ -84,7 +83,7 @@ pub(super) fn merge_attribute(attributes: &mut Vec<Attribute>, name: &str, value
     {
         Some(existing) => existing.values.extend(values),
         None => attributes.push(Attribute {
-            name: crate::directory::entry::attribute_name(name),
+            name: attribute_name(name),
             values,
         }),
     }
