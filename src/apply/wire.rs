@@ -6,6 +6,7 @@
 //! (`revoke_user_security_role_project`), and a role left with no scope is taken away
 //! (`remove_user_security_role`).
 
+use crate::ftrack::row_id::RowId;
 use crate::plan::{Change, Operation, OperationKind};
 use serde_json::{json, Map, Value};
 
@@ -48,7 +49,11 @@ pub fn wire_operations(op: &Operation) -> Vec<Value> {
             }
         }
         OperationKind::AddMembership => {
-            let id = op.membership_id.clone().unwrap_or_default();
+            let id = op
+                .membership_id
+                .as_ref()
+                .map(RowId::to_string)
+                .unwrap_or_default();
             out.push(create(
                 "Membership",
                 &id,

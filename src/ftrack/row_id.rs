@@ -33,6 +33,13 @@ impl RowId {
     }
 }
 
+impl From<uuid::Uuid> for RowId {
+    /// The id ftrack would write for `id`: its lower-case hyphenated form.
+    fn from(id: uuid::Uuid) -> RowId {
+        RowId(Repr::Uuid(id))
+    }
+}
+
 impl Default for RowId {
     fn default() -> RowId {
         RowId(Repr::Text("".into()))

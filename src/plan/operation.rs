@@ -1,6 +1,7 @@
 //! The unit of a plan: one change to ftrack, with everything `apply` needs to carry it out
 //! and the reason a person needs to trust it.
 
+use crate::ftrack::row_id::RowId;
 use litemap::LiteMap;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
@@ -102,9 +103,10 @@ pub struct Operation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_id: Option<Name>,
     pub kind: OperationKind,
-    /// The membership to remove, or the id chosen for one being added.
+    /// The membership to remove, or the id chosen for one being added. A [`RowId`], not a
+    /// shared name: each is distinct, and a first run of 100,000 users plans 315,000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub membership_id: Option<Name>,
+    pub membership_id: Option<RowId>,
     /// ldap2ftrack metadata on the user: key → change (`to: null` deletes it).
     #[serde(default, skip_serializing_if = "LiteMap::is_empty")]
     pub metadata: LiteMap<FieldName, Change>,

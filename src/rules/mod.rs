@@ -232,7 +232,9 @@ pub struct RuleError {
 pub use crate::config::OnRuleError;
 
 /// One stage of the pipeline. Stages that do not implement a hook return the proposal as is.
-pub trait Stage: Send {
+/// Hooks take `&mut self`; `Sync` because the diff asks one set of stages for reasons
+/// ([`Stage::describe`]) from several threads at once.
+pub trait Stage: Send + Sync {
     /// The name used in reasons and errors (module name, or `mappings`).
     fn name(&self) -> &str;
 

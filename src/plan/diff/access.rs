@@ -4,7 +4,7 @@
 //! remains.
 
 use super::matching::Matched;
-use super::{planned_id, Planner};
+use super::{planned_id, planned_uuid, Planner};
 use crate::caseless::lowercase;
 use crate::plan::{Name, Operation, OperationKind};
 use crate::rules::pipeline::{DesiredUser, Reasons};
@@ -57,7 +57,7 @@ impl Planner<'_> {
             let mut op = Operation::new(OperationKind::AddMembership, target, reason);
             op.user_id = Some(shared_id);
             op.membership_id =
-                Some(planned_id("membership", &format!("{user_id}/{group_id}")).into());
+                Some(planned_uuid("membership", &format!("{user_id}/{group_id}")).into());
             op.group = Some(group_name);
             op.group_id = Some(group_id);
             self.ops.push(Box::new(op));
@@ -85,7 +85,7 @@ impl Planner<'_> {
             op.user_id = Some(shared_id);
             op.group = Some(self.names.get(name));
             op.group_id = Some(self.names.get(group_id));
-            op.membership_id = Some(membership.id.to_string().into());
+            op.membership_id = Some(membership.id.clone());
             self.ops.push(Box::new(op));
         }
 

@@ -25,7 +25,7 @@ use crate::rules::pipeline::Pipeline;
 use crate::rules::Verdict;
 use arcstr::ArcStr;
 use index::Index;
-use matching::Protected;
+use matching::{Matched, Protected};
 use notes::Notes;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::borrow::Cow;
@@ -43,7 +43,11 @@ pub const DISABLED_BY_SYNC_KEY: &str = "ldap2ftrack.disabled_by_sync";
 const ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6c64_6170_3266_7472_6163_6b00_0000_0001);
 
 fn planned_id(kind: &str, key: &str) -> String {
-    uuid::Uuid::new_v5(&ID_NAMESPACE, format!("{kind}:{key}").as_bytes()).to_string()
+    planned_uuid(kind, key).to_string()
+}
+
+fn planned_uuid(kind: &str, key: &str) -> uuid::Uuid {
+    uuid::Uuid::new_v5(&ID_NAMESPACE, format!("{kind}:{key}").as_bytes())
 }
 
 /// The rules' verdict on each departed user of a [`Matching`], in its order, with the rule
@@ -58,46 +62,103 @@ pub fn diff(
     verdicts: &Verdicts,
     pipeline: &Pipeline,
 ) -> Plan {
-    let mut planner = Planner {
-        index: &matching.index,
-        settings,
-        managed: Managed::new(settings, matching),
-        ops: Vec::new(),
-        names: Names::default(),
-        notes: Notes::default(),
-        lacking: FxHashSet::default(),
-        created_groups: BTreeMap::new(),
-        plan: Plan {
-            skipped: matching
-                .evaluation
-                .skipped
-                .iter()
-                .chain(&matching.skipped)
-                .cloned()
-                .collect(),
-            notes: matching.notes.clone(),
-            ..Plan::default()
-        },
-    };
-    for matched in &matching.users {
-        let reasons = pipeline.reasons(directory, matched.user);
-        if let Some(user_id) = planner.user(matched, &reasons) {
-            planner.access(matched, &reasons, &user_id);
-        }
+    let parts = parts_for(matching.users.len());
+    diff_in_parts(matching, directory, settings, verdicts, pipeline, parts)
+}
+
+/// [`diff`], the users planned in `parts` parts.
+fn diff_in_parts(
+    matching: &Matching,
+    directory: &DirectorySnapshot,
+    settings: &PlanSettings,
+    verdicts: &Verdicts,
+    pipeline: &Pipeline,
+    parts: usize,
+) -> Plan {
+    let managed = Managed::new(settings, matching);
+    let mut planner = Planner::new(&matching.index, settings, &managed);
+    planner.plan.skipped = matching
+        .evaluation
+        .skipped
+        .iter()
+        .chain(&matching.skipped)
+        .cloned()
+        .collect();
+    planner.plan.notes = matching.notes.clone();
+    let parts = plan_users(&matching.users, directory, pipeline, &planner, parts);
+    // Room for every operation at once (at most one per created group and per departed
+    // user follow the users'), not grown by doubling as parts come in.
+    let room: usize = parts
+        .iter()
+        .map(|p| p.ops.len() + p.created_groups.len())
+        .sum();
+    planner.ops.reserve_exact(room + matching.departed.len());
+    for part in parts {
+        planner.absorb(part);
     }
     planner.created_groups();
     for ((user, still_in_ldap), (verdict, by)) in matching.departed.iter().zip(verdicts) {
         planner.departed(user, still_in_ldap.is_some(), verdict, by);
     }
-    planner.plan.managed = managed_counts(matching, &planner.managed);
+    planner.plan.managed = managed_counts(matching, &managed);
     planner.finish()
+}
+
+/// Below this many users per thread, one thread plans them all.
+const PARALLEL_MIN_USERS: usize = 4096;
+
+/// Into how many parts, each on its own thread, the users are planned: one per core, each
+/// of at least [`PARALLEL_MIN_USERS`] users.
+fn parts_for(users: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.min(users / PARALLEL_MIN_USERS).max(1)
+}
+
+/// Each matched user's own changes and access, planned in `parts` consecutive parts, each
+/// on its own thread (a user's operations depend only on that user and the indexes). The
+/// parts come back in order, so absorbing them one after the other gives what one thread
+/// planning every user would.
+fn plan_users<'a>(
+    users: &[Matched],
+    directory: &DirectorySnapshot,
+    pipeline: &Pipeline,
+    like: &Planner<'a>,
+    parts: usize,
+) -> Vec<Planner<'a>> {
+    let plan_part = |part: &[Matched]| {
+        let mut planner = Planner::new(like.index, like.settings, like.managed);
+        for matched in part {
+            let reasons = pipeline.reasons(directory, matched.user);
+            if let Some(user_id) = planner.user(matched, &reasons) {
+                planner.access(matched, &reasons, &user_id);
+            }
+        }
+        planner
+    };
+    if parts <= 1 || users.len() < 2 {
+        return vec![plan_part(users)];
+    }
+    let part_len = users.len().div_ceil(parts);
+    std::thread::scope(|scope| {
+        let running: Vec<_> = users
+            .chunks(part_len)
+            .map(|part| scope.spawn(|| plan_part(part)))
+            .collect();
+        running
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 /// The plan being built, and what building it needs.
 struct Planner<'a> {
     index: &'a Index<'a>,
     settings: &'a PlanSettings,
-    managed: Managed<'a>,
+    managed: &'a Managed<'a>,
     /// Boxed, as `Plan::operations` is (why: there).
     #[allow(clippy::vec_box)]
     ops: Vec<Box<Operation>>,
@@ -112,7 +173,33 @@ struct Planner<'a> {
     plan: Plan,
 }
 
-impl Planner<'_> {
+impl<'a> Planner<'a> {
+    fn new(index: &'a Index<'a>, settings: &'a PlanSettings, managed: &'a Managed<'a>) -> Self {
+        Planner {
+            index,
+            settings,
+            managed,
+            ops: Vec::new(),
+            names: Names::default(),
+            notes: Notes::default(),
+            lacking: FxHashSet::default(),
+            created_groups: BTreeMap::new(),
+            plan: Plan::default(),
+        }
+    }
+
+    /// Takes in what `later` planned for the users after this planner's.
+    fn absorb(&mut self, later: Planner) {
+        self.ops.extend(later.ops);
+        self.notes.absorb(later.notes);
+        self.lacking.extend(later.lacking);
+        for (name, id) in later.created_groups {
+            self.created_groups.entry(name).or_insert(id);
+        }
+        self.plan.notes.extend(later.plan.notes);
+        self.plan.skipped.extend(later.plan.skipped);
+    }
+
     fn created_groups(&mut self) {
         for (name, id) in &self.created_groups {
             let mut op = Operation::new(

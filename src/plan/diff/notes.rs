@@ -25,6 +25,18 @@ impl Notes {
             .push(username.to_string());
     }
 
+    /// Takes in the notes of users planned after this one's: a subject keeps the text
+    /// worded for its first user, and its users stay in plan order.
+    pub(super) fn absorb(&mut self, later: Notes) {
+        for (subject, (text, users)) in later.by_subject {
+            self.by_subject
+                .entry(subject)
+                .or_insert_with(|| (text, Vec::new()))
+                .1
+                .extend(users);
+        }
+    }
+
     /// One line per subject, sorted by text.
     pub(super) fn render(self) -> Vec<String> {
         let mut notes: Vec<(String, Vec<String>)> = self.by_subject.into_values().collect();
@@ -67,11 +79,14 @@ mod tests {
             });
         }
         notes.add("project p".into(), "u9", || "project P is missing".into());
+        let mut later = Notes::default();
+        later.add("role x".into(), "u8", || "worded for u8".into());
+        notes.absorb(later);
         assert_eq!(
             notes.render(),
             [
                 "project P is missing; 1 user: `u9`",
-                "role X is missing (first: u1); 7 users: `u1`, `u2`, `u3`, `u4`, `u5` and 2 more",
+                "role X is missing (first: u1); 8 users: `u1`, `u2`, `u3`, `u4`, `u5` and 3 more",
             ]
         );
     }

@@ -103,6 +103,16 @@ fn ftrack(users: &[&str], grants: Vec<FtrackUserSecurityRole>) -> FtrackSnapshot
 
 /// The plan for `users` against `ftrack`, every departed user given `verdict`.
 fn plan_with(users: Vec<DesiredUser>, ftrack: &FtrackSnapshot, verdict: Verdict) -> Plan {
+    plan_in_parts(users, ftrack, verdict, 1)
+}
+
+/// [`plan_with`], the users planned in `parts` parts on as many threads.
+fn plan_in_parts(
+    users: Vec<DesiredUser>,
+    ftrack: &FtrackSnapshot,
+    verdict: Verdict,
+    parts: usize,
+) -> Plan {
     let evaluation = Evaluation {
         users,
         skipped: Vec::new(),
@@ -115,12 +125,13 @@ fn plan_with(users: Vec<DesiredUser>, ftrack: &FtrackSnapshot, verdict: Verdict)
         .map(|_| (verdict.clone(), "a rule".to_string()))
         .collect();
     let pipeline = Pipeline::new(Vec::new());
-    diff(
+    diff_in_parts(
         &matching,
         &DirectorySnapshot::default(),
         &settings,
         &verdicts,
         &pipeline,
+        parts,
     )
 }
 
@@ -250,4 +261,41 @@ fn departed_users_follow_the_verdict_and_protected_users_are_left_alone() {
         "only the missing-since date"
     );
     assert_eq!(&*kept.operations[0].reason, "a rule: kept: grace");
+}
+
+#[test]
+fn users_planned_in_parts_on_several_threads_give_the_plan_of_one() {
+    // Every kind of per-user outcome, spread so each part has some: new users lacking a
+    // role, groups to create, notes about a missing project and a role of the wrong type.
+    let users = |n: usize| -> Vec<DesiredUser> {
+        (0..n)
+            .map(|i| {
+                let uid = format!("user{i:03}");
+                let mut user = match i % 4 {
+                    0 => desired(&uid, &[("Artist", None), ("Artist", Some("show"))]),
+                    1 => desired(&uid, &[("Artist", Some("gone"))]),
+                    2 => desired(&uid, &[("Administrator", None)]),
+                    _ => desired(&uid, &[]),
+                };
+                user.access.groups = [format!("Team {}", i % 3)]
+                    .iter()
+                    .map(|g| ArcStr::from(g.as_str()))
+                    .collect();
+                user
+            })
+            .collect()
+    };
+    let existing: Vec<String> = (0..40).step_by(2).map(|i| format!("user{i:03}")).collect();
+    let existing: Vec<&str> = existing.iter().map(String::as_str).collect();
+    let snapshot = ftrack(&existing, vec![grant("user002", ARTIST, true, &[SHOW])]);
+    let one = plan_in_parts(users(40), &snapshot, Verdict::Disable("gone".into()), 1);
+    assert!(
+        one.count(OperationKind::CreateGroup) == 3 && one.notes.len() == 2,
+        "{one:?}"
+    );
+    assert!(one.operations.iter().any(|op| op.add_role));
+    for parts in [2, 3, 7] {
+        let split = plan_in_parts(users(40), &snapshot, Verdict::Disable("gone".into()), parts);
+        assert_eq!(split, one, "{parts} parts");
+    }
 }

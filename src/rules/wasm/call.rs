@@ -14,6 +14,7 @@ use crate::rules::{
     Verdict,
 };
 use std::time::Duration;
+use sync_wrapper::SyncWrapper;
 use wasmtime::{Store, Trap};
 
 /// One live instance and its store.
@@ -125,9 +126,12 @@ impl WasmStage {
                 Err(m) => return Err(format!("a fresh instance refused its configuration: {m}")),
             }
             self.instances += 1;
-            self.live = Some(live);
+            self.live = Some(SyncWrapper::new(live));
         }
-        self.live.as_mut().ok_or_else(|| "no instance".to_string())
+        self.live
+            .as_mut()
+            .map(SyncWrapper::get_mut)
+            .ok_or_else(|| "no instance".to_string())
     }
 
     /// Runs one hook call under the limits and turns every failure into a [`RuleError`].

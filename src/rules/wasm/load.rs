@@ -375,7 +375,7 @@ impl WasmStage {
             log_name,
             config_json,
             reads,
-            live: Some(live),
+            live: Some(sync_wrapper::SyncWrapper::new(live)),
             compilation: prepared.compilation,
             instances: 1,
             last_fuel: 0,

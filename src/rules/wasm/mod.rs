@@ -272,7 +272,10 @@ pub struct WasmStage {
     config_json: String,
     /// What the module reads of each entry (from `configure`).
     reads: wit::EntryFields,
-    live: Option<Live>,
+    /// The instance, touched only through `&mut self`: wrapped so a stage can be shared
+    /// read-only between threads (the diff asks for reasons from two) although a store is
+    /// not `Sync`.
+    live: Option<sync_wrapper::SyncWrapper<Live>>,
     compilation: Compilation,
     instances: u64,
     last_fuel: u64,
