@@ -5,8 +5,10 @@
 //!
 //! A plain function of its inputs: the [`Matching`] of directory users to ftrack users, the
 //! rules' verdicts on the departed ones (evaluated before, in the rules stage), and the
-//! reasons each stage gives. One [`Planner`] value carries the run's indexes and the plan
-//! being built; `users`, `access` and `departed` each add one kind of change to it.
+//! reasons each stage gives. A [`Planner`] value carries the run's indexes and the plan
+//! being built; `users`, `access` and `departed` each add one kind of change to it. A large
+//! directory's users are planned in consecutive parts, a `Planner` and a thread each, then
+//! absorbed in order into the one that plans the rest.
 
 mod access;
 mod departed;
