@@ -16,6 +16,7 @@ pub mod fixtures;
 pub mod ftrack;
 pub mod ldap_syntax;
 pub mod net;
+pub mod parallel;
 pub mod plan;
 pub mod private_files;
 pub mod progress;

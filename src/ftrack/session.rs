@@ -502,9 +502,6 @@ fn decode_answer(status: u16, bytes: &[u8]) -> Result<Vec<Value>, FtrackError> {
     }
 }
 
-/// One query page decoded into rows of `T` and the next offset. Anything else (an error
-/// object, an HTTP error, a row of the wrong shape) is decoded the general way, so errors
-/// read exactly as they do for any other call.
 /// One page of a query's rows, and where the server says the next one starts.
 struct Page<T> {
     offset: u64,
@@ -539,6 +536,9 @@ fn tiled<T>(pages: &[Page<T>], size: u64) -> Option<(usize, usize)> {
     None
 }
 
+/// One query page decoded into rows of `T` and the next offset. Anything else (an error
+/// object, an HTTP error, a row of the wrong shape) is decoded the general way, so errors
+/// read exactly as they do for any other call.
 fn decode_page<T: serde::de::DeserializeOwned>(
     status: u16,
     bytes: &[u8],

@@ -22,8 +22,6 @@ pub struct Pipeline {
 /// Makes a fresh set of the pipeline's stages (one instance of each module per worker).
 pub type StageFactory = Box<dyn Fn() -> Result<Vec<Box<dyn Stage>>, String> + Send + Sync>;
 
-/// Below this many users per thread, one thread is quicker than loading more stage sets.
-const PARALLEL_MIN_USERS: usize = 4096;
 /// Users evaluated between two progress updates.
 const PROGRESS_STEP: usize = 1024;
 
@@ -191,8 +189,7 @@ impl Pipeline {
         let Some(factory) = &self.workers else {
             return Vec::new();
         };
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let wanted = cores.min(users / PARALLEL_MIN_USERS).saturating_sub(1);
+        let wanted = crate::parallel::threads_for(users) - 1;
         let mut extra = Vec::with_capacity(wanted);
         for _ in 0..wanted {
             match factory() {

@@ -64,7 +64,7 @@ pub fn diff(
     verdicts: &Verdicts,
     pipeline: &Pipeline,
 ) -> Plan {
-    let parts = parts_for(matching.users.len());
+    let parts = crate::parallel::threads_for(matching.users.len());
     diff_in_parts(matching, directory, settings, verdicts, pipeline, parts)
 }
 
@@ -104,16 +104,6 @@ fn diff_in_parts(
     }
     planner.plan.managed = managed_counts(matching, &managed);
     planner.finish()
-}
-
-/// Below this many users per thread, one thread plans them all.
-const PARALLEL_MIN_USERS: usize = 4096;
-
-/// Into how many parts, each on its own thread, the users are planned: one per core, each
-/// of at least [`PARALLEL_MIN_USERS`] users.
-fn parts_for(users: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cores.min(users / PARALLEL_MIN_USERS).max(1)
 }
 
 /// Each matched user's own changes and access, planned in `parts` consecutive parts, each
