@@ -246,7 +246,8 @@ impl RunningEmulator {
     pub fn call(&self, ops: &[serde_json::Value]) -> Result<Vec<serde_json::Value>, ApiError> {
         let mut guard = self.shared.lock();
         let inner = &mut *guard;
-        inner.engine.execute_batch(ops, &mut inner.counters)
+        let replies = inner.engine.execute_batch(ops, &mut inner.counters)?;
+        Ok(replies.into_iter().map(|r| r.into_value()).collect())
     }
 
     /// The event hub: recorded events, subscribers, restarts, server-side publishing.

@@ -212,7 +212,10 @@ fn valid_queries_still_answer_after_fuzzing() {
         "select memberships.group.parent.name from User where username is x",
     )
     .unwrap();
-    assert_eq!(p.data[0]["memberships"][0]["group"]["parent"]["name"], "a");
+    let data: serde_json::Value = serde_json::from_str(p.data.get()).unwrap();
+    assert_eq!(p.rows, 1);
+    assert_eq!(data[0]["memberships"][0]["group"]["parent"]["name"], "a");
+    assert_eq!(data[0]["__entity_type__"], "User");
     // Pathological sizes are rejected or handled quickly.
     let long_list = format!(
         "User where id in ({})",

@@ -8,7 +8,45 @@ use crate::counters::Counters;
 use crate::error::ApiError;
 use crate::query::{execute, parse};
 use crate::schema::wire_schemas;
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
+
+/// The result of one operation. A query's rows arrive already written as JSON (rendered
+/// under the store's lock, see `query::eval`), so they are not parsed back into a tree.
+#[derive(Debug)]
+pub enum Reply {
+    Json(Value),
+    Query {
+        data: Box<RawValue>,
+        next_offset: Option<u64>,
+    },
+}
+
+impl Serialize for Reply {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Reply::Json(v) => v.serialize(s),
+            Reply::Query { data, next_offset } => {
+                let mut map = s.serialize_map(Some(3))?;
+                map.serialize_entry("action", "query")?;
+                map.serialize_entry("data", data)?;
+                map.serialize_entry("metadata", &json!({"next": {"offset": next_offset}}))?;
+                map.end()
+            }
+        }
+    }
+}
+
+impl Reply {
+    /// The reply as a JSON value (for callers that inspect it, e.g. tests).
+    pub fn into_value(self) -> Value {
+        match self {
+            Reply::Json(v) => v,
+            query => serde_json::to_value(&query).unwrap_or(Value::Null),
+        }
+    }
+}
 
 impl Engine {
     /// Run a batch atomically; on error nothing is changed.
@@ -16,7 +54,7 @@ impl Engine {
         &mut self,
         ops: &[Value],
         counters: &mut Counters,
-    ) -> Result<Vec<Value>, ApiError> {
+    ) -> Result<Vec<Reply>, ApiError> {
         self.store.begin();
         let mut results = Vec::with_capacity(ops.len());
         for (i, op) in ops.iter().enumerate() {
@@ -46,7 +84,30 @@ impl Engine {
         Ok(results)
     }
 
-    fn operation(&mut self, op: &Value, counters: &mut Counters) -> Result<Value, ApiError> {
+    fn operation(&mut self, op: &Value, counters: &mut Counters) -> Result<Reply, ApiError> {
+        let query = op
+            .as_object()
+            .filter(|o| o.get("action").and_then(Value::as_str) == Some("query"));
+        if let Some(op) = query {
+            counters.count_operation("query");
+            let expr = str_field(op, "expression")?;
+            let entity = parse(expr).ok().map(|q| q.entity);
+            if let Some(entity) = &entity {
+                counters.count_query(entity);
+            }
+            let page = execute(&self.store, &mut self.cache, expr)?;
+            if let Some(entity) = &entity {
+                counters.count_rows(entity, page.rows as u64);
+            }
+            return Ok(Reply::Query {
+                data: page.data,
+                next_offset: page.next_offset,
+            });
+        }
+        self.json_operation(op, counters).map(Reply::Json)
+    }
+
+    fn json_operation(&mut self, op: &Value, counters: &mut Counters) -> Result<Value, ApiError> {
         let op = op.as_object().ok_or_else(|| {
             ApiError::validation(format!(
                 "each operation must be an object with an \"action\", got {op}"
@@ -61,22 +122,6 @@ impl Engine {
                 "is_timezone_support_enabled": true,
             })),
             "query_schemas" => Ok(wire_schemas()),
-            "query" => {
-                let expr = str_field(op, "expression")?;
-                let entity = parse(expr).ok().map(|q| q.entity);
-                if let Some(entity) = &entity {
-                    counters.count_query(entity);
-                }
-                let page = execute(&self.store, &mut self.cache, expr)?;
-                if let Some(entity) = &entity {
-                    counters.count_rows(entity, page.data.len() as u64);
-                }
-                Ok(json!({
-                    "action": "query",
-                    "data": page.data,
-                    "metadata": {"next": {"offset": page.next_offset}},
-                }))
-            }
             "create" => self.create(op),
             "update" => self.update(op),
             "delete" => self.delete(op),

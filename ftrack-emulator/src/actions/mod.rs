@@ -9,6 +9,7 @@
 //! `roles` (the security-role actions).
 
 mod batch;
+pub use batch::Reply;
 mod crud;
 mod integrity;
 mod roles;

@@ -7,6 +7,8 @@ use super::parser::{parse, Cond, Op, Query, Val};
 use crate::error::ApiError;
 use crate::schema::{entity, EntityDef, Kind, METADATA};
 use crate::store::{key_str, pk_of, Record, Store, Table};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, VecDeque};
@@ -16,7 +18,10 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct QueryPage {
     pub entity: &'static str,
-    pub data: Vec<Value>,
+    /// How many rows `data` holds.
+    pub rows: usize,
+    /// The rows, already in wire JSON (a JSON array).
+    pub data: Box<RawValue>,
     pub next_offset: Option<u64>,
 }
 
@@ -603,30 +608,63 @@ fn build_proj(def: &'static EntityDef, paths: &[Vec<String>]) -> Result<Proj, Ap
     Ok(root)
 }
 
+/// A rendered record that borrows the store: a page is written straight to JSON under the
+/// store's lock, without copying every column into a `serde_json::Value` tree first (a
+/// 100,000-user read spent most of the emulator's time building and dropping those trees).
+enum Rendered<'a> {
+    Null,
+    Name(&'static str),
+    Scalar(&'a Value),
+    Entity(Vec<(&'a str, Rendered<'a>)>),
+    Array(Vec<Rendered<'a>>),
+}
+
+impl Serialize for Rendered<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Rendered::Null => s.serialize_unit(),
+            Rendered::Name(name) => s.serialize_str(name),
+            Rendered::Scalar(v) => v.serialize(s),
+            Rendered::Array(items) => s.collect_seq(items),
+            Rendered::Entity(fields) => {
+                let mut map = s.serialize_map(Some(fields.len()))?;
+                for (k, v) in fields {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
 /// Render `rec` with `proj` in the wire format.
-fn render(store: &Store, def: &'static EntityDef, rec: &Record, proj: &Proj) -> Value {
-    let mut m = Map::new();
-    m.insert("__entity_type__".into(), Value::String(def.name.into()));
-    let always: Box<dyn Iterator<Item = &str>> = if def.is_metadata() {
-        Box::new(def.stored().map(|a| a.name))
-    } else {
-        Box::new(
-            def.primary_key
-                .iter()
-                .chain(def.system_projections)
-                .copied(),
-        )
+fn render<'a>(
+    store: &'a Store,
+    def: &'static EntityDef,
+    rec: &'a Record,
+    proj: &'a Proj,
+) -> Rendered<'a> {
+    let mut fields: Vec<(&'a str, Rendered<'a>)> =
+        vec![("__entity_type__", Rendered::Name(def.name))];
+    // A later value for the same key replaces the earlier one, as a map insert does.
+    let mut put = |key: &'a str, v: Rendered<'a>| match fields.iter_mut().find(|(k, _)| *k == key) {
+        Some(slot) => slot.1 = v,
+        None => fields.push((key, v)),
     };
-    for col in always {
-        m.insert(col.into(), rec.get(col).cloned().unwrap_or(Value::Null));
+    let scalar = |col: &str| rec.get(col).map_or(Rendered::Null, Rendered::Scalar);
+    if def.is_metadata() {
+        for a in def.stored() {
+            put(a.name, scalar(a.name));
+        }
+    } else {
+        for col in def.primary_key.iter().chain(def.system_projections) {
+            put(col, scalar(col));
+        }
     }
     for (name, sub) in &proj.0 {
         let Some(attr) = def.attr(name) else { continue };
         let v = match attr.kind {
-            Kind::Str | Kind::Bool => rec
-                .get(attr.alias_of.unwrap_or(attr.name))
-                .cloned()
-                .unwrap_or(Value::Null),
+            Kind::Str | Kind::Bool => scalar(attr.alias_of.unwrap_or(attr.name)),
             Kind::Ref { target, fk } => {
                 let t = entity(target).ok();
                 let r = rec
@@ -635,31 +673,33 @@ fn render(store: &Store, def: &'static EntityDef, rec: &Record, proj: &Proj) -> 
                     .and_then(|v| store.table(target).by_key(&key_str(v)));
                 match (t, r) {
                     (Some(t), Some(r)) => render(store, t, r, sub),
-                    _ => Value::Null,
+                    _ => Rendered::Null,
                 }
             }
             Kind::Coll { target, fk } => match entity(target) {
-                Ok(t) => Value::Array(
+                Ok(t) => Rendered::Array(
                     children(store, rec, Step::Coll(t, fk))
                         .into_iter()
                         .map(|c| render(store, t, c, sub))
                         .collect(),
                 ),
-                Err(_) => Value::Array(Vec::new()),
+                Err(_) => Rendered::Array(Vec::new()),
             },
             Kind::Meta => match entity(METADATA) {
-                Ok(t) => Value::Array(
+                Ok(t) => Rendered::Array(
                     children(store, rec, Step::Meta(t))
                         .into_iter()
                         .map(|c| render(store, t, c, sub))
                         .collect(),
                 ),
-                Err(_) => Value::Array(Vec::new()),
+                Err(_) => Rendered::Array(Vec::new()),
             },
         };
-        m.insert(name.clone(), v);
+        put(name, v);
     }
-    Value::Object(m)
+    // Keys in order, as `serde_json::Map` writes them.
+    fields.sort_by(|a, b| a.0.cmp(b.0));
+    Rendered::Entity(fields)
 }
 
 /// Render every stored column of `rec` (create/update results and state dumps).
@@ -688,7 +728,8 @@ pub fn render_with(
     for r in relations {
         proj.0.insert((*r).to_string(), Proj::default());
     }
-    if let (Value::Object(o), Value::Object(extra)) = (&mut out, render(store, def, rec, &proj)) {
+    let extra = serde_json::to_value(render(store, def, rec, &proj)).unwrap_or(Value::Null);
+    if let (Value::Object(o), Value::Object(extra)) = (&mut out, extra) {
         for r in relations {
             if let Some(v) = extra.get(*r) {
                 o.insert((*r).to_string(), v.clone());
@@ -719,13 +760,16 @@ pub fn run(
     let seqs = matches(store, cache, q, def)?;
     let (slice, next_offset) = page_slice(&seqs, q.offset, q.limit);
     let table = store.table(def.name);
-    let data = slice
+    let rows: Vec<Rendered> = slice
         .iter()
         .filter_map(|s| table.get(*s))
         .map(|r| render(store, def, r, &proj))
         .collect();
+    let data = serde_json::value::to_raw_value(&rows)
+        .map_err(|e| ApiError::server(format!("could not render the page: {e}")))?;
     Ok(QueryPage {
         entity: def.name,
+        rows: rows.len(),
         data,
         next_offset,
     })
