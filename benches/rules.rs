@@ -126,8 +126,8 @@ fn sdk_entry(e: &RuleEntry) -> sdk::Entry {
             .groups
             .iter()
             .map(|g| sdk::GroupRef {
-                dn: g.dn.clone(),
-                name: g.name.clone(),
+                dn: g.dn.to_string(),
+                name: g.name.to_string(),
                 direct: g.direct,
             })
             .collect(),

@@ -266,8 +266,8 @@ mod tests {
             groups: groups
                 .iter()
                 .map(|(dn, name, direct)| GroupRef {
-                    dn: dn.to_string(),
-                    name: name.to_string(),
+                    dn: (*dn).into(),
+                    name: (*name).into(),
                     direct: *direct,
                 })
                 .collect(),

@@ -35,10 +35,11 @@ pub struct RuleEntry {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupRef {
-    /// Canonical (normalised) DN.
-    pub dn: String,
+    /// Canonical (normalised) DN. Shared, like `name`: each user of a large directory is in
+    /// many groups, and copying both texts per user was most of the rules stage's allocation.
+    pub dn: ArcStr,
     /// The group's cn.
-    pub name: String,
+    pub name: ArcStr,
     /// True when the group lists the user itself (not through a nested group).
     pub direct: bool,
 }

@@ -8,6 +8,7 @@ use super::{
     UserDecision, UserFields, Verdict,
 };
 use crate::directory::{DirectorySnapshot, DirectoryUser, Value};
+use arcstr::ArcStr;
 use base64::Engine;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -92,7 +93,7 @@ impl Reasons<'_> {
         let entry = self
             .entry
             .get_or_init(|| match self.directory.users.get(self.user.source) {
-                Some(source) => rule_entry(self.directory, source),
+                Some(source) => rule_entry(self.directory, source, None),
                 None => self.user.entry.clone(),
             });
         stage.describe(entry, what)
@@ -341,8 +342,9 @@ fn evaluate_chunk(
         users: Vec::with_capacity(users.len()),
         skipped: Vec::new(),
     };
+    let names = GroupNames::of(directory);
     for (i, user) in users.iter().enumerate() {
-        let entry = rule_entry(directory, user);
+        let entry = rule_entry(directory, user, Some(&names));
         match evaluate_user(stages, entry, offset + i)? {
             Ok(mut desired) => {
                 if !desired.entry.disabled {
@@ -469,8 +471,29 @@ fn skip_or_abort(
     }
 }
 
-/// The rule-facing view of a directory user.
-pub fn rule_entry(directory: &DirectorySnapshot, user: &DirectoryUser) -> RuleEntry {
+/// Every group's DN and name, shared by the rule entries of one thread's users. Each thread
+/// makes its own: the texts' reference counts are then never contended between threads.
+pub struct GroupNames(Vec<(ArcStr, ArcStr)>);
+
+impl GroupNames {
+    pub fn of(directory: &DirectorySnapshot) -> GroupNames {
+        GroupNames(
+            directory
+                .groups
+                .iter()
+                .map(|g| (ArcStr::from(g.dn.as_str()), ArcStr::from(g.name.as_str())))
+                .collect(),
+        )
+    }
+}
+
+/// The rule-facing view of a directory user; its groups' texts come from `names` when given
+/// (see [`GroupNames`]), and are made for this entry otherwise.
+pub fn rule_entry(
+    directory: &DirectorySnapshot,
+    user: &DirectoryUser,
+    names: Option<&GroupNames>,
+) -> RuleEntry {
     let attributes = user
         .entry
         .attributes
@@ -501,10 +524,16 @@ pub fn rule_entry(directory: &DirectorySnapshot, user: &DirectoryUser) -> RuleEn
         .groups
         .iter()
         .map(|&g| {
-            let group = directory.group(g);
+            let (dn, name) = match names.and_then(|n| n.0.get(g as usize)) {
+                Some((dn, name)) => (dn.clone(), name.clone()),
+                None => {
+                    let group = directory.group(g);
+                    (ArcStr::from(group.dn.as_str()), ArcStr::from(group.name.as_str()))
+                }
+            };
             GroupRef {
-                dn: group.dn.as_str().to_string(),
-                name: group.name.clone(),
+                dn,
+                name,
                 direct: user.direct_groups.binary_search(&g).is_ok(),
             }
         })
