@@ -10,3 +10,55 @@ pub fn threads_for(users: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     cores.min(users / MIN_USERS_PER_THREAD).max(1)
 }
+
+/// Splits `items` into `parts` consecutive parts and runs `f` on each, a scoped thread per
+/// part after the first (which runs on the calling thread); the results come back in the
+/// parts' order. A panic in a part is raised again here.
+pub fn map_parts<T: Send, R: Send>(
+    mut items: Vec<T>,
+    parts: usize,
+    f: impl Fn(Vec<T>) -> R + Sync,
+) -> Vec<R> {
+    let part_len = items.len().div_ceil(parts.max(1)).max(1);
+    let mut chunks = Vec::with_capacity(parts);
+    while items.len() > part_len {
+        let tail = items.split_off(part_len);
+        chunks.push(std::mem::replace(&mut items, tail));
+    }
+    chunks.push(items);
+    let mut chunks = chunks.into_iter();
+    let first = chunks.next().unwrap_or_default();
+    let f = &f;
+    std::thread::scope(|scope| {
+        let running: Vec<_> = chunks.map(|part| scope.spawn(move || f(part))).collect();
+        let mut results = vec![f(first)];
+        for thread in running {
+            match thread.join() {
+                Ok(result) => results.push(result),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        results
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::map_parts;
+
+    #[test]
+    fn parts_come_back_in_order_and_cover_every_item() {
+        for len in [0usize, 1, 2, 5, 10, 11] {
+            for parts in 1..5 {
+                let items: Vec<usize> = (0..len).collect();
+                let results = map_parts(items, parts, |part| part);
+                assert!(
+                    results.len() <= parts.max(1),
+                    "{len} items in {parts} parts"
+                );
+                let joined: Vec<usize> = results.concat();
+                assert_eq!(joined, (0..len).collect::<Vec<_>>(), "{len} in {parts}");
+            }
+        }
+    }
+}

@@ -69,6 +69,9 @@ pub struct DirectoryGroup {
     pub in_cycle: bool,
 }
 
+/// How many skipped member values are kept as examples for the log.
+const SKIPPED_EXAMPLES: usize = 5;
+
 /// Member values that did not name a user or a group of the snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SkippedMembers {
@@ -88,9 +91,18 @@ impl SkippedMembers {
     }
 
     fn note(&mut self, example: impl FnOnce() -> String) {
-        if self.examples.len() < 5 {
+        if self.examples.len() < SKIPPED_EXAMPLES {
             self.examples.push(example());
         }
+    }
+
+    /// Adds the counts and examples of members skipped in later groups.
+    fn absorb(&mut self, later: SkippedMembers) {
+        self.unknown_dn += later.unknown_dn;
+        self.invalid_dn += later.invalid_dn;
+        self.missing_uid += later.missing_uid;
+        let room = SKIPPED_EXAMPLES.saturating_sub(self.examples.len());
+        self.examples.extend(later.examples.into_iter().take(room));
     }
 }
 
@@ -116,25 +128,49 @@ pub const MEMBER_UID_ATTRIBUTE: &str = "uid";
 /// Derives the snapshot. Fails only on a user or group entry whose own DN is invalid, which a
 /// server never sends: better no run than a run that silently drops someone.
 pub fn assemble(set: EntrySet) -> Result<DirectorySnapshot, DirectoryError> {
+    assemble_in_parts(set, None)
+}
+
+/// [`assemble`], the groups' members resolved in `parts` parts (`None`: by the size).
+fn assemble_in_parts(
+    set: EntrySet,
+    parts: Option<usize>,
+) -> Result<DirectorySnapshot, DirectoryError> {
     let invalid = |dn: &str, e: DnError| DirectoryError::Incomplete {
         base_dn: dn.to_string(),
         reason: format!("the directory returned an entry with an invalid DN: {e}"),
     };
-    let mut users: Vec<DirectoryUser> = set
-        .users
-        .into_iter()
-        .map(|entry| {
-            let dn = NormalizedDn::parse(&entry.dn).map_err(|e| invalid(&entry.dn, e))?;
-            Ok(DirectoryUser {
-                stable_id: stable_id(&entry),
-                disabled: is_disabled(&entry),
-                dn,
-                entry,
-                direct_groups: Vec::new(),
-                groups: Vec::new(),
-            })
-        })
-        .collect::<Result<_, DirectoryError>>()?;
+    let parts = parts.unwrap_or_else(|| crate::parallel::threads_for(set.users.len()));
+    // For a large directory each part's users are read and sorted on a thread of their
+    // own; the sort of the whole then only merges the sorted parts.
+    let sorted_parts: Vec<Result<Vec<DirectoryUser>, DirectoryError>> =
+        crate::parallel::map_parts(set.users, parts, |entries| {
+            let mut users = entries
+                .into_iter()
+                .map(|entry| {
+                    let dn = NormalizedDn::parse(&entry.dn).map_err(|e| invalid(&entry.dn, e))?;
+                    Ok(DirectoryUser {
+                        stable_id: stable_id(&entry),
+                        disabled: is_disabled(&entry),
+                        dn,
+                        entry,
+                        direct_groups: Vec::new(),
+                        groups: Vec::new(),
+                    })
+                })
+                .collect::<Result<Vec<_>, DirectoryError>>()?;
+            users.sort_by(|a, b| a.dn.cmp(&b.dn));
+            Ok(users)
+        });
+    let mut users: Vec<DirectoryUser> = Vec::new();
+    for part in sorted_parts {
+        let part = part?;
+        if users.is_empty() {
+            users = part;
+        } else {
+            users.extend(part);
+        }
+    }
     users.sort_by(|a, b| a.dn.cmp(&b.dn));
     users.dedup_by(|a, b| a.dn == b.dn);
 
@@ -178,78 +214,64 @@ pub fn assemble(set: EntrySet) -> Result<DirectorySnapshot, DirectoryError> {
         .filter(|(_, (dn, _))| !user_by_dn.contains_key(dn.as_str()))
         .map(|(i, (_, entry))| (entry.dn.as_str(), i as GroupId))
         .collect();
-    // Only built when some group lists members by uid.
-    let mut user_by_uid: Option<HashMap<String, usize>> = None;
+    // Built only when some group lists members by uid.
+    let lists_uids = raw_groups
+        .iter()
+        .any(|(_, entry)| entry.texts("memberUid").next().is_some());
+    let user_by_uid: Option<HashMap<String, usize>> = lists_uids.then(|| {
+        let mut by_uid = HashMap::new();
+        for (i, u) in users.iter().enumerate() {
+            for uid in u.entry.texts(MEMBER_UID_ATTRIBUTE) {
+                by_uid.entry(uid.trim().to_lowercase()).or_insert(i);
+            }
+        }
+        by_uid
+    });
+    let lookups = MemberLookups {
+        user_by_dn,
+        group_by_dn,
+        user_by_sent_dn,
+        group_by_sent_dn,
+        user_by_uid,
+    };
 
+    // The groups' member values resolved in consecutive parts of the groups, a thread each
+    // for a large directory (a million values are a million hash lookups), then put
+    // together in group order.
+    let parts = parts.min(raw_groups.len()).max(1);
+    let part_len = raw_groups.len().div_ceil(parts).max(1);
+    let resolved: Vec<ResolvedMembers> = if parts <= 1 {
+        vec![lookups.resolve(&raw_groups, 0)]
+    } else {
+        std::thread::scope(|scope| {
+            let running: Vec<_> = raw_groups
+                .chunks(part_len)
+                .enumerate()
+                .map(|(i, part)| {
+                    let lookups = &lookups;
+                    scope.spawn(move || lookups.resolve(part, i * part_len))
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|t| {
+                    t.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        })
+    };
+    drop(lookups);
     let mut skipped = SkippedMembers::default();
     let mut direct: Vec<Vec<GroupId>> = vec![Vec::new(); users.len()];
-    let mut subgroups: Vec<Vec<GroupId>> = vec![Vec::new(); raw_groups.len()];
-    let mut simple = String::new();
-    for (gid, (group_dn, entry)) in raw_groups.iter().enumerate() {
-        let gid = gid as GroupId;
-        for attr in MEMBER_DN_ATTRIBUTES {
-            for value in entry.values(attr) {
-                let Value::Text(text) = value else {
-                    skipped.invalid_dn += 1;
-                    continue;
-                };
-                let written = strip_unique_member_uid(text);
-                if let Some(&u) = user_by_sent_dn.get(written) {
-                    direct[u].push(gid);
-                    continue;
-                }
-                if let Some(&g) = group_by_sent_dn.get(written) {
-                    subgroups[gid as usize].push(g);
-                    continue;
-                }
-                let parsed;
-                let member: &str = if dn::simple_canonical_into(written, &mut simple) {
-                    &simple
-                } else {
-                    match NormalizedDn::parse(written) {
-                        Ok(dn) => {
-                            parsed = dn;
-                            parsed.as_str()
-                        }
-                        Err(_) => {
-                            skipped.invalid_dn += 1;
-                            skipped.note(|| format!("{group_dn}: invalid member DN `{text}`"));
-                            continue;
-                        }
-                    }
-                };
-                if let Some(&u) = user_by_dn.get(member) {
-                    direct[u].push(gid);
-                } else if let Some(&g) = group_by_dn.get(member) {
-                    subgroups[gid as usize].push(g);
-                } else {
-                    skipped.unknown_dn += 1;
-                    skipped.note(|| {
-                        format!("{group_dn}: member `{text}` is not a selected user or group")
-                    });
-                }
-            }
+    let mut subgroups: Vec<Vec<GroupId>> = Vec::with_capacity(raw_groups.len());
+    for part in resolved {
+        for (user, group) in part.direct {
+            direct[user as usize].push(group);
         }
-        for uid in entry.texts("memberUid") {
-            let user_by_uid = user_by_uid.get_or_insert_with(|| {
-                let mut by_uid = HashMap::new();
-                for (i, u) in users.iter().enumerate() {
-                    for uid in u.entry.texts(MEMBER_UID_ATTRIBUTE) {
-                        by_uid.entry(uid.trim().to_lowercase()).or_insert(i);
-                    }
-                }
-                by_uid
-            });
-            match user_by_uid.get(&uid.trim().to_lowercase()) {
-                Some(&u) => direct[u].push(gid),
-                None => {
-                    skipped.missing_uid += 1;
-                    skipped.note(|| format!("{group_dn}: memberUid `{uid}` has no user"));
-                }
-            }
-        }
+        subgroups.extend(part.subgroups);
+        skipped.absorb(part.skipped);
     }
-    drop((user_by_dn, group_by_dn, user_by_sent_dn, group_by_sent_dn));
 
     let ancestors = ancestors_of_every_group(&subgroups);
     for (user, mut groups) in users.iter_mut().zip(direct) {
@@ -301,6 +323,100 @@ pub fn assemble(set: EntrySet) -> Result<DirectorySnapshot, DirectoryError> {
         skipped,
         stats: set.stats,
     })
+}
+
+/// Where a member value may point: users and groups by their DN as sent and in canonical
+/// form, and users by uid (only when some group lists `memberUid`).
+struct MemberLookups<'a> {
+    user_by_dn: FxHashMap<&'a str, usize>,
+    group_by_dn: FxHashMap<&'a str, GroupId>,
+    user_by_sent_dn: FxHashMap<&'a str, usize>,
+    group_by_sent_dn: FxHashMap<&'a str, GroupId>,
+    user_by_uid: Option<HashMap<String, usize>>,
+}
+
+/// What the member values of some consecutive groups point at.
+struct ResolvedMembers {
+    /// (user, group) for each value naming a user.
+    direct: Vec<(u32, GroupId)>,
+    /// Each of the groups' member groups, in group order.
+    subgroups: Vec<Vec<GroupId>>,
+    skipped: SkippedMembers,
+}
+
+impl MemberLookups<'_> {
+    /// Resolves the member values of `groups`, the first of which has id `first_gid`.
+    fn resolve(&self, groups: &[(NormalizedDn, Entry)], first_gid: usize) -> ResolvedMembers {
+        let mut resolved = ResolvedMembers {
+            direct: Vec::new(),
+            subgroups: vec![Vec::new(); groups.len()],
+            skipped: SkippedMembers::default(),
+        };
+        let skipped = &mut resolved.skipped;
+        let mut simple = String::new();
+        for (i, (group_dn, entry)) in groups.iter().enumerate() {
+            let gid = (first_gid + i) as GroupId;
+            let subgroups = &mut resolved.subgroups[i];
+            let mut member_user = |u: usize| resolved.direct.push((u as u32, gid));
+            for attr in MEMBER_DN_ATTRIBUTES {
+                for value in entry.values(attr) {
+                    let Value::Text(text) = value else {
+                        skipped.invalid_dn += 1;
+                        continue;
+                    };
+                    let written = strip_unique_member_uid(text);
+                    if let Some(&u) = self.user_by_sent_dn.get(written) {
+                        member_user(u);
+                        continue;
+                    }
+                    if let Some(&g) = self.group_by_sent_dn.get(written) {
+                        subgroups.push(g);
+                        continue;
+                    }
+                    let parsed;
+                    let member: &str = if dn::simple_canonical_into(written, &mut simple) {
+                        &simple
+                    } else {
+                        match NormalizedDn::parse(written) {
+                            Ok(dn) => {
+                                parsed = dn;
+                                parsed.as_str()
+                            }
+                            Err(_) => {
+                                skipped.invalid_dn += 1;
+                                skipped.note(|| format!("{group_dn}: invalid member DN `{text}`"));
+                                continue;
+                            }
+                        }
+                    };
+                    if let Some(&u) = self.user_by_dn.get(member) {
+                        member_user(u);
+                    } else if let Some(&g) = self.group_by_dn.get(member) {
+                        subgroups.push(g);
+                    } else {
+                        skipped.unknown_dn += 1;
+                        skipped.note(|| {
+                            format!("{group_dn}: member `{text}` is not a selected user or group")
+                        });
+                    }
+                }
+            }
+            for uid in entry.texts("memberUid") {
+                let found = self
+                    .user_by_uid
+                    .as_ref()
+                    .and_then(|by_uid| by_uid.get(&uid.trim().to_lowercase()));
+                match found {
+                    Some(&u) => member_user(u),
+                    None => {
+                        skipped.missing_uid += 1;
+                        skipped.note(|| format!("{group_dn}: memberUid `{uid}` has no user"));
+                    }
+                }
+            }
+        }
+        resolved
+    }
 }
 
 /// For each group, every group that contains it directly or through nesting (cycle-safe).
@@ -400,8 +516,9 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn nested_groups_flatten_through_cycles_and_diamonds() {
+    /// Users and groups with every kind of member value: nested groups through a cycle and
+    /// a diamond, `uniqueMember` with a uid suffix, `memberUid`, unknown and invalid DNs.
+    fn nested_set() -> EntrySet {
         let users = vec![
             entry("uid=a,ou=p,dc=x", &[("uid", "a")]),
             entry("uid=b,ou=p,dc=x", &[("uid", "b")]),
@@ -448,12 +565,16 @@ mod tests {
                 ],
             ),
         ];
-        let s = assemble(EntrySet {
+        EntrySet {
             users,
             groups,
             ..EntrySet::default()
-        })
-        .unwrap();
+        }
+    }
+
+    #[test]
+    fn nested_groups_flatten_through_cycles_and_diamonds() {
+        let s = assemble(nested_set()).unwrap();
         let a = &s.users[0];
         assert_eq!(names(&s, &a.direct_groups), vec!["leaf"]);
         assert_eq!(names(&s, &a.groups), vec!["leaf", "mid1", "mid2", "top"]);
@@ -472,6 +593,43 @@ mod tests {
         assert_eq!(s.skipped.invalid_dn, 1);
         assert_eq!(s.skipped.missing_uid, 1);
         assert!(s.groups.iter().all(|g| g.entry.values("member").is_empty()));
+    }
+
+    #[test]
+    fn assembled_in_parts_on_several_threads_give_the_snapshot_of_one() {
+        let one = assemble_in_parts(nested_set(), Some(1)).unwrap();
+        assert_eq!(one.skipped.total(), 3);
+        for parts in [2, 4, 6] {
+            let split = assemble_in_parts(nested_set(), Some(parts)).unwrap();
+            assert_eq!(format!("{split:?}"), format!("{one:?}"), "{parts} parts");
+        }
+        // Users read in parts and sorted apart: two spellings of one DN, in different parts,
+        // are still one user (the first read), as on one thread.
+        let spelled_twice = || EntrySet {
+            users: vec![
+                entry("uid=dup,ou=p,dc=x", &[("uid", "first")]),
+                entry("uid=b,ou=p,dc=x", &[("uid", "b")]),
+                entry("uid=a,ou=p,dc=x", &[("uid", "a")]),
+                entry("UID=dup,OU=p,DC=x", &[("uid", "second")]),
+            ],
+            groups: vec![entry("cn=g,dc=x", &[("member", "uid=dup,ou=p,dc=x")])],
+            ..EntrySet::default()
+        };
+        let one = assemble_in_parts(spelled_twice(), Some(1)).unwrap();
+        assert_eq!(one.users.len(), 3);
+        for parts in [2, 3, 4] {
+            let split = assemble_in_parts(spelled_twice(), Some(parts)).unwrap();
+            assert_eq!(format!("{split:?}"), format!("{one:?}"), "{parts} parts");
+        }
+        // An invalid DN fails the assembly whichever part holds it.
+        for parts in [1, 2, 3] {
+            let mut set = spelled_twice();
+            set.users[2].dn = "not a dn".into();
+            assert!(
+                assemble_in_parts(set, Some(parts)).is_err(),
+                "{parts} parts"
+            );
+        }
     }
 
     #[test]

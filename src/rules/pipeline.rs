@@ -528,7 +528,10 @@ pub fn rule_entry(
                 Some((dn, name)) => (dn.clone(), name.clone()),
                 None => {
                     let group = directory.group(g);
-                    (ArcStr::from(group.dn.as_str()), ArcStr::from(group.name.as_str()))
+                    (
+                        ArcStr::from(group.dn.as_str()),
+                        ArcStr::from(group.name.as_str()),
+                    )
                 }
             };
             GroupRef {
