@@ -1,5 +1,6 @@
-//! How many threads a stage that works user by user spreads over (the rules, the diff): one
-//! per core, each with enough users to be worth a thread's start and its share of the merge.
+//! How many threads a stage that works user by user spreads over (assemble, the rules, the
+//! diff): one per core, each with enough users to be worth a thread's start and its share of
+//! the merge; and the two ways such a stage hands out its parts, owned or borrowed.
 
 /// Below this many users per thread, fewer threads are used.
 pub const MIN_USERS_PER_THREAD: usize = 4096;
@@ -42,9 +43,58 @@ pub fn map_parts<T: Send, R: Send>(
     })
 }
 
+/// Runs `f` on `parts` consecutive chunks of `items`, each with the index of its first item,
+/// a scoped thread per chunk after the first (which runs on the calling thread); the results
+/// come back in the chunks' order. A panic in a chunk is raised again here.
+pub fn map_chunks<T: Sync, R: Send>(
+    items: &[T],
+    parts: usize,
+    f: impl Fn(&[T], usize) -> R + Sync,
+) -> Vec<R> {
+    if parts <= 1 || items.len() < 2 {
+        return vec![f(items, 0)];
+    }
+    let chunk_len = items.len().div_ceil(parts);
+    let (first, rest) = items.split_at(chunk_len);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let running: Vec<_> = rest
+            .chunks(chunk_len)
+            .enumerate()
+            .map(|(i, chunk)| scope.spawn(move || f(chunk, (i + 1) * chunk_len)))
+            .collect();
+        let mut results = vec![f(first, 0)];
+        for thread in running {
+            match thread.join() {
+                Ok(result) => results.push(result),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        results
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::map_parts;
+    use super::{map_chunks, map_parts};
+
+    #[test]
+    fn chunks_come_back_in_order_with_their_first_index() {
+        for len in [0usize, 1, 2, 5, 10, 11] {
+            let items: Vec<usize> = (0..len).collect();
+            for parts in 1..5 {
+                let results = map_chunks(&items, parts, |chunk, first| {
+                    assert!(chunk.iter().enumerate().all(|(i, &v)| v == first + i));
+                    chunk.to_vec()
+                });
+                assert!(
+                    results.len() <= parts.max(1),
+                    "{len} items in {parts} parts"
+                );
+                assert_eq!(results.concat(), items, "{len} in {parts}");
+            }
+        }
+    }
 
     #[test]
     fn parts_come_back_in_order_and_cover_every_item() {

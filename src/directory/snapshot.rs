@@ -239,28 +239,9 @@ fn assemble_in_parts(
     // for a large directory (a million values are a million hash lookups), then put
     // together in group order.
     let parts = parts.min(raw_groups.len()).max(1);
-    let part_len = raw_groups.len().div_ceil(parts).max(1);
-    let resolved: Vec<ResolvedMembers> = if parts <= 1 {
-        vec![lookups.resolve(&raw_groups, 0)]
-    } else {
-        std::thread::scope(|scope| {
-            let running: Vec<_> = raw_groups
-                .chunks(part_len)
-                .enumerate()
-                .map(|(i, part)| {
-                    let lookups = &lookups;
-                    scope.spawn(move || lookups.resolve(part, i * part_len))
-                })
-                .collect();
-            running
-                .into_iter()
-                .map(|t| {
-                    t.join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
-        })
-    };
+    let resolved = crate::parallel::map_chunks(&raw_groups, parts, |groups, first| {
+        lookups.resolve(groups, first)
+    });
     drop(lookups);
     let mut skipped = SkippedMembers::default();
     let mut direct: Vec<Vec<GroupId>> = vec![Vec::new(); users.len()];

@@ -127,23 +127,7 @@ fn plan_users<'a>(
         }
         planner
     };
-    if parts <= 1 || users.len() < 2 {
-        return vec![plan_part(users)];
-    }
-    let part_len = users.len().div_ceil(parts);
-    std::thread::scope(|scope| {
-        let running: Vec<_> = users
-            .chunks(part_len)
-            .map(|part| scope.spawn(|| plan_part(part)))
-            .collect();
-        running
-            .into_iter()
-            .map(|t| {
-                t.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    })
+    crate::parallel::map_chunks(users, parts, |part, _| plan_part(part))
 }
 
 /// The plan being built, and what building it needs.
