@@ -32,15 +32,9 @@ pub(super) struct Index<'a> {
 
 impl<'a> Index<'a> {
     pub(super) fn new(f: &'a FtrackSnapshot) -> Index<'a> {
-        let mut memberships: Vec<&FtrackMembership> = f.memberships.iter().collect();
-        memberships.sort_by(|a, b| a.user_id.cmp(&b.user_id));
-        let mut membership_runs = FxHashMap::default();
-        let mut start = 0;
-        for run in memberships.chunk_by(|a, b| a.user_id == b.user_id) {
-            membership_runs.insert(run[0].user_id.as_str(), start..start + run.len());
-            start += run.len();
-        }
-        Index {
+        // The users' maps and the memberships' and grants' are independent and, at a million
+        // users, a second or so of hash inserts each: a large snapshot builds them side by side.
+        let users = || UserMaps {
             users_by_anchor: f
                 .users
                 .iter()
@@ -51,6 +45,22 @@ impl<'a> Index<'a> {
                 .iter()
                 .map(|u| (lowercase(&u.username), u))
                 .collect(),
+        };
+        let (users, links) = if crate::parallel::threads_for(f.users.len()) < 2 {
+            (users(), LinkMaps::new(f))
+        } else {
+            std::thread::scope(|scope| {
+                let links = scope.spawn(|| LinkMaps::new(f));
+                let users = users();
+                match links.join() {
+                    Ok(links) => (users, links),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            })
+        };
+        Index {
+            users_by_anchor: users.users_by_anchor,
+            users_by_name: users.users_by_name,
             // Top-level groups only: managed groups are created at the top level.
             groups_by_name: f
                 .groups
@@ -88,13 +98,9 @@ impl<'a> Index<'a> {
                 .iter()
                 .map(|r| (r.id.as_str(), r.name.as_str()))
                 .collect(),
-            memberships,
-            membership_runs,
-            grants: f
-                .user_security_roles
-                .iter()
-                .map(|g| ((g.user_id.as_str(), g.security_role_id.as_str()), g))
-                .collect(),
+            memberships: links.memberships,
+            membership_runs: links.membership_runs,
+            grants: links.grants,
         }
     }
 
@@ -104,5 +110,40 @@ impl<'a> Index<'a> {
             .get(user_id)
             .and_then(|run| self.memberships.get(run.clone()))
             .unwrap_or(&[])
+    }
+}
+
+/// The users by anchor and by name.
+struct UserMaps<'a> {
+    users_by_anchor: FxHashMap<&'a str, &'a FtrackUser>,
+    users_by_name: FxHashMap<Cow<'a, str>, &'a FtrackUser>,
+}
+
+/// The memberships grouped by user, and the grants by user and role.
+struct LinkMaps<'a> {
+    memberships: Vec<&'a FtrackMembership>,
+    membership_runs: FxHashMap<&'a str, std::ops::Range<usize>>,
+    grants: FxHashMap<(&'a str, &'a str), &'a FtrackUserSecurityRole>,
+}
+
+impl<'a> LinkMaps<'a> {
+    fn new(f: &'a FtrackSnapshot) -> LinkMaps<'a> {
+        let mut memberships: Vec<&FtrackMembership> = f.memberships.iter().collect();
+        memberships.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+        let mut membership_runs = FxHashMap::default();
+        let mut start = 0;
+        for run in memberships.chunk_by(|a, b| a.user_id == b.user_id) {
+            membership_runs.insert(run[0].user_id.as_str(), start..start + run.len());
+            start += run.len();
+        }
+        LinkMaps {
+            memberships,
+            membership_runs,
+            grants: f
+                .user_security_roles
+                .iter()
+                .map(|g| ((g.user_id.as_str(), g.security_role_id.as_str()), g))
+                .collect(),
+        }
     }
 }
