@@ -29,18 +29,7 @@ pub fn map_parts<T: Send, R: Send>(
     chunks.push(items);
     let mut chunks = chunks.into_iter();
     let first = chunks.next().unwrap_or_default();
-    let f = &f;
-    std::thread::scope(|scope| {
-        let running: Vec<_> = chunks.map(|part| scope.spawn(move || f(part))).collect();
-        let mut results = vec![f(first)];
-        for thread in running {
-            match thread.join() {
-                Ok(result) => results.push(result),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        results
-    })
+    in_order(first, chunks, &f)
 }
 
 /// Runs `f` on `parts` consecutive chunks of `items`, each with the index of its first item,
@@ -56,14 +45,23 @@ pub fn map_chunks<T: Sync, R: Send>(
     }
     let chunk_len = items.len().div_ceil(parts);
     let (first, rest) = items.split_at(chunk_len);
-    let f = &f;
+    let rest = rest
+        .chunks(chunk_len)
+        .enumerate()
+        .map(|(i, chunk)| (chunk, (i + 1) * chunk_len));
+    in_order((first, 0), rest, &|(chunk, start)| f(chunk, start))
+}
+
+/// `f` on `first` on the calling thread and on each of `rest` on a scoped thread of its own;
+/// the results in order, a part's panic raised again here.
+fn in_order<P: Send, R: Send>(
+    first: P,
+    rest: impl Iterator<Item = P>,
+    f: &(impl Fn(P) -> R + Sync),
+) -> Vec<R> {
     std::thread::scope(|scope| {
-        let running: Vec<_> = rest
-            .chunks(chunk_len)
-            .enumerate()
-            .map(|(i, chunk)| scope.spawn(move || f(chunk, (i + 1) * chunk_len)))
-            .collect();
-        let mut results = vec![f(first, 0)];
+        let running: Vec<_> = rest.map(|part| scope.spawn(move || f(part))).collect();
+        let mut results = vec![f(first)];
         for thread in running {
             match thread.join() {
                 Ok(result) => results.push(result),
