@@ -131,7 +131,8 @@ pub fn assemble(set: EntrySet) -> Result<DirectorySnapshot, DirectoryError> {
     assemble_in_parts(set, None)
 }
 
-/// [`assemble`], the groups' members resolved in `parts` parts (`None`: by the size).
+/// [`assemble`] in `parts` parts, a thread each (`None`: by the number of users): the users
+/// read and sorted, and the groups' members resolved.
 fn assemble_in_parts(
     set: EntrySet,
     parts: Option<usize>,

@@ -253,9 +253,10 @@ impl Session {
     /// After a full first page, two pages are asked for at a time (every other offset each):
     /// while one is decoded here, the server works on the other, instead of each waiting for
     /// the other in turn. Those pages are used only if they tile the result (each full and
-    /// its next offset where the next page starts, up to the page that ends it); a server
-    /// that pages otherwise is read again one page at a time, following its next offsets as
-    /// the official client does.
+    /// its next offset where the next page starts, up to the page that ends it). For a server
+    /// that pages otherwise, the pages a one-at-a-time read would have fetched are kept, and
+    /// the rest is read one page at a time from there, following its next offsets as the
+    /// official client does.
     pub async fn query_all_as<T: serde::de::DeserializeOwned>(
         &self,
         expression: &str,
@@ -263,7 +264,7 @@ impl Session {
         let size = self.page_size as u64;
         let first = self.page::<T>(expression, 0).await?;
         if !first.leads_on(size) {
-            return self.query_on(expression, first).await;
+            return self.query_on(expression, Vec::new(), first).await;
         }
         let lane = |start: u64| async move {
             let mut pages = Vec::new();
@@ -290,28 +291,47 @@ impl Session {
                 Ok(all)
             }
             None => {
+                // The pages up to the first that does not follow on are what reading page by
+                // page would have fetched; the rest is read that way from there.
                 tracing::debug!(
                     expression,
-                    "the server pages otherwise; reading page by page"
+                    "the server pages otherwise; reading on page by page"
                 );
-                let first = self.page::<T>(expression, 0).await?;
-                self.query_on(expression, first).await
+                let kept = leading(&pages, size);
+                let mut kept: Vec<Page<T>> = pages.into_iter().take(kept).collect();
+                let last = match kept.pop() {
+                    Some(last) => last,
+                    // `pages` starts with the first page, so this is not reached.
+                    None => self.page::<T>(expression, 0).await?,
+                };
+                let mut rows = Vec::new();
+                for page in kept {
+                    rows.extend(page.rows);
+                }
+                self.query_on(expression, rows, last).await
             }
         }
     }
 
-    /// The rest of a query after `first`, one page at a time, from each page's next offset.
+    /// The rest of a query, one page at a time from each page's next offset: `rows` are the
+    /// rows of the pages before `last`, the page read last.
     async fn query_on<T: serde::de::DeserializeOwned>(
         &self,
         expression: &str,
-        first: Page<T>,
+        mut rows: Vec<T>,
+        last: Page<T>,
     ) -> Result<Vec<T>, FtrackError> {
         let Page {
             mut offset,
-            mut rows,
+            rows: last_rows,
             mut next,
-        } = first;
-        let mut empty = rows.is_empty();
+        } = last;
+        let mut empty = last_rows.is_empty();
+        if rows.is_empty() {
+            rows = last_rows;
+        } else {
+            rows.extend(last_rows);
+        }
         loop {
             match next {
                 Some(n) if n > offset && !empty => offset = n,
@@ -516,6 +536,20 @@ impl<T> Page<T> {
     }
 }
 
+/// How many of `pages`, sorted by offset, are the ones reading page by page from offset 0
+/// would have fetched: each at its place, every one before the last leading on to it.
+fn leading<T>(pages: &[Page<T>], size: u64) -> usize {
+    let mut kept = 0;
+    for (i, page) in pages.iter().enumerate() {
+        let follows = page.offset == i as u64 * size && (i == 0 || pages[i - 1].leads_on(size));
+        if !follows {
+            break;
+        }
+        kept = i + 1;
+    }
+    kept
+}
+
 /// Whether `pages`, sorted by offset, tile a query's result from offset 0: each page leads
 /// on to the next, up to one that ends the result (no next offset, or no rows). Returns how
 /// many pages that is and their rows, or `None` when they do not tile.
@@ -620,7 +654,7 @@ mod tests {
         assert_eq!(tiled(&exact, 10), Some((2, 10)));
         assert_eq!(tiled(&[page(0, 10, None)], 10), Some((1, 10)));
         // A server that caps pages below the limit, or says the next page starts elsewhere,
-        // or a page missing: not tiled, so the query is read again page by page.
+        // or a page missing: not tiled, so the query is read on page by page.
         let capped = [
             page(0, 8, Some(8)),
             page(10, 8, Some(18)),
@@ -637,6 +671,25 @@ mod tests {
         assert_eq!(tiled(&gap, 10), None);
         let unended = [page(0, 10, Some(10)), page(10, 10, Some(20))];
         assert_eq!(tiled(&unended, 10), None);
+        // When they do not tile, the pages a page-by-page read would have fetched are kept,
+        // and that read goes on from the last of them.
+        assert_eq!(leading(&gap, 10), 1);
+        assert_eq!(
+            leading(&elsewhere, 10),
+            1,
+            "page 10 is not where page 0 said"
+        );
+        let short_middle = [
+            page(0, 10, Some(10)),
+            page(10, 7, Some(17)),
+            page(20, 10, Some(30)),
+        ];
+        assert_eq!(
+            leading(&short_middle, 10),
+            2,
+            "page 10 is kept, page 20 is not"
+        );
+        assert_eq!(leading(&unended, 10), 2);
     }
 
     #[test]

@@ -473,10 +473,10 @@ fn skip_or_abort(
 
 /// Every group's DN and name, shared by the rule entries of one thread's users. Each thread
 /// makes its own: the texts' reference counts are then never contended between threads.
-pub struct GroupNames(Vec<(ArcStr, ArcStr)>);
+struct GroupNames(Vec<(ArcStr, ArcStr)>);
 
 impl GroupNames {
-    pub fn of(directory: &DirectorySnapshot) -> GroupNames {
+    fn of(directory: &DirectorySnapshot) -> GroupNames {
         GroupNames(
             directory
                 .groups
@@ -489,7 +489,7 @@ impl GroupNames {
 
 /// The rule-facing view of a directory user; its groups' texts come from `names` when given
 /// (see [`GroupNames`]), and are made for this entry otherwise.
-pub fn rule_entry(
+fn rule_entry(
     directory: &DirectorySnapshot,
     user: &DirectoryUser,
     names: Option<&GroupNames>,
