@@ -12,13 +12,13 @@ pub fn threads_for(users: usize) -> usize {
     cores.min(users / MIN_USERS_PER_THREAD).max(1)
 }
 
-/// Splits `items` into `parts` consecutive parts and runs `f` on each, a scoped thread per
-/// part after the first (which runs on the calling thread); the results come back in the
-/// parts' order. A panic in a part is raised again here.
+/// Splits `items` into `parts` consecutive parts and runs `f` on each with the index of its
+/// first item, a scoped thread per part after the first (which runs on the calling thread);
+/// the results come back in the parts' order. A panic in a part is raised again here.
 pub fn map_parts<T: Send, R: Send>(
     mut items: Vec<T>,
     parts: usize,
-    f: impl Fn(Vec<T>) -> R + Sync,
+    f: impl Fn(Vec<T>, usize) -> R + Sync,
 ) -> Vec<R> {
     let part_len = items.len().div_ceil(parts.max(1)).max(1);
     let mut chunks = Vec::with_capacity(parts);
@@ -27,9 +27,12 @@ pub fn map_parts<T: Send, R: Send>(
         chunks.push(std::mem::replace(&mut items, tail));
     }
     chunks.push(items);
-    let mut chunks = chunks.into_iter();
+    let mut chunks = chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, part)| (part, i * part_len));
     let first = chunks.next().unwrap_or_default();
-    in_order(first, chunks, &f)
+    in_order(first, chunks, &|(part, start)| f(part, start))
 }
 
 /// Runs `f` on `parts` consecutive chunks of `items`, each with the index of its first item,
@@ -95,11 +98,14 @@ mod tests {
     }
 
     #[test]
-    fn parts_come_back_in_order_and_cover_every_item() {
+    fn parts_come_back_in_order_with_their_first_index_and_cover_every_item() {
         for len in [0usize, 1, 2, 5, 10, 11] {
             for parts in 1..5 {
                 let items: Vec<usize> = (0..len).collect();
-                let results = map_parts(items, parts, |part| part);
+                let results = map_parts(items, parts, |part, first| {
+                    assert!(part.iter().enumerate().all(|(i, &v)| v == first + i));
+                    part
+                });
                 assert!(
                     results.len() <= parts.max(1),
                     "{len} items in {parts} parts"

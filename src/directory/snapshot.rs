@@ -142,35 +142,31 @@ fn assemble_in_parts(
         reason: format!("the directory returned an entry with an invalid DN: {e}"),
     };
     let parts = parts.unwrap_or_else(|| crate::parallel::threads_for(set.users.len()));
+    let total = set.users.len();
     // For a large directory each part's users are read and sorted on a thread of their
-    // own; the sort of the whole then only merges the sorted parts.
+    // own; the sort of the whole then only merges the sorted parts. The first part has room
+    // for everyone, so the others are moved in after it and it is never moved itself.
     let sorted_parts: Vec<Result<Vec<DirectoryUser>, DirectoryError>> =
-        crate::parallel::map_parts(set.users, parts, |entries| {
-            let mut users = entries
-                .into_iter()
-                .map(|entry| {
-                    let dn = NormalizedDn::parse(&entry.dn).map_err(|e| invalid(&entry.dn, e))?;
-                    Ok(DirectoryUser {
-                        stable_id: stable_id(&entry),
-                        disabled: is_disabled(&entry),
-                        dn,
-                        entry,
-                        direct_groups: Vec::new(),
-                        groups: Vec::new(),
-                    })
-                })
-                .collect::<Result<Vec<_>, DirectoryError>>()?;
+        crate::parallel::map_parts(set.users, parts, |entries, first| {
+            let mut users = Vec::with_capacity(if first == 0 { total } else { entries.len() });
+            for entry in entries {
+                let dn = NormalizedDn::parse(&entry.dn).map_err(|e| invalid(&entry.dn, e))?;
+                users.push(DirectoryUser {
+                    stable_id: stable_id(&entry),
+                    disabled: is_disabled(&entry),
+                    dn,
+                    entry,
+                    direct_groups: Vec::new(),
+                    groups: Vec::new(),
+                });
+            }
             users.sort_by(|a, b| a.dn.cmp(&b.dn));
             Ok(users)
         });
-    let mut users: Vec<DirectoryUser> = Vec::new();
+    let mut sorted_parts = sorted_parts.into_iter();
+    let mut users: Vec<DirectoryUser> = sorted_parts.next().transpose()?.unwrap_or_default();
     for part in sorted_parts {
-        let part = part?;
-        if users.is_empty() {
-            users = part;
-        } else {
-            users.extend(part);
-        }
+        users.extend(part?);
     }
     users.sort_by(|a, b| a.dn.cmp(&b.dn));
     users.dedup_by(|a, b| a.dn == b.dn);

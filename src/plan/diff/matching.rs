@@ -60,39 +60,45 @@ impl<'a> Matching<'a> {
             })
         };
         let protected = Protected::new(settings);
+        // Each user's ftrack user is looked up on a thread per core (at a million users, a
+        // second of hash lookups); what the lookups mean is then decided in order.
+        let parts = crate::parallel::threads_for(desired.len());
+        let found = crate::parallel::map_chunks(&desired, parts, |chunk, _| {
+            chunk
+                .iter()
+                .map(|user| Found::of(user, &index, &protected))
+                .collect::<Vec<_>>()
+        });
         let mut users = Vec::new();
         let mut departed = Vec::new();
         let mut skipped = Vec::new();
         let mut notes = Vec::new();
         let mut seen: FxHashSet<&str> = FxHashSet::default();
-        for user in desired {
-            let anchor = user.entry.anchor();
-            let username = user.fields.username.trim();
-            let matched = match index.users_by_anchor.get(anchor.as_str()).copied() {
-                Some(u) => Some(u),
-                None => match index
-                    .users_by_name
-                    .get(lowercase(username).as_ref())
-                    .copied()
-                {
-                    Some(u) if u.metadata.get(ANCHOR_KEY).is_some_and(|a| *a != anchor) => {
-                        skipped.push(SkippedEntry::of(&user.entry, format!(
-                            "ftrack user `{}` belongs to another LDAP entry (anchor {}); rename one of them",
-                            u.username,
-                            u.metadata.get(ANCHOR_KEY).map(String::as_str).unwrap_or("")
-                        )));
-                        continue;
-                    }
-                    other => other,
-                },
+        for (user, found) in desired.into_iter().zip(found.into_iter().flatten()) {
+            let Found {
+                anchor,
+                matched,
+                protected,
+            } = found;
+            let matched = match matched {
+                Ok(matched) => matched,
+                Err(other) => {
+                    skipped.push(SkippedEntry::of(&user.entry, format!(
+                        "ftrack user `{}` belongs to another LDAP entry (anchor {}); rename one of them",
+                        other.username,
+                        other.metadata.get(ANCHOR_KEY).map(String::as_str).unwrap_or("")
+                    )));
+                    continue;
+                }
             };
             if let Some(u) = matched {
                 seen.insert(u.id.as_str());
-                if protected.contains(&u.username) {
+                if protected {
                     notes.push(format!("`{}` is protected; left as it is", u.username));
                     continue;
                 }
-            } else if protected.contains(username) {
+            } else if protected {
+                let username = user.fields.username.trim();
                 notes.push(format!("`{username}` is protected; not created"));
                 continue;
             }
@@ -151,6 +157,44 @@ impl<'a> Matching<'a> {
                 entry: still_in_ldap.map(|d| d.entry.clone()),
             })
             .collect()
+    }
+}
+
+/// What the index says of one directory user.
+struct Found<'a> {
+    anchor: String,
+    /// The ftrack user by anchor, else by username (`None`: none yet); `Err`: the user of
+    /// that username carries another entry's anchor.
+    matched: Result<Option<&'a FtrackUser>, &'a FtrackUser>,
+    /// The matched user, or the username to create, is protected.
+    protected: bool,
+}
+
+impl<'a> Found<'a> {
+    fn of(user: &DesiredUser, index: &Index<'a>, protected: &Protected) -> Found<'a> {
+        let anchor = user.entry.anchor();
+        let username = user.fields.username.trim();
+        let matched = match index.users_by_anchor.get(anchor.as_str()).copied() {
+            Some(u) => Ok(Some(u)),
+            None => match index
+                .users_by_name
+                .get(lowercase(username).as_ref())
+                .copied()
+            {
+                Some(u) if u.metadata.get(ANCHOR_KEY).is_some_and(|a| *a != anchor) => Err(u),
+                other => Ok(other),
+            },
+        };
+        let protected = match matched {
+            Ok(Some(u)) => protected.contains(&u.username),
+            Ok(None) => protected.contains(username),
+            Err(_) => false,
+        };
+        Found {
+            anchor,
+            matched,
+            protected,
+        }
     }
 }
 
