@@ -32,6 +32,8 @@ pub struct Inputs {
     /// The raw entries, kept only when asked for (`plan --snapshot`).
     pub entries: Option<crate::directory::EntrySet>,
     pub ftrack: FtrackSnapshot,
+    /// ftrack's large index, when it was built during the reads (a full read).
+    pub ftrack_positions: Option<diff::FtrackPositions>,
     pub connection: Connection,
     /// How long each read took (they overlap).
     pub timings: Vec<(&'static str, std::time::Duration)>,
@@ -212,6 +214,7 @@ async fn read_changes(
                 directory,
                 entries: None,
                 ftrack,
+                ftrack_positions: None,
                 connection,
                 timings: vec![
                     ("ldap_read", ldap_time),
@@ -254,6 +257,7 @@ fn unchanged_inputs(
         directory: DirectorySnapshot::default(),
         entries: None,
         ftrack: FtrackSnapshot::default(),
+        ftrack_positions: None,
         connection,
         timings: vec![("ldap_read", ldap_time)],
         directory_users: next.user_count,
@@ -298,7 +302,16 @@ async fn read_both(
     let ftrack = async {
         let started = std::time::Instant::now();
         let (connection, snapshot) = read_ftrack(config).await?;
-        Ok::<_, Failure>((connection, snapshot, started.elapsed()))
+        let ftrack_time = started.elapsed();
+        // ftrack's read usually ends first: its index is built while the directory is still
+        // being read, on a blocking thread so that read keeps being driven meanwhile.
+        let (snapshot, positions) = tokio::task::spawn_blocking(move || {
+            let positions = diff::FtrackPositions::new(&snapshot);
+            (snapshot, positions)
+        })
+        .await
+        .map_err(|e| Failure::Runtime(format!("indexing ftrack's state failed: {e}")))?;
+        Ok::<_, Failure>((connection, snapshot, positions, ftrack_time))
     };
     let directory = async {
         let phase = progress::start_counting(progress::LDAP_READ, "entries");
@@ -322,7 +335,7 @@ async fn read_both(
     };
     let (directory, ftrack) = tokio::join!(directory, ftrack);
     let (directory, kept, next, ldap_time, assemble_time) = directory?;
-    let (connection, ftrack, ftrack_time) = ftrack?;
+    let (connection, ftrack, positions, ftrack_time) = ftrack?;
     tracing::info!(
         users = directory.users.len(),
         groups = directory.groups.len(),
@@ -335,6 +348,7 @@ async fn read_both(
         directory,
         entries: kept,
         ftrack,
+        ftrack_positions: Some(positions),
         connection,
         timings: vec![
             ("ldap_read", ldap_time),
@@ -402,7 +416,12 @@ pub fn plan_on(
     let started = std::time::Instant::now();
     let settings = PlanSettings::from_config(config, &api_user, today);
     let phase = progress::start(progress::DIFF, None);
-    let matching = diff::Matching::new(&evaluation, &inputs.ftrack, &settings);
+    let matching = diff::Matching::new(
+        &evaluation,
+        &inputs.ftrack,
+        inputs.ftrack_positions.as_ref(),
+        &settings,
+    );
     // The deprovision hook is part of the rules; the diff gets its verdicts as data.
     let verdicts = pipeline
         .verdicts(

@@ -122,7 +122,7 @@ impl Planner<'_> {
                 });
                 continue;
             }
-            let current = current_id.and_then(|uid| self.index.grants.get(&(uid, role_id)));
+            let current = current_id.and_then(|uid| self.index.grant(uid, role_id));
             let (all_now, projects_now): (bool, &[String]) = current.map_or((false, &[]), |g| {
                 (g.is_all_open_projects, g.project_ids.as_slice())
             });
@@ -174,7 +174,7 @@ impl Planner<'_> {
             return;
         };
         for &role_id in &self.managed.role_ids {
-            let Some(&grant) = self.index.grants.get(&(uid, role_id)) else {
+            let Some(grant) = self.index.grant(uid, role_id) else {
                 continue;
             };
             let (all_now, projects_now) = (grant.is_all_open_projects, &grant.project_ids);

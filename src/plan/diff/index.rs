@@ -1,18 +1,24 @@
 //! ftrack's state indexed for the diff: by anchor, by lower-cased name, by id; memberships
 //! and role grants by user. Built once per run, borrowed from the snapshot.
+//!
+//! The large part — users, memberships and grants, a second of hash inserts at a million
+//! users — is [`FtrackPositions`]: positions in the snapshot, borrowing nothing, so a run
+//! builds it as soon as ftrack is read, while the directory read is still going on.
 
 use super::ANCHOR_KEY;
 use crate::caseless::lowercase;
 use crate::ftrack::snapshot::{
     FtrackMembership, FtrackSnapshot, FtrackUser, FtrackUserSecurityRole,
 };
+use hashbrown::HashTable;
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
+use std::hash::{BuildHasher, Hash};
 
 /// ftrack's state, indexed for the diff. Names are keyed lower-cased ([`lowercase`]).
 pub(super) struct Index<'a> {
-    pub(super) users_by_anchor: FxHashMap<&'a str, &'a FtrackUser>,
-    pub(super) users_by_name: FxHashMap<Cow<'a, str>, &'a FtrackUser>,
+    snapshot: &'a FtrackSnapshot,
+    positions: Cow<'a, FtrackPositions>,
     pub(super) groups_by_name: FxHashMap<Cow<'a, str>, (&'a str, &'a str)>,
     pub(super) roles_by_name: FxHashMap<Cow<'a, str>, (&'a str, &'a str)>,
     /// role id → its `SecurityRole.type` (`PROJECT`, `API`, …; `None` if ftrack sent none).
@@ -25,42 +31,152 @@ pub(super) struct Index<'a> {
     /// One vector and a range per user, not a vector per user: at 100,000 users those were
     /// 17 MB.
     memberships: Vec<&'a FtrackMembership>,
-    membership_runs: FxHashMap<&'a str, std::ops::Range<usize>>,
-    /// (user id, role id) → the grant
-    pub(super) grants: FxHashMap<(&'a str, &'a str), &'a FtrackUserSecurityRole>,
+}
+
+/// The users by anchor and by lower-cased username, the memberships grouped by user, and the
+/// grants by user and role — as positions in one [`FtrackSnapshot`]'s vectors. Where two rows
+/// share a key, the later one is kept.
+#[derive(Debug, Clone)]
+pub struct FtrackPositions {
+    users_by_anchor: HashTable<u32>,
+    users_by_name: HashTable<u32>,
+    /// Positions of the memberships, sorted by user id (stable).
+    memberships: Vec<u32>,
+    /// Each user's run in `memberships`: start, end.
+    membership_runs: HashTable<(u32, u32)>,
+    grants: HashTable<u32>,
+    /// The sizes of the snapshot indexed: positions are only ever read against it.
+    indexed: [usize; 3],
+}
+
+fn hash(key: impl Hash) -> u64 {
+    rustc_hash::FxBuildHasher.hash_one(key)
+}
+
+/// Inserts `position` under `key`, replacing a row of an equal key (the later row wins).
+fn insert(
+    table: &mut HashTable<u32>,
+    key: u64,
+    position: u32,
+    same: impl Fn(u32) -> bool,
+    rehash: impl Fn(&u32) -> u64,
+) {
+    match table.find_mut(key, |&p| same(p)) {
+        Some(kept) => *kept = position,
+        None => {
+            table.insert_unique(key, position, rehash);
+        }
+    }
+}
+
+impl FtrackPositions {
+    /// Indexes `f`. The users' tables and the links' are independent: a large snapshot
+    /// builds them side by side.
+    pub fn new(f: &FtrackSnapshot) -> FtrackPositions {
+        let users = || {
+            let anchor = |p: u32| {
+                f.users[p as usize]
+                    .metadata
+                    .get(ANCHOR_KEY)
+                    .map(String::as_str)
+            };
+            let name = |p: u32| lowercase(&f.users[p as usize].username);
+            let mut by_anchor = HashTable::new();
+            let mut by_name = HashTable::with_capacity(f.users.len());
+            for (p, user) in f.users.iter().enumerate() {
+                let p = p as u32;
+                if let Some(a) = user.metadata.get(ANCHOR_KEY) {
+                    let a = a.as_str();
+                    insert(
+                        &mut by_anchor,
+                        hash(a),
+                        p,
+                        |q| anchor(q) == Some(a),
+                        |&q| hash(anchor(q).unwrap_or_default()),
+                    );
+                }
+                let n = lowercase(&user.username);
+                insert(
+                    &mut by_name,
+                    hash(n.as_ref()),
+                    p,
+                    |q| name(q) == n,
+                    |&q| hash(name(q).as_ref()),
+                );
+            }
+            (by_anchor, by_name)
+        };
+        let links = || {
+            let mut memberships: Vec<u32> = (0..f.memberships.len() as u32).collect();
+            let user_of = |p: u32| f.memberships[p as usize].user_id.as_str();
+            memberships.sort_by(|&a, &b| user_of(a).cmp(user_of(b)));
+            let mut membership_runs = HashTable::new();
+            let mut start = 0;
+            for run in memberships.chunk_by(|&a, &b| user_of(a) == user_of(b)) {
+                let end = start + run.len() as u32;
+                membership_runs.insert_unique(hash(user_of(run[0])), (start, end), |&(s, _)| {
+                    hash(user_of(memberships[s as usize]))
+                });
+                start = end;
+            }
+            let key = |p: u32| {
+                let g = &f.user_security_roles[p as usize];
+                (g.user_id.as_str(), g.security_role_id.as_str())
+            };
+            let mut grants = HashTable::with_capacity(f.user_security_roles.len());
+            for p in 0..f.user_security_roles.len() as u32 {
+                let k = key(p);
+                insert(&mut grants, hash(k), p, |q| key(q) == k, |&q| hash(key(q)));
+            }
+            (memberships, membership_runs, grants)
+        };
+        let ((users_by_anchor, users_by_name), (memberships, membership_runs, grants)) =
+            if crate::parallel::threads_for(f.users.len()) < 2 {
+                (users(), links())
+            } else {
+                std::thread::scope(|scope| {
+                    let links = scope.spawn(links);
+                    let users = users();
+                    match links.join() {
+                        Ok(links) => (users, links),
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    }
+                })
+            };
+        FtrackPositions {
+            users_by_anchor,
+            users_by_name,
+            memberships,
+            membership_runs,
+            grants,
+            indexed: Self::sizes(f),
+        }
+    }
+
+    fn sizes(f: &FtrackSnapshot) -> [usize; 3] {
+        [
+            f.users.len(),
+            f.memberships.len(),
+            f.user_security_roles.len(),
+        ]
+    }
 }
 
 impl<'a> Index<'a> {
-    pub(super) fn new(f: &'a FtrackSnapshot) -> Index<'a> {
-        // The users' maps and the memberships' and grants' are independent and, at a million
-        // users, a second or so of hash inserts each: a large snapshot builds them side by side.
-        let users = || UserMaps {
-            users_by_anchor: f
-                .users
-                .iter()
-                .filter_map(|u| u.metadata.get(ANCHOR_KEY).map(|a| (a.as_str(), u)))
-                .collect(),
-            users_by_name: f
-                .users
-                .iter()
-                .map(|u| (lowercase(&u.username), u))
-                .collect(),
-        };
-        let (users, links) = if crate::parallel::threads_for(f.users.len()) < 2 {
-            (users(), LinkMaps::new(f))
-        } else {
-            std::thread::scope(|scope| {
-                let links = scope.spawn(|| LinkMaps::new(f));
-                let users = users();
-                match links.join() {
-                    Ok(links) => (users, links),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            })
+    /// The index of `f`, with `positions` when they were built for it already.
+    pub(super) fn new(f: &'a FtrackSnapshot, positions: Option<&'a FtrackPositions>) -> Index<'a> {
+        let positions = match positions {
+            Some(p) if p.indexed == FtrackPositions::sizes(f) => Cow::Borrowed(p),
+            _ => Cow::Owned(FtrackPositions::new(f)),
         };
         Index {
-            users_by_anchor: users.users_by_anchor,
-            users_by_name: users.users_by_name,
+            memberships: positions
+                .memberships
+                .iter()
+                .map(|&p| &f.memberships[p as usize])
+                .collect(),
+            snapshot: f,
+            positions,
             // Top-level groups only: managed groups are created at the top level.
             groups_by_name: f
                 .groups
@@ -98,52 +214,167 @@ impl<'a> Index<'a> {
                 .iter()
                 .map(|r| (r.id.as_str(), r.name.as_str()))
                 .collect(),
-            memberships: links.memberships,
-            membership_runs: links.membership_runs,
-            grants: links.grants,
         }
+    }
+
+    /// The ftrack user carrying this anchor.
+    pub(super) fn user_by_anchor(&self, anchor: &str) -> Option<&'a FtrackUser> {
+        let users = &self.snapshot.users;
+        self.positions
+            .users_by_anchor
+            .find(hash(anchor), |&p| {
+                users[p as usize]
+                    .metadata
+                    .get(ANCHOR_KEY)
+                    .map(String::as_str)
+                    == Some(anchor)
+            })
+            .map(|&p| &users[p as usize])
+    }
+
+    /// The ftrack user of this username, given lower-cased ([`lowercase`]).
+    pub(super) fn user_by_name(&self, lowercased: &str) -> Option<&'a FtrackUser> {
+        let users = &self.snapshot.users;
+        self.positions
+            .users_by_name
+            .find(hash(lowercased), |&p| {
+                lowercase(&users[p as usize].username) == lowercased
+            })
+            .map(|&p| &users[p as usize])
     }
 
     /// The memberships of the ftrack user with this id.
     pub(super) fn memberships_of(&self, user_id: &str) -> &[&'a FtrackMembership] {
-        self.membership_runs
-            .get(user_id)
-            .and_then(|run| self.memberships.get(run.clone()))
+        self.positions
+            .membership_runs
+            .find(hash(user_id), |&(start, _)| {
+                self.memberships[start as usize].user_id == user_id
+            })
+            .and_then(|&(start, end)| self.memberships.get(start as usize..end as usize))
             .unwrap_or(&[])
+    }
+
+    /// The grant of this role to this user.
+    pub(super) fn grant(&self, user_id: &str, role_id: &str) -> Option<&'a FtrackUserSecurityRole> {
+        let grants = &self.snapshot.user_security_roles;
+        self.positions
+            .grants
+            .find(hash((user_id, role_id)), |&p| {
+                let g = &grants[p as usize];
+                g.user_id == user_id && g.security_role_id == role_id
+            })
+            .map(|&p| &grants[p as usize])
+    }
+
+    /// Every grant, one per user and role.
+    pub(super) fn grants(&self) -> impl Iterator<Item = &'a FtrackUserSecurityRole> + '_ {
+        let grants = &self.snapshot.user_security_roles;
+        self.positions.grants.iter().map(|&p| &grants[p as usize])
     }
 }
 
-/// The users by anchor and by name.
-struct UserMaps<'a> {
-    users_by_anchor: FxHashMap<&'a str, &'a FtrackUser>,
-    users_by_name: FxHashMap<Cow<'a, str>, &'a FtrackUser>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ftrack::snapshot::FtrackMembership;
 
-/// The memberships grouped by user, and the grants by user and role.
-struct LinkMaps<'a> {
-    memberships: Vec<&'a FtrackMembership>,
-    membership_runs: FxHashMap<&'a str, std::ops::Range<usize>>,
-    grants: FxHashMap<(&'a str, &'a str), &'a FtrackUserSecurityRole>,
-}
-
-impl<'a> LinkMaps<'a> {
-    fn new(f: &'a FtrackSnapshot) -> LinkMaps<'a> {
-        let mut memberships: Vec<&FtrackMembership> = f.memberships.iter().collect();
-        memberships.sort_by(|a, b| a.user_id.cmp(&b.user_id));
-        let mut membership_runs = FxHashMap::default();
-        let mut start = 0;
-        for run in memberships.chunk_by(|a, b| a.user_id == b.user_id) {
-            membership_runs.insert(run[0].user_id.as_str(), start..start + run.len());
-            start += run.len();
-        }
-        LinkMaps {
-            memberships,
-            membership_runs,
-            grants: f
-                .user_security_roles
-                .iter()
-                .map(|g| ((g.user_id.as_str(), g.security_role_id.as_str()), g))
+    fn user(id: &str, username: &str, anchor: Option<&str>) -> FtrackUser {
+        FtrackUser {
+            id: id.into(),
+            username: username.into(),
+            metadata: anchor
+                .map(|a| (ANCHOR_KEY.to_string(), a.to_string()))
+                .into_iter()
                 .collect(),
+            ..FtrackUser::default()
         }
+    }
+
+    fn membership(id: &str, user_id: &str, group_id: &str) -> FtrackMembership {
+        FtrackMembership {
+            id: id.into(),
+            user_id: user_id.into(),
+            group_id: group_id.into(),
+        }
+    }
+
+    fn grant(id: &str, user_id: &str, role_id: &str) -> FtrackUserSecurityRole {
+        FtrackUserSecurityRole {
+            id: id.into(),
+            user_id: user_id.into(),
+            security_role_id: role_id.into(),
+            ..FtrackUserSecurityRole::default()
+        }
+    }
+
+    /// Two rows of one key (an anchor, a username in two cases, a user and role) keep the
+    /// later; memberships come back per user in the order ftrack sent them.
+    fn snapshot() -> FtrackSnapshot {
+        FtrackSnapshot {
+            users: vec![
+                user("u1", "Ann", Some("a-1")),
+                user("u2", "bob", Some("a-2")),
+                user("u3", "ann", Some("a-1")),
+                user("u4", "carl", None),
+            ],
+            memberships: vec![
+                membership("m1", "u2", "g1"),
+                membership("m2", "u1", "g1"),
+                membership("m3", "u2", "g2"),
+                membership("m4", "u4", "g3"),
+                membership("m5", "u1", "g2"),
+            ],
+            user_security_roles: vec![
+                grant("s1", "u1", "r1"),
+                grant("s2", "u2", "r1"),
+                grant("s3", "u1", "r1"),
+            ],
+            ..FtrackSnapshot::default()
+        }
+    }
+
+    fn ids(memberships: &[&FtrackMembership]) -> Vec<String> {
+        memberships.iter().map(|m| m.id.to_string()).collect()
+    }
+
+    fn assert_indexes(index: &Index<'_>) {
+        let id = |u: Option<&FtrackUser>| u.map(|u| u.id.clone());
+        assert_eq!(id(index.user_by_anchor("a-1")), Some("u3".into()));
+        assert_eq!(id(index.user_by_anchor("a-2")), Some("u2".into()));
+        assert_eq!(id(index.user_by_anchor("a-3")), None);
+        assert_eq!(id(index.user_by_name("ann")), Some("u3".into()));
+        assert_eq!(id(index.user_by_name("carl")), Some("u4".into()));
+        assert_eq!(id(index.user_by_name("Carl")), None, "keys are lower-cased");
+        assert_eq!(ids(index.memberships_of("u1")), ["m2", "m5"]);
+        assert_eq!(ids(index.memberships_of("u2")), ["m1", "m3"]);
+        assert!(index.memberships_of("u3").is_empty());
+        let grant = |u: &str, r: &str| index.grant(u, r).map(|g| g.id.to_string());
+        assert_eq!(grant("u1", "r1"), Some("s3".into()));
+        assert_eq!(grant("u2", "r1"), Some("s2".into()));
+        assert_eq!(grant("u2", "r2"), None);
+        let mut all: Vec<String> = index.grants().map(|g| g.id.to_string()).collect();
+        all.sort();
+        assert_eq!(all, ["s2", "s3"], "one grant per user and role");
+    }
+
+    #[test]
+    fn positions_find_the_later_row_of_a_key_built_here_or_during_the_reads() {
+        let f = snapshot();
+        assert_indexes(&Index::new(&f, None));
+        let built_during_the_reads = FtrackPositions::new(&f);
+        let index = Index::new(&f, Some(&built_during_the_reads));
+        assert!(matches!(index.positions, Cow::Borrowed(_)));
+        assert_indexes(&index);
+    }
+
+    #[test]
+    fn positions_of_another_snapshot_are_not_used() {
+        let f = snapshot();
+        let mut smaller = snapshot();
+        smaller.memberships.pop();
+        let stale = FtrackPositions::new(&smaller);
+        let index = Index::new(&f, Some(&stale));
+        assert!(matches!(index.positions, Cow::Owned(_)));
+        assert_indexes(&index);
     }
 }

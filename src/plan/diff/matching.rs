@@ -3,7 +3,7 @@
 //! and matched users LDAP has disabled — is departed, and goes to the rules' `deprovision`
 //! hook before the diff.
 
-use super::index::Index;
+use super::index::{FtrackPositions, Index};
 use super::{PlanSettings, ANCHOR_KEY, MISSING_SINCE_KEY};
 use crate::caseless::lowercase;
 use crate::ftrack::snapshot::{FtrackSnapshot, FtrackUser};
@@ -35,9 +35,12 @@ pub(super) struct Matched<'a> {
 }
 
 impl<'a> Matching<'a> {
+    /// Matches `evaluation`'s users to `ftrack`'s, indexing ftrack with `positions` when
+    /// they were built for it already ([`FtrackPositions::new`]).
     pub fn new(
         evaluation: &'a Evaluation,
         ftrack: &'a FtrackSnapshot,
+        positions: Option<&'a FtrackPositions>,
         settings: &PlanSettings,
     ) -> Matching<'a> {
         // ftrack's index and the directory users' order are independent: for a large
@@ -48,10 +51,10 @@ impl<'a> Matching<'a> {
             desired
         };
         let (index, desired) = if crate::parallel::threads_for(evaluation.users.len()) < 2 {
-            (Index::new(ftrack), sorted())
+            (Index::new(ftrack, positions), sorted())
         } else {
             std::thread::scope(|scope| {
-                let index = scope.spawn(|| Index::new(ftrack));
+                let index = scope.spawn(|| Index::new(ftrack, positions));
                 let desired = sorted();
                 let index = index
                     .join()
@@ -117,7 +120,7 @@ impl<'a> Matching<'a> {
 
         // An entry left out of this run is still in LDAP: its user is not departed.
         for entry in evaluation.skipped.iter().chain(&skipped) {
-            if let Some(u) = index.users_by_anchor.get(entry.anchor.as_str()) {
+            if let Some(u) = index.user_by_anchor(&entry.anchor) {
                 seen.insert(u.id.as_str());
             }
         }
@@ -174,13 +177,9 @@ impl<'a> Found<'a> {
     fn of(user: &DesiredUser, index: &Index<'a>, protected: &Protected) -> Found<'a> {
         let anchor = user.entry.anchor();
         let username = user.fields.username.trim();
-        let matched = match index.users_by_anchor.get(anchor.as_str()).copied() {
+        let matched = match index.user_by_anchor(&anchor) {
             Some(u) => Ok(Some(u)),
-            None => match index
-                .users_by_name
-                .get(lowercase(username).as_ref())
-                .copied()
-            {
+            None => match index.user_by_name(&lowercase(username)) {
                 Some(u) if u.metadata.get(ANCHOR_KEY).is_some_and(|a| *a != anchor) => Err(u),
                 other => Ok(other),
             },

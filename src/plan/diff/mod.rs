@@ -17,6 +17,7 @@ mod matching;
 mod notes;
 mod users;
 
+pub use index::FtrackPositions;
 pub use matching::Matching;
 
 use super::operation::{Name, Operation, OperationKind};
@@ -289,10 +290,12 @@ fn managed_counts(matching: &Matching, managed: &Managed) -> ManagedCounts {
         .count();
     let role_grants = matching
         .index
-        .grants
-        .iter()
-        .filter(|((u, r), _)| ids.contains(u) && managed.role_ids.contains(r))
-        .map(|(_, g)| usize::from(g.is_all_open_projects) + g.project_ids.len())
+        .grants()
+        .filter(|g| {
+            ids.contains(g.user_id.as_str())
+                && managed.role_ids.contains(&g.security_role_id.as_str())
+        })
+        .map(|g| usize::from(g.is_all_open_projects) + g.project_ids.len())
         .sum();
     ManagedCounts {
         users: managed_users.iter().filter(|u| u.is_active).count(),

@@ -118,7 +118,7 @@ fn plan_in_parts(
         skipped: Vec::new(),
     };
     let settings = settings();
-    let matching = Matching::new(&evaluation, ftrack, &settings);
+    let matching = Matching::new(&evaluation, ftrack, None, &settings);
     let verdicts: Vec<(Verdict, String)> = matching
         .departed_users(&settings.today)
         .iter()

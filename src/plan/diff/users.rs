@@ -107,8 +107,7 @@ impl Planner<'_> {
             if field == "username" {
                 let taken = self
                     .index
-                    .users_by_name
-                    .get(lowercase(desired).as_ref())
+                    .user_by_name(&lowercase(desired))
                     .is_some_and(|other| other.id != current.id);
                 if taken {
                     self.plan.skipped.push(SkippedEntry::of(&user.entry, format!(
