@@ -38,21 +38,54 @@ pub fn map_parts<T: Send, R: Send>(
 /// Runs `f` on `parts` consecutive chunks of `items`, each with the index of its first item,
 /// a scoped thread per chunk after the first (which runs on the calling thread); the results
 /// come back in the chunks' order. A panic in a chunk is raised again here.
-pub fn map_chunks<T: Sync, R: Send>(
-    items: &[T],
+pub fn map_chunks<'a, T: Sync, R: Send>(
+    items: &'a [T],
     parts: usize,
-    f: impl Fn(&[T], usize) -> R + Sync,
+    f: impl Fn(&'a [T], usize) -> R + Sync,
 ) -> Vec<R> {
-    if parts <= 1 || items.len() < 2 {
+    let chunk_len = items.len().div_ceil(parts.max(1)).max(1);
+    let starts = (0..items.len()).step_by(chunk_len).collect();
+    in_chunks(items, starts, f)
+}
+
+/// [`map_chunks`], the chunks of about equal `weight` rather than of equal length: for items
+/// of very different sizes, such as a group of a million members beside groups of ten.
+pub fn map_weighted<'a, T: Sync, R: Send>(
+    items: &'a [T],
+    parts: usize,
+    weight: impl Fn(&T) -> usize,
+    f: impl Fn(&'a [T], usize) -> R + Sync,
+) -> Vec<R> {
+    let weights: Vec<usize> = items.iter().map(weight).collect();
+    let share = weights.iter().sum::<usize>().div_ceil(parts.max(1)).max(1);
+    let mut starts = vec![0];
+    let mut before = 0;
+    for (i, w) in weights.into_iter().enumerate() {
+        if i > 0 && before >= share * starts.len() {
+            starts.push(i);
+        }
+        before += w;
+    }
+    in_chunks(items, starts, f)
+}
+
+/// `f` on the chunks of `items` that begin at `starts` (ascending, the first 0), with
+/// [`in_order`].
+fn in_chunks<'a, T: Sync, R: Send>(
+    items: &'a [T],
+    starts: Vec<usize>,
+    f: impl Fn(&'a [T], usize) -> R + Sync,
+) -> Vec<R> {
+    if starts.len() < 2 {
         return vec![f(items, 0)];
     }
-    let chunk_len = items.len().div_ceil(parts);
-    let (first, rest) = items.split_at(chunk_len);
-    let rest = rest
-        .chunks(chunk_len)
-        .enumerate()
-        .map(|(i, chunk)| (chunk, (i + 1) * chunk_len));
-    in_order((first, 0), rest, &|(chunk, start)| f(chunk, start))
+    let ends = starts.iter().skip(1).copied().chain([items.len()]);
+    let mut chunks = starts
+        .iter()
+        .zip(ends)
+        .map(|(&start, end)| (&items[start..end], start));
+    let first = chunks.next().unwrap_or((items, 0));
+    in_order(first, chunks, &|(chunk, start)| f(chunk, start))
 }
 
 /// `f` on `first` on the calling thread and on each of `rest` on a scoped thread of its own;
@@ -77,7 +110,7 @@ fn in_order<P: Send, R: Send>(
 
 #[cfg(test)]
 mod tests {
-    use super::{map_chunks, map_parts};
+    use super::{map_chunks, map_parts, map_weighted};
 
     #[test]
     fn chunks_come_back_in_order_with_their_first_index() {
@@ -95,6 +128,36 @@ mod tests {
                 assert_eq!(results.concat(), items, "{len} in {parts}");
             }
         }
+    }
+
+    #[test]
+    fn weighted_chunks_carry_about_equal_weight_in_order() {
+        // Two heavy items far apart: each chunk carries one and about half the weight.
+        let items: Vec<usize> = vec![
+            1, 1, 100, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 90,
+        ];
+        let chunks = map_weighted(&items, 2, |&w| w, |chunk, first| (first, chunk.to_vec()));
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[0], (0, items[..7].to_vec()), "102 + 4 of 211");
+        assert_eq!(chunks[1], (7, items[7..].to_vec()));
+        for len in [0usize, 1, 2, 5, 10] {
+            let items: Vec<usize> = (0..len).collect();
+            for parts in 1..5 {
+                let chunks = map_weighted(
+                    &items,
+                    parts,
+                    |_| 1,
+                    |chunk, first| {
+                        assert!(chunk.iter().enumerate().all(|(i, &v)| v == first + i));
+                        chunk.to_vec()
+                    },
+                );
+                assert!(chunks.len() <= parts.max(1), "{len} items in {parts} parts");
+                assert_eq!(chunks.concat(), items, "{len} in {parts}");
+            }
+        }
+        // Weightless items are one chunk.
+        assert_eq!(map_weighted(&[1, 2, 3], 3, |_| 0, |c, _| c.len()), [3]);
     }
 
     #[test]

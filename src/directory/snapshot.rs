@@ -235,10 +235,18 @@ fn assemble_in_parts(
     // The groups' member values resolved in consecutive parts of the groups, a thread each
     // for a large directory (a million values are a million hash lookups), then put
     // together in group order.
-    let parts = parts.min(raw_groups.len()).max(1);
-    let resolved = crate::parallel::map_chunks(&raw_groups, parts, |groups, first| {
-        lookups.resolve(groups, first)
-    });
+    // The parts carry about as many member values each: one group may hold them all.
+    let member_values = |(_, entry): &(NormalizedDn, Entry)| {
+        MEMBER_DN_ATTRIBUTES
+            .iter()
+            .chain(&["memberUid"])
+            .map(|a| entry.values(a).len())
+            .sum()
+    };
+    let resolved =
+        crate::parallel::map_weighted(&raw_groups, parts, member_values, |groups, first| {
+            lookups.resolve(groups, first)
+        });
     drop(lookups);
     let mut skipped = SkippedMembers::default();
     let mut direct: Vec<Vec<GroupId>> = vec![Vec::new(); users.len()];

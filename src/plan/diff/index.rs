@@ -265,12 +265,6 @@ impl<'a> Index<'a> {
             })
             .map(|&p| &grants[p as usize])
     }
-
-    /// Every grant, one per user and role.
-    pub(super) fn grants(&self) -> impl Iterator<Item = &'a FtrackUserSecurityRole> + '_ {
-        let grants = &self.snapshot.user_security_roles;
-        self.positions.grants.iter().map(|&p| &grants[p as usize])
-    }
 }
 
 #[cfg(test)]
@@ -352,9 +346,6 @@ mod tests {
         assert_eq!(grant("u1", "r1"), Some("s3".into()));
         assert_eq!(grant("u2", "r1"), Some("s2".into()));
         assert_eq!(grant("u2", "r2"), None);
-        let mut all: Vec<String> = index.grants().map(|g| g.id.to_string()).collect();
-        all.sort();
-        assert_eq!(all, ["s2", "s3"], "one grant per user and role");
     }
 
     #[test]

@@ -223,6 +223,19 @@ fn narrowing_revokes_a_scope_and_no_scope_left_removes_the_role() {
         ["- ann role Artist on show", "- bob role Artist (entirely)"]
     );
     assert_eq!(p.managed.role_grants, 3);
+    // A grant ftrack sent twice is counted once: the one the index keeps.
+    let p = plan(
+        vec![desired("ann", &[("Artist", None)]), desired("bob", &[])],
+        &ftrack(
+            &["ann", "bob"],
+            vec![
+                grant("ann", ARTIST, true, &[SHOW]),
+                grant("bob", ARTIST, true, &[]),
+                grant("bob", ARTIST, true, &[]),
+            ],
+        ),
+    );
+    assert_eq!(p.managed.role_grants, 3);
 }
 
 #[test]
