@@ -186,25 +186,42 @@ fn assemble_in_parts(
 
     // Keyed by the canonical text, so a member DN in the usual simple shape is looked up
     // from a reused buffer: no parse and no allocation per member value.
-    let user_by_dn: FxHashMap<&str, usize> = users
-        .iter()
-        .enumerate()
-        .map(|(i, u)| (u.dn.as_str(), i))
-        .collect();
+    // A member value is nearly always written exactly as the member's own entry DN, so the
+    // DNs as the server sent them are looked up first: no canonical form to build for most
+    // of a million values. The two users' maps are built side by side for a large directory.
+    let by_dn = || -> FxHashMap<&str, usize> {
+        users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.dn.as_str(), i))
+            .collect()
+    };
+    let by_sent_dn = || -> FxHashMap<&str, usize> {
+        users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.entry.dn.as_str(), i))
+            .collect()
+    };
+    let (user_by_dn, user_by_sent_dn) = if parts < 2 {
+        (by_dn(), by_sent_dn())
+    } else {
+        std::thread::scope(|scope| {
+            let by_dn = scope.spawn(by_dn);
+            let by_sent_dn = by_sent_dn();
+            match by_dn.join() {
+                Ok(by_dn) => (by_dn, by_sent_dn),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    };
     let group_by_dn: FxHashMap<&str, GroupId> = raw_groups
         .iter()
         .enumerate()
         .map(|(i, (dn, _))| (dn.as_str(), i as GroupId))
         .collect();
-    // A member value is nearly always written exactly as the member's own entry DN, so the
-    // DNs as the server sent them are looked up first: no canonical form to build for most
-    // of a million values. A group that is also a selected user is left to the canonical
-    // lookup, which finds users first.
-    let user_by_sent_dn: FxHashMap<&str, usize> = users
-        .iter()
-        .enumerate()
-        .map(|(i, u)| (u.entry.dn.as_str(), i))
-        .collect();
+    // A group that is also a selected user is left to the canonical lookup, which finds
+    // users first.
     let group_by_sent_dn: FxHashMap<&str, GroupId> = raw_groups
         .iter()
         .enumerate()
@@ -248,27 +265,52 @@ fn assemble_in_parts(
             lookups.resolve(groups, first)
         });
     drop(lookups);
+    // Each user's direct groups, placed one user after another (a counting sort of the
+    // (user, group) pairs: one vector, not a small one per user).
+    let mut starts = vec![0usize; users.len() + 1];
+    for part in &resolved {
+        for &(user, _) in &part.direct {
+            starts[user as usize + 1] += 1;
+        }
+    }
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    let mut placed: Vec<GroupId> = vec![0; starts[users.len()]];
+    let mut next = starts.clone();
     let mut skipped = SkippedMembers::default();
-    let mut direct: Vec<Vec<GroupId>> = vec![Vec::new(); users.len()];
     let mut subgroups: Vec<Vec<GroupId>> = Vec::with_capacity(raw_groups.len());
     for part in resolved {
         for (user, group) in part.direct {
-            direct[user as usize].push(group);
+            placed[next[user as usize]] = group;
+            next[user as usize] += 1;
         }
         subgroups.extend(part.subgroups);
         skipped.absorb(part.skipped);
     }
+    drop(next);
 
+    // Direct groups sorted, and flattened with their ancestors, a thread per part.
     let ancestors = ancestors_of_every_group(&subgroups);
-    for (user, mut groups) in users.iter_mut().zip(direct) {
-        groups.sort_unstable();
-        groups.dedup();
-        let mut all: Vec<GroupId> = groups
+    let flattened = crate::parallel::map_chunks(&starts[..users.len()], parts, |chunk, first| {
+        chunk
             .iter()
-            .flat_map(|&g| std::iter::once(g).chain(ancestors[g as usize].iter().copied()))
-            .collect();
-        all.sort_unstable();
-        all.dedup();
+            .enumerate()
+            .map(|(i, &start)| {
+                let mut groups = placed[start..starts[first + i + 1]].to_vec();
+                groups.sort_unstable();
+                groups.dedup();
+                let mut all: Vec<GroupId> = groups
+                    .iter()
+                    .flat_map(|&g| std::iter::once(g).chain(ancestors[g as usize].iter().copied()))
+                    .collect();
+                all.sort_unstable();
+                all.dedup();
+                (groups, all)
+            })
+            .collect::<Vec<_>>()
+    });
+    for (user, (groups, all)) in users.iter_mut().zip(flattened.into_iter().flatten()) {
         user.direct_groups = groups;
         user.groups = all;
     }
