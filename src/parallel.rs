@@ -69,6 +69,27 @@ pub fn map_weighted<'a, T: Sync, R: Send>(
     in_chunks(items, starts, f)
 }
 
+/// [`map_chunks`] in as many chunks as `states` (fewer when there are fewer items; none for
+/// none), each chunk handed its own state to use (a buffer kept from one call to the next).
+pub fn map_chunks_with<'a, T: Sync, S: Send, R: Send>(
+    items: &'a [T],
+    states: &mut [S],
+    f: impl Fn(&'a [T], usize, &mut S) -> R + Sync,
+) -> Vec<R> {
+    let chunk_len = items.len().div_ceil(states.len().max(1)).max(1);
+    let mut parts = items
+        .chunks(chunk_len)
+        .zip(states.iter_mut())
+        .enumerate()
+        .map(|(i, (chunk, state))| (chunk, i * chunk_len, state));
+    match parts.next() {
+        Some(first) => in_order(first, parts, &|(chunk, start, state)| {
+            f(chunk, start, state)
+        }),
+        None => Vec::new(),
+    }
+}
+
 /// `f` on the chunks of `items` that begin at `starts` (ascending, the first 0), with
 /// [`in_order`].
 fn in_chunks<'a, T: Sync, R: Send>(
@@ -110,7 +131,7 @@ fn in_order<P: Send, R: Send>(
 
 #[cfg(test)]
 mod tests {
-    use super::{map_chunks, map_parts, map_weighted};
+    use super::{map_chunks, map_chunks_with, map_parts, map_weighted};
 
     #[test]
     fn chunks_come_back_in_order_with_their_first_index() {
@@ -126,6 +147,33 @@ mod tests {
                     "{len} items in {parts} parts"
                 );
                 assert_eq!(results.concat(), items, "{len} in {parts}");
+            }
+        }
+    }
+
+    #[test]
+    fn chunks_with_a_state_each_come_back_in_order() {
+        for len in [0usize, 1, 2, 5, 10, 11] {
+            let items: Vec<usize> = (0..len).collect();
+            for parts in 1..5 {
+                // Each state counts the chunks it was handed, over two calls.
+                let mut states = vec![0usize; parts];
+                let mut chunk_count = 0;
+                for _ in 0..2 {
+                    let chunks = map_chunks_with(&items, &mut states, |chunk, first, seen| {
+                        assert!(chunk.iter().enumerate().all(|(i, &v)| v == first + i));
+                        *seen += 1;
+                        chunk.to_vec()
+                    });
+                    assert!(chunks.len() <= parts, "{len} items in {parts} parts");
+                    assert_eq!(chunks.concat(), items, "{len} in {parts}");
+                    chunk_count = chunks.len();
+                }
+                // The first states, each once per call.
+                let expected: Vec<usize> = (0..parts)
+                    .map(|i| if i < chunk_count { 2 } else { 0 })
+                    .collect();
+                assert_eq!(states, expected, "{len} in {parts}");
             }
         }
     }

@@ -5,6 +5,7 @@
 pub mod diff;
 pub mod guard;
 pub mod operation;
+mod render;
 pub mod saved;
 
 pub use operation::{Change, Name, Operation, OperationKind};
@@ -13,7 +14,6 @@ pub use saved::SavedPlan;
 use crate::rules::pipeline::SkippedEntry;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::{self, Write};
 
 /// What the planner needs from the configuration.
 #[derive(Debug, Clone)]
@@ -102,73 +102,6 @@ impl Plan {
             .collect()
     }
 
-    /// Writes the `--output json` document, operation by operation, to `out` (pretty,
-    /// keys sorted): no copy of the plan is built, so a 500,000-operation first run costs
-    /// its operations and a buffer, not a JSON tree and a string besides.
-    pub fn write_json(&self, out: impl Write) -> io::Result<()> {
-        /// The document's shape; the fields in alphabetical order, as the keys have always
-        /// been printed.
-        #[derive(Serialize)]
-        struct Document<'a> {
-            notes: &'a [String],
-            operations: &'a [Box<Operation>],
-            skipped: &'a [SkippedEntry],
-            summary: BTreeMap<&'static str, usize>,
-        }
-        let mut out = out;
-        serde_json::to_writer_pretty(
-            &mut out,
-            &Document {
-                notes: &self.notes,
-                operations: &self.operations,
-                skipped: &self.skipped,
-                summary: self.summary(),
-            },
-        )?;
-        out.write_all(b"\n")
-    }
-
-    /// Writes the human diff, one line per change with its details and reason, to `out`.
-    pub fn write_human(&self, mut out: impl Write) -> io::Result<()> {
-        if self.operations.is_empty() {
-            writeln!(out, "No changes: ftrack matches the directory.")?;
-        }
-        let quoted = |value: &Option<String>, absent: &str| match value {
-            Some(v) => format!("{v:?}"),
-            None => absent.to_string(),
-        };
-        for op in &self.operations {
-            writeln!(out, "{}", op.summary())?;
-            for (field, change) in op.changes.iter().chain(&op.metadata) {
-                writeln!(
-                    out,
-                    "    {field}: {} -> {}",
-                    quoted(&change.from, "(none)"),
-                    quoted(&change.to, "(removed)"),
-                )?;
-            }
-            if !op.reason.is_empty() {
-                writeln!(out, "    because {}", op.reason)?;
-            }
-        }
-        for s in &self.skipped {
-            writeln!(out, "! skipped {}: {}", s.dn, s.reason)?;
-        }
-        for n in &self.notes {
-            writeln!(out, "i {n}")?;
-        }
-        let counts: Vec<String> = OperationKind::ALL
-            .iter()
-            .map(|k| (k, self.count(*k)))
-            .filter(|(_, n)| *n > 0)
-            .map(|(k, n)| format!("{n} {k}"))
-            .collect();
-        if !counts.is_empty() {
-            writeln!(out, "\nPlan: {}.", counts.join(", "))?;
-        }
-        Ok(())
-    }
-
     /// The human diff as a string (for a report that is not streamed).
     pub fn render_human(&self) -> String {
         let mut out = Vec::new();
@@ -211,21 +144,61 @@ mod tests {
         }
     }
 
+    /// More operations than one batch renders at once, each distinct.
+    fn long_plan() -> Plan {
+        let mut plan = full_plan();
+        let template = plan.operations.clone();
+        plan.operations = (0..40_000)
+            .map(|i| {
+                let mut op = template[i % template.len()].clone();
+                op.target = format!("user{i}").into();
+                op
+            })
+            .collect();
+        plan
+    }
+
     #[test]
-    fn the_streamed_json_document_has_sorted_keys_as_before() {
-        let plan = full_plan();
-        // The document as it was built before it was streamed: a JSON tree (sorted keys).
-        let tree = serde_json::json!({
-            "summary": plan.summary(),
-            "operations": serde_json::to_value(&plan.operations).unwrap(),
-            "skipped": plan.skipped,
-            "notes": plan.notes,
-        });
-        let mut streamed = Vec::new();
-        plan.write_json(&mut streamed).unwrap();
-        assert_eq!(
-            String::from_utf8(streamed).unwrap(),
-            serde_json::to_string_pretty(&tree).unwrap() + "\n"
+    fn the_streamed_json_document_is_the_pretty_tree_with_sorted_keys() {
+        let empty = Plan::default();
+        let no_operations = Plan {
+            operations: Vec::new(),
+            ..full_plan()
+        };
+        for plan in [full_plan(), empty, no_operations, long_plan()] {
+            // The document as it was built before it was streamed: a JSON tree (sorted keys).
+            let tree = serde_json::json!({
+                "summary": plan.summary(),
+                "operations": serde_json::to_value(&plan.operations).unwrap(),
+                "skipped": plan.skipped,
+                "notes": plan.notes,
+            });
+            let mut streamed = Vec::new();
+            plan.write_json(&mut streamed).unwrap();
+            assert!(
+                String::from_utf8(streamed).unwrap()
+                    == serde_json::to_string_pretty(&tree).unwrap() + "\n",
+                "{} operations",
+                plan.operations.len()
+            );
+        }
+    }
+
+    #[test]
+    fn the_human_diff_of_many_operations_keeps_their_order() {
+        let plan = long_plan();
+        let text = plan.render_human();
+        let summaries: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with(' ') && !l.is_empty())
+            .take(plan.operations.len())
+            .collect();
+        let expected: Vec<String> = plan.operations.iter().map(|op| op.summary()).collect();
+        assert_eq!(summaries, expected);
+        assert!(
+            text.ends_with("\nPlan: 13334 create_user, 13333 add_membership, 13333 grant_role.\n"),
+            "{}",
+            &text[text.len() - 200..]
         );
     }
 
