@@ -209,48 +209,28 @@ impl Pipeline {
         let users = &directory.users;
         let _phase = crate::progress::start(crate::progress::RULES, Some(users.len() as u64));
         let mut extra = self.extra_workers(users.len());
-        let mut evaluation = if extra.is_empty() {
-            evaluate_chunk(&mut self.stages, directory, users, 0, users.len())?
-        } else {
-            let size = users.len().div_ceil(extra.len() + 1).max(1);
-            let mut chunks = users.chunks(size);
-            let first = chunks.next().unwrap_or(&[]);
-            let stages = &mut self.stages;
-            let results = std::thread::scope(|scope| {
-                let handles: Vec<_> = chunks
-                    .zip(extra.iter_mut())
-                    .enumerate()
-                    .map(|(i, (chunk, worker))| {
-                        let offset = (i + 1) * size;
-                        scope.spawn(move || {
-                            evaluate_chunk(worker, directory, chunk, offset, chunk.len())
-                        })
-                    })
-                    .collect();
+        // A thread per set of stages (the run's own and each worker's), a part of the users
+        // each, in order.
+        let mut stage_sets: Vec<&mut Vec<Box<dyn Stage>>> = std::iter::once(&mut self.stages)
+            .chain(extra.iter_mut())
+            .collect();
+        let results =
+            crate::parallel::map_chunks_with(users, &mut stage_sets, |chunk, first, stages| {
                 // The first part has room for everyone: the others are moved in after it,
                 // and it is never moved itself (at a million users, a second of copying
                 // and first touches on one core).
-                let first = evaluate_chunk(stages, directory, first, 0, users.len());
-                let mut results = vec![first];
-                for handle in handles {
-                    match handle.join() {
-                        Ok(result) => results.push(result),
-                        Err(panic) => std::panic::resume_unwind(panic),
-                    }
-                }
-                results
+                let capacity = if first == 0 { users.len() } else { chunk.len() };
+                evaluate_chunk(stages, directory, chunk, first, capacity)
             });
-            let mut results = results.into_iter();
-            let mut evaluation = results
-                .next()
-                .unwrap_or_else(|| Ok(Evaluation::default()))?;
-            for part in results {
-                let part = part?;
-                evaluation.users.extend(part.users);
-                evaluation.skipped.extend(part.skipped);
-            }
-            evaluation
-        };
+        let mut results = results.into_iter();
+        let mut evaluation = results
+            .next()
+            .unwrap_or_else(|| Ok(Evaluation::default()))?;
+        for part in results {
+            let part = part?;
+            evaluation.users.extend(part.users);
+            evaluation.skipped.extend(part.skipped);
+        }
         // A module whose last call used up its budget under `on_error = "skip"` only had
         // that entry skipped: the run still stops.
         for stage in &self.stages {
@@ -654,6 +634,71 @@ pub fn is_plausible_email(email: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workers_evaluate_in_parts_what_one_thread_would() {
+        use crate::directory::entry::{Entry, Value};
+        // Enough users for a thread per core; some unusable (no username), some claiming
+        // one username from different parts, some in a mapped group.
+        let n = 3 * crate::parallel::MIN_USERS_PER_THREAD;
+        let users: Vec<Entry> = (0..n)
+            .map(|i| {
+                let mut e = Entry::new(format!("uid=u{i:05},ou=people,dc=x"));
+                let uid = match i % 1000 {
+                    7 => String::new(),
+                    9 => "twin".to_string(),
+                    _ => format!("u{i:05}"),
+                };
+                e.push("uid", Value::Text(uid));
+                e.push("mail", Value::Text(format!("u{i}@x.example")));
+                e
+            })
+            .collect();
+        let mut group = Entry::new("cn=animators,ou=groups,dc=x");
+        group.push("cn", Value::Text("animators".into()));
+        for i in (0..n).step_by(3) {
+            group.push("member", Value::Text(format!("uid=u{i:05},ou=people,dc=x")));
+        }
+        let directory = crate::directory::snapshot::assemble(crate::directory::EntrySet {
+            users,
+            groups: vec![group],
+            ..Default::default()
+        })
+        .unwrap();
+        let stages = || -> Vec<Box<dyn Stage>> {
+            let mut mappings = std::collections::BTreeMap::new();
+            mappings.insert(
+                "animators".to_string(),
+                crate::config::GroupMapping {
+                    groups: vec!["Animation".into()],
+                    roles: vec!["Artist".into()],
+                    project_roles: Default::default(),
+                },
+            );
+            vec![Box::new(super::super::builtin::BuiltinStage::new(
+                &crate::config::AttributeMappings::default(),
+                &mappings,
+            ))]
+        };
+        let one = Pipeline::new(stages()).evaluate(&directory).unwrap();
+        let made = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = made.clone();
+        let mut parallel = Pipeline::new(stages()).with_workers(Box::new(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(stages())
+        }));
+        let split = parallel.evaluate(&directory).unwrap();
+        // A worker's stages per core beyond the first.
+        assert_eq!(
+            made.load(std::sync::atomic::Ordering::Relaxed),
+            crate::parallel::threads_for(n) - 1
+        );
+        assert_eq!(format!("{:?}", split.users), format!("{:?}", one.users));
+        assert_eq!(format!("{:?}", split.skipped), format!("{:?}", one.skipped));
+        let unusable = (0..n).filter(|i| matches!(i % 1000, 7 | 9)).count();
+        assert_eq!(one.skipped.len(), unusable);
+        assert!(one.users.iter().any(|u| !u.access.groups.is_empty()));
+    }
 
     #[test]
     fn a_username_claimed_twice_is_left_out_twice_in_whichever_parts_the_claims_are() {
