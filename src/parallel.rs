@@ -12,6 +12,26 @@ pub fn threads_for(users: usize) -> usize {
     cores.min(users / MIN_USERS_PER_THREAD).max(1)
 }
 
+/// `a` and `b`: side by side when `side_by_side` (`b` on a scoped thread of its own), else
+/// one after the other. A panic in `b` is raised again here.
+pub fn join<A, B: Send>(
+    side_by_side: bool,
+    a: impl FnOnce() -> A,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    if !side_by_side {
+        return (a(), b());
+    }
+    std::thread::scope(|scope| {
+        let b = scope.spawn(b);
+        let a = a();
+        match b.join() {
+            Ok(b) => (a, b),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
 /// Splits `items` into `parts` consecutive parts and runs `f` on each with the index of its
 /// first item, a scoped thread per part after the first (which runs on the calling thread);
 /// the results come back in the parts' order. A panic in a part is raised again here.
@@ -131,7 +151,7 @@ fn in_order<P: Send, R: Send>(
 
 #[cfg(test)]
 mod tests {
-    use super::{map_chunks, map_chunks_with, map_parts, map_weighted};
+    use super::{join, map_chunks, map_chunks_with, map_parts, map_weighted};
 
     #[test]
     fn chunks_come_back_in_order_with_their_first_index() {
@@ -176,6 +196,16 @@ mod tests {
                 assert_eq!(states, expected, "{len} in {parts}");
             }
         }
+    }
+
+    #[test]
+    fn join_runs_the_second_on_its_own_thread_only_side_by_side() {
+        let here = std::thread::current().id();
+        let on = || std::thread::current().id();
+        assert_eq!(join(false, on, on), (here, here));
+        let (a, b) = join(true, on, on);
+        assert_eq!(a, here);
+        assert_ne!(b, here);
     }
 
     #[test]

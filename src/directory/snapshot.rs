@@ -203,18 +203,7 @@ fn assemble_in_parts(
             .map(|(i, u)| (u.entry.dn.as_str(), i))
             .collect()
     };
-    let (user_by_dn, user_by_sent_dn) = if parts < 2 {
-        (by_dn(), by_sent_dn())
-    } else {
-        std::thread::scope(|scope| {
-            let by_dn = scope.spawn(by_dn);
-            let by_sent_dn = by_sent_dn();
-            match by_dn.join() {
-                Ok(by_dn) => (by_dn, by_sent_dn),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        })
-    };
+    let (user_by_sent_dn, user_by_dn) = crate::parallel::join(parts > 1, by_sent_dn, by_dn);
     let group_by_dn: FxHashMap<&str, GroupId> = raw_groups
         .iter()
         .enumerate()

@@ -130,19 +130,9 @@ impl FtrackPositions {
             }
             (memberships, membership_runs, grants)
         };
+        let large = crate::parallel::threads_for(f.users.len()) > 1;
         let ((users_by_anchor, users_by_name), (memberships, membership_runs, grants)) =
-            if crate::parallel::threads_for(f.users.len()) < 2 {
-                (users(), links())
-            } else {
-                std::thread::scope(|scope| {
-                    let links = scope.spawn(links);
-                    let users = users();
-                    match links.join() {
-                        Ok(links) => (users, links),
-                        Err(panic) => std::panic::resume_unwind(panic),
-                    }
-                })
-            };
+            crate::parallel::join(large, users, links);
         FtrackPositions {
             users_by_anchor,
             users_by_name,

@@ -50,18 +50,9 @@ impl<'a> Matching<'a> {
             desired.sort_by_cached_key(|u| lowercase(&u.fields.username));
             desired
         };
-        let (index, desired) = if crate::parallel::threads_for(evaluation.users.len()) < 2 {
-            (Index::new(ftrack, positions), sorted())
-        } else {
-            std::thread::scope(|scope| {
-                let index = scope.spawn(|| Index::new(ftrack, positions));
-                let desired = sorted();
-                let index = index
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                (index, desired)
-            })
-        };
+        let large = crate::parallel::threads_for(evaluation.users.len()) > 1;
+        let (desired, index) =
+            crate::parallel::join(large, sorted, || Index::new(ftrack, positions));
         let protected = Protected::new(settings);
         // Each user's ftrack user is looked up on a thread per core (at a million users, a
         // second of hash lookups); what the lookups mean is then decided in order.
