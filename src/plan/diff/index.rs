@@ -45,7 +45,9 @@ pub struct FtrackPositions {
     /// Each user's run in `memberships`: start, end.
     membership_runs: HashTable<(u32, u32)>,
     grants: HashTable<u32>,
-    /// The sizes of the snapshot indexed: positions are only ever read against it.
+    /// The sizes of the snapshot indexed: positions are only read against a snapshot of
+    /// these sizes (else [`Index::new`] indexes afresh), and every lookup compares the row it
+    /// lands on with the key, so positions can never name a wrong row.
     indexed: [usize; 3],
 }
 

@@ -215,7 +215,6 @@ impl<'a> Planner<'a> {
 /// and the full comparison (targets compared in lower case) runs about once per operation,
 /// not once per step of a sort. Both sorts are stable and the kind leads the order, so the
 /// result is the one sort's.
-#[allow(clippy::vec_box)]
 fn sort_in_plan_order(ops: &mut [Box<Operation>]) {
     ops.sort_by_key(|op| op.kind);
     ops.sort_by(|a, b| a.plan_order(b));
