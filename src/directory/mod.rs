@@ -98,8 +98,9 @@ pub fn read_with_env<'s>(
     async move { snapshot::assemble(entries.await?) }
 }
 
-/// The user attributes the directory itself reads, whatever the rules need: stable ids,
-/// disabled state and memberOf ([`ldap::USER_OPERATIONAL_ATTRIBUTES`]); `uid`, by which a
+/// The user attributes the directory itself reads, whatever the rules need: stable ids and
+/// disabled state ([`ldap::USER_OPERATIONAL_ATTRIBUTES`]; not memberOf, see
+/// [`ldap::MEMBER_OF`]); `uid`, by which a
 /// posixGroup's `memberUid` names its members ([`snapshot::MEMBER_UID_ATTRIBUTE`]); and the
 /// attributes `ldap.user_filter` tests. A server does not need those to apply the filter,
 /// but an `ldif:` source applies it to the entries themselves — a case captured with

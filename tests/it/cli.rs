@@ -120,11 +120,11 @@ fn check_reports_the_demo_directory_exactly() {
         serde_json::json!({
             "users": 8, "disabled_users": 1, "groups": 4, "memberships": 10,
             // What a server would be asked for: what the mappings and studio-basics read,
-            // the ids and disabled state, memberOf, `uid` (memberUid) and the user filter's
-            // objectClass; never `*`.
+            // the ids and disabled state, `uid` (memberUid) and the user filter's objectClass;
+            // never `*`, and not memberOf, which no stage reads.
             "user_attributes": [
                 "uid", "mail", "givenName", "sn", "displayName", "cn", "entryUUID",
-                "nsUniqueId", "objectGUID", "memberOf", "pwdAccountLockedTime", "nsAccountLock",
+                "nsUniqueId", "objectGUID", "pwdAccountLockedTime", "nsAccountLock",
                 "userAccountControl", "objectClass"
             ],
             "user_attributes_for":

@@ -5,8 +5,9 @@
 //! would make the sync disable everyone it did not see. Concretely:
 //!
 //! * Users are asked only for the attributes the caller names (a run names what its rules
-//!   read), else those `ldap.user_attributes` names, else all (`*`); the ids, disabled state
-//!   and `memberOf` always. Groups always get [`GROUP_ATTRIBUTES`].
+//!   read), else those `ldap.user_attributes` names, else all (`*`); the ids and disabled
+//!   state always, and `memberOf` with `*` (it is operational on OpenLDAP, so `*` alone
+//!   would not bring it) or when named. Groups always get [`GROUP_ATTRIBUTES`].
 //! * Users and groups are read concurrently on two connections, each with a paged search
 //!   (RFC 2696, marked critical). A page counts only when its entry stream ended normally
 //!   *and* its SearchResultDone carried result code 0; a missing paging control, a size or
@@ -56,16 +57,20 @@ use std::sync::Arc;
 const PAGED_RESULTS_OID: &str = "1.2.840.113556.1.4.319";
 
 /// Operational attributes always requested for users, whatever `ldap.user_attributes` says:
-/// stable ids (OpenLDAP, 389-ds, AD), group membership back-links and the disabled state.
+/// stable ids (OpenLDAP, 389-ds, AD) and the disabled state.
 pub const USER_OPERATIONAL_ATTRIBUTES: &[&str] = &[
     "entryUUID",
     "nsUniqueId",
     "objectGUID",
-    "memberOf",
     "pwdAccountLockedTime",
     "nsAccountLock",
     "userAccountControl",
 ];
+
+/// The group membership back-link. Membership comes from the groups' own member lists, so
+/// it is asked for only for a rule that reads it (or with `*`): at an Active Directory
+/// studio it is often the largest attribute of a user.
+pub const MEMBER_OF: &str = "memberOf";
 
 /// Attributes requested for groups: names, classes, the three membership styles, stable ids.
 pub const GROUP_ATTRIBUTES: &[&str] = &[
@@ -120,8 +125,8 @@ pub fn read_entries_requesting<'s>(
 
 /// The attribute list a user search sends: `user_attributes` when given, else
 /// `ldap.user_attributes`, else every user attribute (`*`); always followed by
-/// [`USER_OPERATIONAL_ATTRIBUTES`], and each name once (attribute names are
-/// case-insensitive, the first spelling is kept).
+/// [`USER_OPERATIONAL_ATTRIBUTES`] (and [`MEMBER_OF`] after `*`), and each name once
+/// (attribute names are case-insensitive, the first spelling is kept).
 pub fn requested_user_attributes(
     settings: &LdapSettings,
     user_attributes: Option<&[String]>,
@@ -134,7 +139,11 @@ pub fn requested_user_attributes(
     };
     let mut requested: Vec<String> =
         Vec::with_capacity(named.len() + USER_OPERATIONAL_ATTRIBUTES.len());
-    let operational = USER_OPERATIONAL_ATTRIBUTES.iter().copied();
+    let everything = named.iter().any(|n| n == "*");
+    let operational = USER_OPERATIONAL_ATTRIBUTES
+        .iter()
+        .copied()
+        .chain(everything.then_some(MEMBER_OF));
     for name in named.iter().map(String::as_str).chain(operational) {
         if !requested.iter().any(|a| a.eq_ignore_ascii_case(name)) {
             requested.push(name.to_string());
@@ -149,7 +158,7 @@ pub fn requested_user_attributes(
 fn change_user_attributes(settings: &LdapSettings, named: Option<Vec<String>>) -> Vec<String> {
     requested_user_attributes(settings, named.as_deref())
         .into_iter()
-        .filter(|a| !a.eq_ignore_ascii_case("memberOf"))
+        .filter(|a| !a.eq_ignore_ascii_case(MEMBER_OF))
         .collect()
 }
 
