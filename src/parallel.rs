@@ -1,6 +1,7 @@
 //! How many threads a stage that works user by user spreads over (assemble, the rules, the
-//! diff): one per core, each with enough users to be worth a thread's start and its share of
-//! the merge; and the two ways such a stage hands out its parts, owned or borrowed.
+//! diff, the plan's rendering): one per core, each with enough users to be worth a thread's
+//! start and its share of the merge; the ways such a stage hands out its parts (owned,
+//! borrowed, borrowed by weight, borrowed with a state each), and two jobs side by side.
 
 /// Below this many users per thread, fewer threads are used.
 pub const MIN_USERS_PER_THREAD: usize = 4096;

@@ -327,11 +327,7 @@ impl Session {
             mut next,
         } = last;
         let mut empty = last_rows.is_empty();
-        if rows.is_empty() {
-            rows = last_rows;
-        } else {
-            rows.extend(last_rows);
-        }
+        rows.extend(last_rows);
         loop {
             match next {
                 Some(n) if n > offset && !empty => offset = n,

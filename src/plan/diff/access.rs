@@ -28,7 +28,7 @@ impl Planner<'_> {
             )
         };
         let current_id = matched.current.map(|u| u.id.as_str());
-        let current_memberships = current_id.map_or(&[][..], |id| self.index.memberships_of(id));
+        let current_memberships = self.index.memberships_of(current_id);
         // Only groups that exist can be in `current_memberships`, so only their ids are kept.
         let mut wanted_group_ids: Vec<&str> = Vec::with_capacity(user.access.groups.len());
         for group in &user.access.groups {
@@ -36,7 +36,7 @@ impl Planner<'_> {
                 match self.index.groups_by_name.get(lowercase(group).as_ref()) {
                     Some(&(id, name)) => {
                         wanted_group_ids.push(id);
-                        if current_memberships.iter().any(|m| m.group_id == id) {
+                        if current_memberships.clone().any(|m| m.group_id == id) {
                             continue;
                         }
                         (self.names.get(id), self.names.get(name))

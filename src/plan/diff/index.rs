@@ -27,10 +27,6 @@ pub(super) struct Index<'a> {
     pub(super) group_names: FxHashMap<&'a str, &'a str>,
     pub(super) role_names: FxHashMap<&'a str, &'a str>,
     pub(super) project_names: FxHashMap<&'a str, &'a str>,
-    /// Every membership, grouped by user id; [`Index::memberships_of`] finds a user's run.
-    /// One vector and a range per user, not a vector per user: at 100,000 users those were
-    /// 17 MB.
-    memberships: Vec<&'a FtrackMembership>,
 }
 
 /// The users by anchor and by lower-cased username, the memberships grouped by user, and the
@@ -40,7 +36,8 @@ pub(super) struct Index<'a> {
 pub struct FtrackPositions {
     users_by_anchor: HashTable<u32>,
     users_by_name: HashTable<u32>,
-    /// Positions of the memberships, sorted by user id (stable).
+    /// Positions of the memberships, sorted by user id (stable): one vector and a run per
+    /// user, not a vector per user (17 MB at 100,000 users).
     memberships: Vec<u32>,
     /// Each user's run in `memberships`: start, end.
     membership_runs: HashTable<(u32, u32)>,
@@ -162,11 +159,6 @@ impl<'a> Index<'a> {
             _ => Cow::Owned(FtrackPositions::new(f)),
         };
         Index {
-            memberships: positions
-                .memberships
-                .iter()
-                .map(|&p| &f.memberships[p as usize])
-                .collect(),
             snapshot: f,
             positions,
             // Top-level groups only: managed groups are created at the top level.
@@ -235,15 +227,26 @@ impl<'a> Index<'a> {
             .map(|&p| &users[p as usize])
     }
 
-    /// The memberships of the ftrack user with this id.
-    pub(super) fn memberships_of(&self, user_id: &str) -> &[&'a FtrackMembership] {
-        self.positions
-            .membership_runs
-            .find(hash(user_id), |&(start, _)| {
-                self.memberships[start as usize].user_id == user_id
+    /// The memberships of the ftrack user with this id (none for a user not in ftrack yet),
+    /// in the order ftrack sent them.
+    pub(super) fn memberships_of(
+        &self,
+        user_id: Option<&str>,
+    ) -> impl Iterator<Item = &'a FtrackMembership> + Clone + '_ {
+        let all = &self.snapshot.memberships;
+        let sorted = &self.positions.memberships;
+        let run = user_id
+            .and_then(|id| {
+                self.positions
+                    .membership_runs
+                    .find(hash(id), |&(start, _)| {
+                        all[sorted[start as usize] as usize].user_id == id
+                    })
             })
-            .and_then(|&(start, end)| self.memberships.get(start as usize..end as usize))
-            .unwrap_or(&[])
+            .map_or(&[][..], |&(start, end)| {
+                &sorted[start as usize..end as usize]
+            });
+        run.iter().map(move |&p| &all[p as usize])
     }
 
     /// The grant of this role to this user.
@@ -319,8 +322,8 @@ mod tests {
         }
     }
 
-    fn ids(memberships: &[&FtrackMembership]) -> Vec<String> {
-        memberships.iter().map(|m| m.id.to_string()).collect()
+    fn ids<'a>(memberships: impl Iterator<Item = &'a FtrackMembership>) -> Vec<String> {
+        memberships.map(|m| m.id.to_string()).collect()
     }
 
     fn assert_indexes(index: &Index<'_>) {
@@ -331,9 +334,10 @@ mod tests {
         assert_eq!(id(index.user_by_name("ann")), Some("u3".into()));
         assert_eq!(id(index.user_by_name("carl")), Some("u4".into()));
         assert_eq!(id(index.user_by_name("Carl")), None, "keys are lower-cased");
-        assert_eq!(ids(index.memberships_of("u1")), ["m2", "m5"]);
-        assert_eq!(ids(index.memberships_of("u2")), ["m1", "m3"]);
-        assert!(index.memberships_of("u3").is_empty());
+        assert_eq!(ids(index.memberships_of(Some("u1"))), ["m2", "m5"]);
+        assert_eq!(ids(index.memberships_of(Some("u2"))), ["m1", "m3"]);
+        assert_eq!(ids(index.memberships_of(Some("u3"))), [] as [&str; 0]);
+        assert_eq!(ids(index.memberships_of(None)), [] as [&str; 0]);
         let grant = |u: &str, r: &str| index.grant(u, r).map(|g| g.id.to_string());
         assert_eq!(grant("u1", "r1"), Some("s3".into()));
         assert_eq!(grant("u2", "r1"), Some("s2".into()));
