@@ -262,6 +262,15 @@ mod tests {
     }
 
     #[test]
+    fn kinds_are_numbered_in_plan_order() {
+        // The diff keeps a list per kind, indexed by `kind as usize`.
+        for (i, kind) in OperationKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind as usize, i, "{kind}");
+        }
+        assert!(OperationKind::ALL.is_sorted());
+    }
+
+    #[test]
     fn plan_order_is_kind_then_target_then_group() {
         let op = |kind, target: &str, group: Option<&str>| {
             let mut op = Operation::new(kind, target, "");
