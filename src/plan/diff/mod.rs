@@ -224,16 +224,21 @@ impl<'a> Planner<'a> {
 
 /// Planned operations, a list per kind. A plan is ordered by kind first, so kept apart they
 /// need no sort by kind; and users are planned in username order, so each kind's list is
-/// nearly in plan order already and its sort compares about once per operation.
+/// nearly in plan order already and its sort compares about once per operation. A list
+/// made of sorted parts in order is not even compared again.
 #[derive(Default)]
-struct ByKind([OperationList; OperationKind::ALL.len()]);
+struct ByKind {
+    lists: [OperationList; OperationKind::ALL.len()],
+    /// How many operations at the start of each list are known to be in plan order.
+    sorted: [usize; OperationKind::ALL.len()],
+}
 
 /// Boxed, as `Plan::operations` is (why: there).
 type OperationList = Vec<Box<Operation>>;
 
 impl ByKind {
     fn push(&mut self, op: Box<Operation>) {
-        self.0[op.kind as usize].push(op);
+        self.lists[op.kind as usize].push(op);
     }
 
     fn extend(&mut self, ops: impl IntoIterator<Item = Box<Operation>>) {
@@ -244,30 +249,44 @@ impl ByKind {
 
     /// Makes room for the operations of `parts` at once.
     fn reserve_for<'p>(&mut self, parts: impl Iterator<Item = &'p ByKind> + Clone) {
-        for (kind, list) in self.0.iter_mut().enumerate() {
-            list.reserve_exact(parts.clone().map(|p| p.0[kind].len()).sum());
+        for (kind, list) in self.lists.iter_mut().enumerate() {
+            list.reserve_exact(parts.clone().map(|p| p.lists[kind].len()).sum());
         }
     }
 
-    /// Appends `later`'s operations, each after this list's of its kind.
-    fn append(&mut self, later: ByKind) {
-        for (list, mut more) in self.0.iter_mut().zip(later.0) {
-            list.append(&mut more);
+    /// Appends `later`'s operations, each after this list's of its kind. Two lists in plan
+    /// order make one when the first's last operation does not come after the second's first.
+    fn append(&mut self, mut later: ByKind) {
+        for (kind, more) in later.lists.iter_mut().enumerate() {
+            let list = &mut self.lists[kind];
+            let in_order = self.sorted[kind] == list.len()
+                && later.sorted[kind] == more.len()
+                && match (list.last(), more.first()) {
+                    (Some(last), Some(first)) => last.plan_order(first).is_le(),
+                    _ => true,
+                };
+            list.append(more);
+            if in_order {
+                self.sorted[kind] = list.len();
+            }
         }
     }
 
     /// Sorts each kind's list stably in [`Operation::plan_order`].
     fn sort(&mut self) {
-        for list in &mut self.0 {
-            list.sort_by(|a, b| a.plan_order(b));
+        for (list, sorted) in self.lists.iter_mut().zip(&mut self.sorted) {
+            if *sorted < list.len() {
+                list.sort_by(|a, b| a.plan_order(b));
+                *sorted = list.len();
+            }
         }
     }
 
     /// Every operation, in plan order.
     fn in_plan_order(mut self) -> OperationList {
         self.sort();
-        let mut all = Vec::with_capacity(self.0.iter().map(Vec::len).sum());
-        for list in self.0 {
+        let mut all = Vec::with_capacity(self.lists.iter().map(Vec::len).sum());
+        for list in self.lists {
             all.extend(list);
         }
         all

@@ -331,3 +331,45 @@ fn planned_ids_are_the_version_5_uuids_of_their_names() {
         "162797e6-14ca-5ff8-95a2-d3f25a90f072"
     );
 }
+
+#[test]
+fn operations_kept_by_kind_come_out_in_plan_order() {
+    use OperationKind::{AddMembership, CreateGroup, CreateUser, UpdateUser};
+    let op = |kind, target: &str, group: Option<&str>| {
+        let mut op = Operation::new(kind, target, "");
+        op.group = group.map(Name::from);
+        Box::new(op)
+    };
+    // Two parts, each sorted on its own. The second's update comes before the first's (a
+    // rename keeps the old username as its target); their memberships follow each other.
+    let mut first = ByKind::default();
+    first.extend([
+        op(AddMembership, "ann", Some("B")),
+        op(UpdateUser, "zed", None),
+        op(AddMembership, "Ann", Some("A")),
+        op(AddMembership, "bob", Some("A")),
+    ]);
+    first.sort();
+    let mut second = ByKind::default();
+    second.extend([
+        op(UpdateUser, "amy", None),
+        op(AddMembership, "carl", Some("A")),
+        op(CreateUser, "carl", None),
+    ]);
+    second.sort();
+    let mut all = ByKind::default();
+    all.append(first);
+    all.append(second);
+    all.extend([op(CreateGroup, "team", None), op(CreateGroup, "Band", None)]);
+    let mut expected: Vec<Box<Operation>> = all.lists.iter().flatten().cloned().collect();
+    expected.sort_by(|a, b| a.plan_order(b));
+    let summaries = |ops: &[Box<Operation>]| ops.iter().map(|op| op.summary()).collect::<Vec<_>>();
+    let planned = all.in_plan_order();
+    assert_eq!(summaries(&planned), summaries(&expected));
+    assert_eq!(
+        planned[3].target.as_str(),
+        "amy",
+        "{:?}",
+        summaries(&planned)
+    );
+}
