@@ -33,6 +33,16 @@ impl RowId {
     }
 }
 
+impl RowId {
+    /// The id's text, as [`fmt::Display`] writes it; a UUID is written into `buffer`.
+    pub fn as_text<'b>(&'b self, buffer: &'b mut [u8; uuid::fmt::Hyphenated::LENGTH]) -> &'b str {
+        match &self.0 {
+            Repr::Uuid(id) => id.hyphenated().encode_lower(buffer),
+            Repr::Text(text) => text,
+        }
+    }
+}
+
 impl From<uuid::Uuid> for RowId {
     /// The id ftrack would write for `id`: its lower-case hyphenated form.
     fn from(id: uuid::Uuid) -> RowId {

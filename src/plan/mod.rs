@@ -185,6 +185,33 @@ mod tests {
     }
 
     #[test]
+    fn operations_are_written_as_serde_writes_them_escapes_included() {
+        // The document's operations are written by hand (`render::write_operation`); serde's
+        // pretty tree is the definition, for every field and text JSON must escape.
+        let odd = "zoë \"z\" \\ o\n\t\u{1}\u{7f} ✓";
+        let mut update = Operation::new(OperationKind::UpdateUser, odd, odd);
+        update.user_id = Some(odd.into());
+        update.set("last_name", Some(odd.into()), None);
+        update.set("first_name", None, Some("Zoë".into()));
+        update.set_metadata("ldap2ftrack.missing_since", Some("2026-11-01".into()), None);
+        let mut removal = Operation::new(OperationKind::RemoveMembership, "bo", "");
+        removal.membership_id = Some(uuid::Uuid::from_u128(0x5ca1e << 64 | 7).into());
+        removal.group = Some(odd.into());
+        removal.group_id = Some("g\"1".into());
+        let mut plan = full_plan();
+        plan.operations
+            .extend([Box::new(update), Box::new(removal)]);
+        for op in &plan.operations {
+            let mut written = Vec::new();
+            render::write_operation(op, &mut written).unwrap();
+            let expected = serde_json::to_string_pretty(op)
+                .unwrap()
+                .replace('\n', "\n    ");
+            assert_eq!(String::from_utf8(written).unwrap(), expected, "{op:?}");
+        }
+    }
+
+    #[test]
     fn the_human_diff_of_many_operations_keeps_their_order() {
         let plan = long_plan();
         let text = plan.render_human();

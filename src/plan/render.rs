@@ -3,7 +3,9 @@
 //! rendering them was most of such a run's last second on one core, so operations are
 //! rendered in batches, a thread per core, and each batch is written in order.
 
+use super::operation::{Change, FieldName};
 use super::{Operation, OperationKind, Plan};
+use litemap::LiteMap;
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -12,6 +14,10 @@ const BATCH: usize = 8 * 1024;
 
 /// Indentation of an operation inside the JSON document's `operations` list.
 const OPERATION_INDENT: &[u8] = b"    ";
+
+/// A comma, a line break and the indentation of up to 15 levels: the start of a document's
+/// next line is a slice of it.
+const NEXT_LINE: &[u8; 32] = b",\n                              ";
 
 /// serde_json's pretty format (two spaces a level, `": "` after a key, `[]` and `{}` when
 /// empty) starting at a given depth, so that a part of a document is written in place,
@@ -45,15 +51,22 @@ impl PrettyAt {
     }
 
     fn next<W: ?Sized + Write>(&mut self, out: &mut W, first: bool) -> io::Result<()> {
-        out.write_all(if first { b"\n" } else { b",\n" })?;
-        self.indent(out)
+        let start = usize::from(first);
+        match NEXT_LINE.get(start..2 + 2 * self.depth) {
+            // One write per key or item: most of the document is its indentation.
+            Some(line) => out.write_all(line),
+            None => {
+                out.write_all(&NEXT_LINE[start..2])?;
+                self.indent(out)
+            }
+        }
     }
 
     fn indent<W: ?Sized + Write>(&self, out: &mut W) -> io::Result<()> {
-        for _ in 0..self.depth {
-            out.write_all(b"  ")?;
+        match NEXT_LINE.get(2..2 + 2 * self.depth) {
+            Some(spaces) => out.write_all(spaces),
+            None => (0..self.depth).try_for_each(|_| out.write_all(b"  ")),
         }
-        Ok(())
     }
 }
 
@@ -95,6 +108,138 @@ fn write_pretty<W: Write>(out: &mut W, value: &impl Serialize, depth: usize) -> 
     value.serialize(&mut serializer).map_err(io::Error::from)
 }
 
+/// `op` as [`write_pretty`] writes it at depth 2, written directly. Through serde, most of
+/// a first run's rendering went to each key's bookkeeping and to escaping the same dozen
+/// keys again for each of 540,000 operations; here a key and its indentation are one copy.
+/// `Operation`'s `Serialize` stays the definition of the document: the tests compare the
+/// two for every field, and for text that needs escaping.
+pub(super) fn write_operation(op: &Operation, buf: &mut Vec<u8>) -> io::Result<()> {
+    let mut object = Object::open(buf, 3);
+    if op.add_role {
+        object.key("add_role").extend_from_slice(b"true");
+    }
+    object.changes("changes", &op.changes)?;
+    object.text("group", op.group.as_deref())?;
+    object.text("group_id", op.group_id.as_deref())?;
+    object.text("kind", Some(op.kind.as_str()))?;
+    if let Some(id) = &op.membership_id {
+        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+        object.text("membership_id", Some(id.as_text(&mut text)))?;
+    }
+    object.changes("metadata", &op.metadata)?;
+    object.text("project_id", op.project_id.as_deref())?;
+    object.text("reason", Some(&op.reason))?;
+    object.text("role", op.role.as_deref())?;
+    object.text("role_id", op.role_id.as_deref())?;
+    object.text("scope", op.scope.as_deref())?;
+    object.text("target", Some(&op.target))?;
+    object.text("user_id", op.user_id.as_deref())?;
+    object.close();
+    Ok(())
+}
+
+/// A JSON object being written in serde_json's pretty format, its keys at `depth`.
+struct Object<'b> {
+    buf: &'b mut Vec<u8>,
+    depth: usize,
+    empty: bool,
+}
+
+impl<'b> Object<'b> {
+    fn open(buf: &'b mut Vec<u8>, depth: usize) -> Object<'b> {
+        buf.push(b'{');
+        Object {
+            buf,
+            depth,
+            empty: true,
+        }
+    }
+
+    /// Starts the next entry; the value is written next.
+    fn key(&mut self, key: &str) -> &mut Vec<u8> {
+        let mut pretty = PrettyAt::new(self.depth);
+        // Writing to a vector does not fail.
+        let _ = pretty.next(self.buf, self.empty);
+        self.empty = false;
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(key.as_bytes());
+        self.buf.extend_from_slice(b"\": ");
+        self.buf
+    }
+
+    /// A text entry, left out when absent.
+    fn text(&mut self, key: &str, value: Option<&str>) -> io::Result<()> {
+        match value {
+            Some(value) => json_string(self.key(key), value),
+            None => Ok(()),
+        }
+    }
+
+    /// A map of field changes, left out when empty.
+    fn changes(&mut self, key: &str, changes: &LiteMap<FieldName, Change>) -> io::Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let depth = self.depth + 1;
+        let mut fields = Object::open(self.key(key), depth);
+        for (field, change) in changes.iter() {
+            let mut values = Object::open(fields.key_escaped(field)?, depth + 1);
+            values.nullable("from", change.from.as_deref())?;
+            values.nullable("to", change.to.as_deref())?;
+            values.close();
+        }
+        fields.close();
+        Ok(())
+    }
+
+    /// A key that may need escaping.
+    fn key_escaped(&mut self, key: &str) -> io::Result<&mut Vec<u8>> {
+        let mut pretty = PrettyAt::new(self.depth);
+        pretty.next(self.buf, self.empty)?;
+        self.empty = false;
+        json_string(self.buf, key)?;
+        self.buf.extend_from_slice(b": ");
+        Ok(self.buf)
+    }
+
+    /// A text entry written as `null` when absent.
+    fn nullable(&mut self, key: &str, value: Option<&str>) -> io::Result<()> {
+        match value {
+            Some(value) => json_string(self.key(key), value),
+            None => {
+                self.key(key).extend_from_slice(b"null");
+                Ok(())
+            }
+        }
+    }
+
+    fn close(self) {
+        if !self.empty {
+            self.buf.push(b'\n');
+            let _ = PrettyAt::new(self.depth - 1).indent(self.buf);
+        }
+        self.buf.push(b'}');
+    }
+}
+
+/// `text` as a JSON string: copied as it is when nothing in it needs escaping (ids, names,
+/// nearly every reason), escaped by serde_json otherwise.
+fn json_string(buf: &mut Vec<u8>, text: &str) -> io::Result<()> {
+    // Whole, with no early exit, so that the check runs many bytes at a time.
+    let plain = text.bytes().fold(true, |plain, b| {
+        plain & (b >= 0x20 && b != b'"' && b != b'\\')
+    });
+    if plain {
+        buf.reserve(text.len() + 2);
+        buf.push(b'"');
+        buf.extend_from_slice(text.as_bytes());
+        buf.push(b'"');
+        Ok(())
+    } else {
+        serde_json::to_writer(buf, text).map_err(io::Error::from)
+    }
+}
+
 impl Plan {
     /// Writes the `--output json` document to `out`, pretty, keys sorted: `notes`,
     /// `operations`, `skipped`, `summary`. Exactly what `serde_json::to_writer_pretty` of
@@ -113,7 +258,7 @@ impl Plan {
                     buf.extend_from_slice(b",\n");
                 }
                 buf.extend_from_slice(OPERATION_INDENT);
-                write_pretty(buf, op, 2)
+                write_operation(op, buf)
             })?;
             out.write_all(b"\n  ]")?;
         }
