@@ -223,6 +223,10 @@ fn or_empty(name: &Option<Name>) -> &str {
 /// `a.to_lowercase().cmp(&b.to_lowercase())`, without allocating when both are ASCII (the
 /// usual username).
 fn lowercase_cmp(a: &str, b: &str) -> Ordering {
+    // The same shared name: a user's operations all carry one.
+    if std::ptr::eq(a, b) {
+        return Ordering::Equal;
+    }
     if a.is_ascii() && b.is_ascii() {
         a.bytes()
             .map(|c| c.to_ascii_lowercase())

@@ -285,7 +285,7 @@ impl Plan {
         }
         let counts: Vec<String> = OperationKind::ALL
             .iter()
-            .map(|k| (k, self.count(*k)))
+            .zip(self.counts())
             .filter(|(_, n)| *n > 0)
             .map(|(k, n)| format!("{n} {k}"))
             .collect();

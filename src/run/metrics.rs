@@ -3,7 +3,7 @@
 //! kind, the time of each phase, the guards' margins, and when the sync last succeeded.
 
 use crate::config::GuardSettings;
-use crate::plan::{OperationKind, Plan};
+use crate::plan::Plan;
 use crate::rules::pipeline::SkipCause;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -61,10 +61,7 @@ impl RunRecord {
             )
         })
         .collect();
-        self.planned = OperationKind::ALL
-            .iter()
-            .map(|k| (k.as_str(), plan.count(*k)))
-            .collect();
+        self.planned = plan.summary().into_iter().collect();
         // What each guard allows at this run's size (a count floor included) less what the
         // plan has: the same figures the guard itself decides on.
         self.guard_margins = crate::plan::guard::figures(plan, guards, directory_users)

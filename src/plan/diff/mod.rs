@@ -208,15 +208,13 @@ impl<'a> Planner<'a> {
     /// Orders the operations, marks the first grant of each role a user lacks, and adds
     /// the notes.
     fn finish(mut self) -> Plan {
-        let mut operations = self.ops.in_plan_order();
-        for op in &mut operations {
-            if op.kind == OperationKind::GrantRole {
-                if let (Some(user), Some(role)) = (&op.user_id, &op.role_id) {
-                    op.add_role = self.lacking.remove(&(user.clone(), role.clone()));
-                }
+        self.ops.sort();
+        for op in &mut self.ops.lists[OperationKind::GrantRole as usize] {
+            if let (Some(user), Some(role)) = (&op.user_id, &op.role_id) {
+                op.add_role = self.lacking.remove(&(user.clone(), role.clone()));
             }
         }
-        self.plan.operations = operations;
+        self.plan.operations = self.ops.in_plan_order();
         self.plan.notes.extend(self.notes.render());
         self.plan
     }
