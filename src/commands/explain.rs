@@ -4,6 +4,7 @@
 use super::output::{json_text, OutputFormat};
 use crate::config::Config;
 use crate::failure::Failure;
+use crate::rules::pipeline::GroupNames;
 use crate::run;
 
 /// Explains one user: their entry, each proposal's reason, their planned changes.
@@ -45,7 +46,8 @@ pub fn explain(config: &Config, username: &str, output: OutputFormat) -> Result<
         .iter()
         .filter(|s| s.dn.to_lowercase().contains(&wanted))
         .collect();
-    let reasons = desired.map(|d| pipeline.reasons(&inputs.directory, d).all());
+    let names = GroupNames::of(&inputs.directory);
+    let reasons = desired.map(|d| pipeline.reasons(&inputs.directory, &names, d).all());
     if desired.is_none() && operations.is_empty() && skipped.is_empty() {
         return Err(Failure::Runtime(format!(
             "`{}` is neither an LDAP user the rules map to ftrack nor the target of any planned change",

@@ -20,6 +20,9 @@ pub struct BuiltinStage {
     group_mappings: FxHashMap<String, Mapped>,
     /// Whether any key can equal a group's DN (has a `=`): if none, DN lookups are skipped.
     dn_keys: bool,
+    /// Each group and role grant the mappings propose → the lookup keys of those proposing
+    /// it: a reason looks at the entry's groups that can have one of these keys, not at all.
+    proposers: FxHashMap<ReasonKey, Vec<String>>,
     /// The LDAP attributes `[mappings]` names: all this stage reads of an entry (groups
     /// come from the group entries).
     reads: Vec<String>,
@@ -44,11 +47,20 @@ impl BuiltinStage {
         .chain(&mappings.name_fallbacks)
         .cloned()
         .collect();
+        let mut proposers: FxHashMap<ReasonKey, Vec<String>> = FxHashMap::default();
+        for (key, mapped) in &group_mappings {
+            let groups = mapped.groups.iter().cloned().map(ReasonKey::Group);
+            let roles = mapped.grants.iter().cloned().map(ReasonKey::Role);
+            for proposal in groups.chain(roles) {
+                proposers.entry(proposal).or_default().push(key.clone());
+            }
+        }
         BuiltinStage {
             reads,
             mappings: mappings.clone(),
             dn_keys: group_mappings.keys().any(|k| k.contains('=')),
             group_mappings,
+            proposers,
         }
     }
 
@@ -100,10 +112,13 @@ impl BuiltinStage {
                 }
             }
             other => {
-                // A group or a role: name the LDAP group(s) that map to it.
+                // A group or a role: name the LDAP group(s) that map to it. Only a group
+                // whose DN or name is the key of a mapping proposing it can.
+                let keys = self.proposers.get(other).map_or(&[][..], Vec::as_slice);
                 let sources: Vec<String> = entry
                     .groups
                     .iter()
+                    .filter(|g| keys.iter().any(|key| may_be_keyed(g, key)))
                     .filter_map(|g| {
                         let Mapped {
                             key, mapping: m, ..
@@ -122,6 +137,18 @@ impl BuiltinStage {
             }
         }
     }
+}
+
+/// Whether `group` can be found under the lookup `key` ([`lookup_key`]): by its DN, or by
+/// its name lower-cased. Never false when it can; [`BuiltinStage::mapping_for`] decides.
+fn may_be_keyed(group: &GroupRef, key: &str) -> bool {
+    let name = group.name.as_str();
+    group.dn.as_str() == key
+        || if name.is_ascii() {
+            name.eq_ignore_ascii_case(key)
+        } else {
+            crate::caseless::lowercase(name) == key
+        }
 }
 
 fn grants(m: &GroupMapping, what: &ReasonKey) -> bool {

@@ -80,6 +80,7 @@ impl DesiredUser {
 pub struct Reasons<'a> {
     stages: &'a [Box<dyn Stage>],
     directory: &'a DirectorySnapshot,
+    names: &'a GroupNames,
     user: &'a DesiredUser,
     entry: std::cell::OnceCell<RuleEntry>,
 }
@@ -93,7 +94,7 @@ impl Reasons<'_> {
         let entry = self
             .entry
             .get_or_init(|| match self.directory.users.get(self.user.source) {
-                Some(source) => rule_entry(self.directory, source, None),
+                Some(source) => rule_entry(self.directory, source, Some(self.names)),
                 None => self.user.entry.clone(),
             });
         stage.describe(entry, what)
@@ -256,15 +257,18 @@ impl Pipeline {
         super::attributes::reads_member_of(ldap, &self.stages)
     }
 
-    /// The reasons behind what the rules proposed for `user` (evaluated from `directory`).
+    /// The reasons behind what the rules proposed for `user` (evaluated from `directory`,
+    /// whose group texts one thread's users share in `names`).
     pub fn reasons<'a>(
         &'a self,
         directory: &'a DirectorySnapshot,
+        names: &'a GroupNames,
         user: &'a DesiredUser,
     ) -> Reasons<'a> {
         Reasons {
             stages: &self.stages,
             directory,
+            names,
             user,
             entry: std::cell::OnceCell::new(),
         }
@@ -460,10 +464,10 @@ fn skip_or_abort(
 
 /// Every group's DN and name, shared by the rule entries of one thread's users. Each thread
 /// makes its own: the texts' reference counts are then never contended between threads.
-struct GroupNames(Vec<(ArcStr, ArcStr)>);
+pub struct GroupNames(Vec<(ArcStr, ArcStr)>);
 
 impl GroupNames {
-    fn of(directory: &DirectorySnapshot) -> GroupNames {
+    pub fn of(directory: &DirectorySnapshot) -> GroupNames {
         GroupNames(
             directory
                 .groups

@@ -24,7 +24,7 @@ use super::operation::{Name, Operation, OperationKind};
 use super::{ManagedCounts, Plan, PlanSettings};
 use crate::caseless::lowercase;
 use crate::directory::DirectorySnapshot;
-use crate::rules::pipeline::Pipeline;
+use crate::rules::pipeline::{GroupNames, Pipeline};
 use crate::rules::Verdict;
 use arcstr::ArcStr;
 use index::Index;
@@ -130,8 +130,9 @@ fn plan_users<'a>(
 ) -> Vec<Planner<'a>> {
     let plan_part = |part: &[Matched]| {
         let mut planner = Planner::new(like.index, like.settings, like.managed);
+        let names = GroupNames::of(directory);
         for matched in part {
-            let reasons = pipeline.reasons(directory, matched.user);
+            let reasons = pipeline.reasons(directory, &names, matched.user);
             if let Some(user_id) = planner.user(matched, &reasons) {
                 planner.access(matched, &reasons, &user_id);
             }
