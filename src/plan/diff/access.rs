@@ -4,6 +4,7 @@
 //! remains.
 
 use super::matching::Matched;
+use super::users::UserId;
 use super::{planned_id, planned_uuid, GroupTarget, Planner};
 use crate::caseless::lowercase;
 use crate::plan::{Name, Operation, OperationKind};
@@ -45,11 +46,16 @@ impl<'a> Planner<'a> {
 
     /// The memberships and role grants to add and remove for one user. `user_id` is its
     /// ftrack id (planned when it is being created).
-    pub(super) fn access(&mut self, matched: &Matched, reasons: &Reasons, user_id: &str) {
+    pub(super) fn access(&mut self, matched: &Matched, reasons: &Reasons, user_id: &UserId) {
         let user = matched.user;
         let username = user.fields.username.trim();
         // Interned only when an operation carries them: most users of a run need none.
-        let (mut target, mut shared_id) = (None::<Name>, None::<Name>);
+        let mut target = None::<Name>;
+        let mut shared_id = match user_id {
+            UserId::Planned(id) => Some(id.clone()),
+            UserId::Current(_) => None,
+        };
+        let user_id = user_id.as_str();
         let mut names = |names: &mut super::Names| {
             (
                 target.get_or_insert_with(|| names.get(username)).clone(),

@@ -11,14 +11,36 @@ use crate::rules::ReasonKey;
 
 const USERNAME: ReasonKey = ReasonKey::Field("username");
 
+/// A user's ftrack id, as its operations carry it.
+pub(super) enum UserId<'m> {
+    /// Chosen for a user the plan creates, shared already.
+    Planned(Name),
+    /// The user's id in ftrack, shared once an operation carries it: most users of a run
+    /// need none.
+    Current(&'m str),
+}
+
+impl UserId<'_> {
+    pub(super) fn as_str(&self) -> &str {
+        match self {
+            UserId::Planned(id) => id,
+            UserId::Current(id) => id,
+        }
+    }
+}
+
 impl Planner<'_> {
     /// Plans the user's own changes. Returns its ftrack id (planned when it is being
     /// created), or `None` when its access is not to be touched (disabled by someone else).
-    pub(super) fn user(&mut self, matched: &Matched, reasons: &Reasons) -> Option<String> {
+    pub(super) fn user<'m>(
+        &mut self,
+        matched: &Matched<'m>,
+        reasons: &Reasons,
+    ) -> Option<UserId<'m>> {
         let user = matched.user;
         let username = user.fields.username.trim();
         let Some(current) = matched.current else {
-            return Some(self.create(matched, reasons).to_string());
+            return Some(UserId::Planned(self.create(matched, reasons)));
         };
         let mut update = self.update(user, reasons, current, &matched.anchor);
         if !current.is_active {
@@ -54,7 +76,7 @@ impl Planner<'_> {
             self.ops.push(Box::new(op));
         }
         self.ops.extend(update.map(Box::new));
-        Some(current.id.clone())
+        Some(UserId::Current(&current.id))
     }
 
     /// Plans the user's creation; returns the id chosen for it.
@@ -75,7 +97,10 @@ impl Planner<'_> {
                 }
             }
         }
-        op.reason = why.join("; ").into();
+        op.reason = match why.as_slice() {
+            [only] => only.as_str().into(),
+            _ => why.join("; ").into(),
+        };
         op.set_metadata(ANCHOR_KEY, None, Some(matched.anchor.clone()));
         self.ops.push(Box::new(op));
         user_id
