@@ -214,7 +214,7 @@ mod tests {
             .extend([Box::new(update), Box::new(removal)]);
         for op in &plan.operations {
             let mut written = Vec::new();
-            render::write_operation(op, &mut written).unwrap();
+            render::write_operation(op, &mut written);
             let expected = serde_json::to_string_pretty(op)
                 .unwrap()
                 .replace('\n', "\n    ");

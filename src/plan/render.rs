@@ -113,32 +113,32 @@ fn write_pretty<W: Write>(out: &mut W, value: &impl Serialize, depth: usize) -> 
 /// keys again for each of 540,000 operations; here a key and its indentation are one copy.
 /// `Operation`'s `Serialize` stays the definition of the document: the tests compare the
 /// two for every field, and for text that needs escaping.
-pub(super) fn write_operation(op: &Operation, buf: &mut Vec<u8>) -> io::Result<()> {
+pub(super) fn write_operation(op: &Operation, buf: &mut Vec<u8>) {
     let mut object = Object::open(buf, 3);
     if op.add_role {
         object.key("add_role").extend_from_slice(b"true");
     }
-    object.changes("changes", &op.changes)?;
-    object.text("group", op.group.as_deref())?;
-    object.text("group_id", op.group_id.as_deref())?;
-    object.text("kind", Some(op.kind.as_str()))?;
+    object.changes("changes", &op.changes);
+    object.text("group", op.group.as_deref());
+    object.text("group_id", op.group_id.as_deref());
+    object.text("kind", Some(op.kind.as_str()));
     if let Some(id) = &op.membership_id {
         let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
-        object.text("membership_id", Some(id.as_text(&mut text)))?;
+        object.text("membership_id", Some(id.as_text(&mut text)));
     }
-    object.changes("metadata", &op.metadata)?;
-    object.text("project_id", op.project_id.as_deref())?;
-    object.text("reason", Some(&op.reason))?;
-    object.text("role", op.role.as_deref())?;
-    object.text("role_id", op.role_id.as_deref())?;
-    object.text("scope", op.scope.as_deref())?;
-    object.text("target", Some(&op.target))?;
-    object.text("user_id", op.user_id.as_deref())?;
+    object.changes("metadata", &op.metadata);
+    object.text("project_id", op.project_id.as_deref());
+    object.text("reason", Some(&op.reason));
+    object.text("role", op.role.as_deref());
+    object.text("role_id", op.role_id.as_deref());
+    object.text("scope", op.scope.as_deref());
+    object.text("target", Some(&op.target));
+    object.text("user_id", op.user_id.as_deref());
     object.close();
-    Ok(())
 }
 
-/// A JSON object being written in serde_json's pretty format, its keys at `depth`.
+/// A JSON object being written into a vector in serde_json's pretty format, its keys at
+/// `depth`. Writing to a vector does not fail, so nothing here returns an error.
 struct Object<'b> {
     buf: &'b mut Vec<u8>,
     depth: usize,
@@ -155,62 +155,44 @@ impl<'b> Object<'b> {
         }
     }
 
-    /// Starts the next entry; the value is written next.
+    /// Starts the next entry; its value is written next.
     fn key(&mut self, key: &str) -> &mut Vec<u8> {
-        let mut pretty = PrettyAt::new(self.depth);
-        // Writing to a vector does not fail.
-        let _ = pretty.next(self.buf, self.empty);
+        let _ = PrettyAt::new(self.depth).next(self.buf, self.empty);
         self.empty = false;
-        self.buf.push(b'"');
-        self.buf.extend_from_slice(key.as_bytes());
-        self.buf.extend_from_slice(b"\": ");
+        json_string(self.buf, key);
+        self.buf.extend_from_slice(b": ");
         self.buf
     }
 
     /// A text entry, left out when absent.
-    fn text(&mut self, key: &str, value: Option<&str>) -> io::Result<()> {
+    fn text(&mut self, key: &str, value: Option<&str>) {
+        if let Some(value) = value {
+            json_string(self.key(key), value);
+        }
+    }
+
+    /// A text entry, `null` when absent.
+    fn nullable(&mut self, key: &str, value: Option<&str>) {
         match value {
             Some(value) => json_string(self.key(key), value),
-            None => Ok(()),
+            None => self.key(key).extend_from_slice(b"null"),
         }
     }
 
     /// A map of field changes, left out when empty.
-    fn changes(&mut self, key: &str, changes: &LiteMap<FieldName, Change>) -> io::Result<()> {
+    fn changes(&mut self, key: &str, changes: &LiteMap<FieldName, Change>) {
         if changes.is_empty() {
-            return Ok(());
+            return;
         }
         let depth = self.depth + 1;
         let mut fields = Object::open(self.key(key), depth);
         for (field, change) in changes.iter() {
-            let mut values = Object::open(fields.key_escaped(field)?, depth + 1);
-            values.nullable("from", change.from.as_deref())?;
-            values.nullable("to", change.to.as_deref())?;
+            let mut values = Object::open(fields.key(field), depth + 1);
+            values.nullable("from", change.from.as_deref());
+            values.nullable("to", change.to.as_deref());
             values.close();
         }
         fields.close();
-        Ok(())
-    }
-
-    /// A key that may need escaping.
-    fn key_escaped(&mut self, key: &str) -> io::Result<&mut Vec<u8>> {
-        let mut pretty = PrettyAt::new(self.depth);
-        pretty.next(self.buf, self.empty)?;
-        self.empty = false;
-        json_string(self.buf, key)?;
-        self.buf.extend_from_slice(b": ");
-        Ok(self.buf)
-    }
-
-    /// A text entry written as `null` when absent.
-    fn nullable(&mut self, key: &str, value: Option<&str>) -> io::Result<()> {
-        match value {
-            Some(value) => json_string(self.key(key), value),
-            None => {
-                self.key(key).extend_from_slice(b"null");
-                Ok(())
-            }
-        }
     }
 
     fn close(self) {
@@ -222,9 +204,9 @@ impl<'b> Object<'b> {
     }
 }
 
-/// `text` as a JSON string: copied as it is when nothing in it needs escaping (ids, names,
-/// nearly every reason), escaped by serde_json otherwise.
-fn json_string(buf: &mut Vec<u8>, text: &str) -> io::Result<()> {
+/// `text` as a JSON string: copied as it is when nothing in it needs escaping (keys, ids,
+/// names, nearly every reason), escaped by serde_json otherwise.
+fn json_string(buf: &mut Vec<u8>, text: &str) {
     // Whole, with no early exit, so that the check runs many bytes at a time.
     let plain = text.bytes().fold(true, |plain, b| {
         plain & (b >= 0x20 && b != b'"' && b != b'\\')
@@ -234,9 +216,8 @@ fn json_string(buf: &mut Vec<u8>, text: &str) -> io::Result<()> {
         buf.push(b'"');
         buf.extend_from_slice(text.as_bytes());
         buf.push(b'"');
-        Ok(())
     } else {
-        serde_json::to_writer(buf, text).map_err(io::Error::from)
+        let _ = serde_json::to_writer(buf, text);
     }
 }
 
@@ -258,7 +239,8 @@ impl Plan {
                     buf.extend_from_slice(b",\n");
                 }
                 buf.extend_from_slice(OPERATION_INDENT);
-                write_operation(op, buf)
+                write_operation(op, buf);
+                Ok(())
             })?;
             out.write_all(b"\n  ]")?;
         }
