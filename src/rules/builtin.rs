@@ -425,4 +425,43 @@ mod tests {
             )
             .contains("CN=Leads"));
     }
+
+    #[test]
+    fn a_reason_names_each_group_whose_mapping_proposes_it_in_the_entrys_order() {
+        let mapping = |groups: &[&str]| GroupMapping {
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            roles: vec![],
+            project_roles: BTreeMap::new(),
+        };
+        let gm: BTreeMap<String, GroupMapping> = [
+            ("ÉQUIPE Lumière".to_string(), mapping(&["Light"])),
+            ("lighters".to_string(), mapping(&["Light"])),
+            // This group's DN is a key of its own: its name key is never used for it.
+            ("misc".to_string(), mapping(&["Light"])),
+            ("cn=misc,ou=g,dc=example".to_string(), mapping(&["Other"])),
+        ]
+        .into();
+        let s = BuiltinStage::new(&AttributeMappings::default(), &gm);
+        let e = entry(
+            &[("uid", "x")],
+            &[
+                ("cn=a,ou=g,dc=example", "Lighters", true),
+                ("cn=equipe,ou=g,dc=example", "Équipe lumière", false),
+                ("cn=misc,ou=g,dc=example", "Misc", true),
+            ],
+        );
+        assert_eq!(
+            s.describe(&e, &ReasonKey::Group("Light".into())),
+            "[group_mappings] \"lighters\" (member of cn=a,ou=g,dc=example); \
+             [group_mappings] \"ÉQUIPE Lumière\" (member of cn=equipe,ou=g,dc=example, nested)"
+        );
+        assert_eq!(
+            s.describe(&e, &ReasonKey::Group("Other".into())),
+            "[group_mappings] \"cn=misc,ou=g,dc=example\" (member of cn=misc,ou=g,dc=example)"
+        );
+        assert_eq!(
+            s.describe(&e, &ReasonKey::Group("Nobody maps this".into())),
+            "[group_mappings]"
+        );
+    }
 }
