@@ -94,7 +94,7 @@ impl Reasons<'_> {
         let entry = self
             .entry
             .get_or_init(|| match self.directory.users.get(self.user.source) {
-                Some(source) => rule_entry(self.directory, source, Some(self.names)),
+                Some(source) => rule_entry(self.directory, source, self.names),
                 None => self.user.entry.clone(),
             });
         stage.describe(entry, what)
@@ -335,7 +335,7 @@ fn evaluate_chunk(
     };
     let names = GroupNames::of(directory);
     for (i, user) in users.iter().enumerate() {
-        let entry = rule_entry(directory, user, Some(&names));
+        let entry = rule_entry(directory, user, &names);
         match evaluate_user(stages, entry, offset + i)? {
             Ok(mut desired) => {
                 if !desired.entry.disabled {
@@ -478,12 +478,13 @@ impl GroupNames {
     }
 }
 
-/// The rule-facing view of a directory user; its groups' texts come from `names` when given
-/// (see [`GroupNames`]), and are made for this entry otherwise.
+/// The rule-facing view of a directory user; its groups' texts are shared from `names` (see
+/// [`GroupNames`]), made for this entry only for a group `names` lacks (a table of another
+/// snapshot).
 fn rule_entry(
     directory: &DirectorySnapshot,
     user: &DirectoryUser,
-    names: Option<&GroupNames>,
+    names: &GroupNames,
 ) -> RuleEntry {
     let attributes = user
         .entry
@@ -515,7 +516,7 @@ fn rule_entry(
         .groups
         .iter()
         .map(|&g| {
-            let (dn, name) = match names.and_then(|n| n.0.get(g as usize)) {
+            let (dn, name) = match names.0.get(g as usize) {
                 Some((dn, name)) => (dn.clone(), name.clone()),
                 None => {
                     let group = directory.group(g);
