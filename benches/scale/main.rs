@@ -406,19 +406,15 @@ async fn bench_size(binary: &Path, n: usize, args: &Args) -> Row {
     };
     let emulator = &servers.emulator;
 
-    // The machine is shared: the best of a few runs is the figure least disturbed by others.
-    let mut best: Option<(Measured, u64)> = None;
-    for _ in 0..args.repeat.max(1) {
-        emulator.reset_counters();
-        let plan = servers.child(binary, ChildRun::json("plan"));
-        let requests = emulator.counters().requests;
-        if best.as_ref().is_none_or(|(b, _)| plan.wall < b.wall) {
-            best = Some((plan, requests));
-        }
-    }
-    let Some((plan, plan_requests)) = best else {
-        unreachable!("at least one run")
-    };
+    let (plan, plan_requests) = measure::best_of(
+        args.repeat,
+        || {
+            emulator.reset_counters();
+            let plan = servers.child(binary, ChildRun::json("plan"));
+            (plan, emulator.counters().requests)
+        },
+        |(plan, _)| plan.wall,
+    );
     row.plan_ops = plan.planned();
     row.plan_cpu = plan.cpu;
     row.plan_wall = plan.wall;
@@ -467,19 +463,12 @@ async fn bench_size(binary: &Path, n: usize, args: &Args) -> Row {
 
 /// The plan of the whole directory into an empty ftrack, as JSON and for a person.
 fn first_run(binary: &Path, servers: &Servers, repeat: usize) -> FirstRun {
-    let empty = || {
-        servers
-            .emulator
-            .load(org::empty_state())
-            .expect("load the empty state")
-    };
-    empty();
-    // The best of `repeat`, as for the full plan: the run least disturbed by the machine.
+    servers
+        .emulator
+        .load(org::empty_state())
+        .expect("load the empty state");
     let best = |run: fn(&'static str) -> ChildRun| {
-        (0..repeat.max(1))
-            .map(|_| servers.child(binary, run("plan")))
-            .min_by(|a, b| a.wall.total_cmp(&b.wall))
-            .unwrap_or_else(|| unreachable!("at least one run"))
+        measure::best_of(repeat, || servers.child(binary, run("plan")), |m| m.wall)
     };
     let json = best(ChildRun::json);
     let human = best(ChildRun::human);
